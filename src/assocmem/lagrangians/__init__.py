@@ -1,0 +1,44 @@
+"""Lagrangians of neuron layers: ``L(x)`` per sample, closed-form activation ``g = dL/dx``, and convexity.
+
+See REFERENCE.md sections 1, 2 and 4. Every activation is checked in the tests against automatic
+differentiation of its Lagrangian, on single samples and batches.
+"""
+
+from assocmem.lagrangians.additive import (
+    Abs,
+    Additive,
+    AdditiveLagrangian,
+    Exp,
+    Identity,
+    Polynomial,
+    ReLU,
+    RePU,
+    Sigmoid,
+    Tanh,
+)
+from assocmem.lagrangians.base import Lagrangian, hessian_vector
+from assocmem.lagrangians.layernorm import LayerNorm
+from assocmem.lagrangians.softmax import LogSumExp
+from assocmem.lagrangians.spherical import Spherical
+
+#: The softmax activation's Lagrangian, under the name deep-learning readers look for.
+Softmax = LogSumExp
+
+__all__ = [
+    "Abs",
+    "Additive",
+    "AdditiveLagrangian",
+    "Exp",
+    "Identity",
+    "Lagrangian",
+    "LayerNorm",
+    "LogSumExp",
+    "Polynomial",
+    "ReLU",
+    "RePU",
+    "Sigmoid",
+    "Softmax",
+    "Spherical",
+    "Tanh",
+    "hessian_vector",
+]
