@@ -1,0 +1,244 @@
+"""The network: layers, energy terms, energy, forces and dynamics (REFERENCE.md sections 1 and 4).
+
+    E = sum_A [ x_A . g_A - L_A(x_A) ] + sum_terms E_t(g) - sum_A I_A . g_A
+    tau_A dx_A/dt = -dE/dg_A = u_A - x_A,   with   u_A = sum_terms F_t,A(g) + I_A
+
+``u_A`` is the total input into layer ``A`` (the forces ``F = -dE_t/dg_A`` of the terms it takes part in, plus
+its current); ``-dE/dg_A`` of the Legendre term is ``x_A``. Along every trajectory
+``dE/dt = -sum_A tau_A xdot_A^T Hess(L_A) xdot_A <= 0`` when every Lagrangian is convex.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from assocmem.lagrangians.base import sum_features
+from assocmem.network.layer import Layer
+from assocmem.network.manybody import ManyBodyTerm
+from assocmem.network.state import Clamp, check_clamp, check_inputs, check_state
+from assocmem.network.synapse import Synapse, check_layer_name
+from assocmem.network.term import EnergyTerm
+
+State = dict[str, Tensor]
+
+
+@dataclass
+class Evaluation:
+    """Everything one pass over the network computes at a state ``x``."""
+
+    g: State  #: activations
+    u: State  #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero)
+    energy: Tensor | None  #: per-sample energy, when asked for
+    delta: State | None = None  #: ``u - x`` per layer, filled in (once) by whoever needs it first
+
+
+class Network(nn.Module):
+    """A network of neuron layers and energy terms (two-body synapses, many-body terms, custom terms).
+
+    ``layers`` maps names to :class:`Layer`; ``synapses`` is a list of :class:`EnergyTerm` (typically
+    :class:`DenseSynapse` and :class:`ConvSynapse`). A state is a dict ``name -> (batch, *shape)`` tensor.
+    Calling the network returns its energy.
+
+    Example::
+
+        net = Network({"v": Layer(N, Tanh()), "h": Layer(K, LogSumExp(beta))},
+                      [DenseSynapse("v", "h", patterns)])
+        E = net.energy(state)            # (batch,)
+        dx = net.velocity(state)         # {"v": ..., "h": ...}
+        reduced = net.integrate_out("h") # one layer, energy -L_h(xi g(v)) + Legendre term
+    """
+
+    def __init__(self, layers: Mapping[str, Layer], synapses: Sequence[EnergyTerm] = ()) -> None:
+        super().__init__()
+        if not isinstance(layers, Mapping) or not layers:
+            raise ValueError("Network: layers must be a non-empty dict of name -> Layer")
+        for name, layer in layers.items():
+            check_layer_name(name, "layer name", "Network")
+            if not isinstance(layer, Layer):
+                raise TypeError(f"Network: layers[{name!r}] must be a Layer, got {type(layer).__name__}")
+        if isinstance(synapses, (EnergyTerm, Mapping)) or not isinstance(synapses, Sequence):
+            raise TypeError("Network: synapses must be a list of EnergyTerm (e.g. DenseSynapse)")
+        shapes = {name: layer.shape for name, layer in layers.items()}
+        seen: set[str] = set()
+        for term in synapses:
+            if not isinstance(term, EnergyTerm):
+                raise TypeError(f"Network: every synapse must be an EnergyTerm, got {type(term).__name__}")
+            for name in term.layers:
+                if name not in layers:
+                    raise KeyError(
+                        f"Network: synapse {term.name!r} refers to unknown layer {name!r}; the layers are "
+                        f"{', '.join(map(repr, layers))}"
+                    )
+            if term.name in seen:
+                raise ValueError(f"Network: two synapses are named {term.name!r}; give one of them name=...")
+            clash = [n for n in term.input_names if n in layers]
+            if clash:
+                raise ValueError(
+                    f"Network: term {term.name!r} takes inputs for {clash[0]!r}, which is also a layer"
+                )
+            seen.add(term.name)
+            term.bind(shapes)
+        self.layers = nn.ModuleDict(layers)
+        self.synapses = nn.ModuleList(synapses)
+        self._input_shapes = {
+            n: t.shape for t in synapses if isinstance(t, ManyBodyTerm) for n in t.input_names
+        }
+
+    # ----------------------------------------------------------------- introspection
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return tuple(self.layers.keys())
+
+    def _reference(self) -> Tensor | None:
+        for t in self.parameters():
+            return t
+        for t in self.buffers():
+            return t
+        return None
+
+    def zero_state(
+        self, batch_size: int, *, dtype: torch.dtype | None = None, device: object = None
+    ) -> State:
+        """A state of zeros for ``batch_size`` samples, with the dtype and device of the weights by default."""
+        ref = self._reference()
+        dtype = dtype or (ref.dtype if ref is not None else torch.get_default_dtype())
+        device = device or (ref.device if ref is not None else None)
+        return {
+            n: torch.zeros((batch_size, *layer.shape), dtype=dtype, device=device)
+            for n, layer in self.layers.items()
+        }
+
+    def check(
+        self, state: object, inputs: object = None, clamp: object = None, finite: bool = True
+    ) -> tuple[dict[str, Tensor], Clamp]:
+        """Validate a state and the inputs / clamp masks that go with it; return them normalised."""
+        batch = check_state(self.layers, state, self._reference(), finite=finite)
+        like = next(iter(state.values()))  # type: ignore[union-attr]
+        return (
+            check_inputs(self.layers, self._input_shapes, inputs, batch, like),
+            check_clamp(self.layers, clamp, batch, like),
+        )
+
+    # ----------------------------------------------------------------- the energy
+    def activations(self, state: Mapping[str, Tensor]) -> State:
+        """``g_A = dL_A/dx_A`` for every layer."""
+        check_state(self.layers, state, self._reference(), finite=False)
+        return {n: layer.activation(state[n]) for n, layer in self.layers.items()}
+
+    def energy_terms(
+        self, state: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None
+    ) -> dict[str, Tensor]:
+        """The energy split into its terms, each of shape ``(batch,)``.
+
+        Keys: ``"layer:A"`` (Legendre term ``x.g - L``), ``"input:A"`` (``-I.g``), ``"synapse:NAME"`` and
+        ``"manybody:NAME"`` (energy terms). They sum to :meth:`energy`.
+        """
+        inputs, _ = self.check(state, inputs)
+        g = {n: layer.activation(state[n]) for n, layer in self.layers.items()}
+        terms = {f"layer:{n}": layer.legendre(state[n], g[n]) for n, layer in self.layers.items()}
+        for n, current in inputs.items():
+            if n in self.layers:
+                terms[f"input:{n}"] = -sum_features(current * g[n])
+        for term in self.synapses:
+            terms[f"{getattr(term, 'kind', 'term')}:{term.name}"] = term.energy(g, inputs)
+        return terms
+
+    def energy(self, state: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
+        """Total energy per sample, shape ``(batch,)`` (REFERENCE.md s1). Differentiable in states and weights."""
+        return torch.stack(list(self.energy_terms(state, inputs).values())).sum(0)
+
+    def forward(self, state: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
+        return self.energy(state, inputs)
+
+    # ----------------------------------------------------------------- forces and dynamics
+    def evaluate(
+        self,
+        state: Mapping[str, Tensor],
+        inputs: Mapping[str, Tensor],
+        clamp: Clamp,
+        need_energy: bool = False,
+    ) -> Evaluation:
+        """One pass: activations, total inputs ``u`` and (optionally) the energy. Arguments must be pre-checked
+        (see :meth:`check`); this is the hot path that :func:`assocmem.relax` calls."""
+        g = {n: layer.activation(state[n]) for n, layer in self.layers.items()}
+        u: State = {}
+        energy = None
+        if need_energy:
+            energy = sum(layer.legendre(state[n], g[n]) for n, layer in self.layers.items())
+        for term in self.synapses:
+            e, forces = term.energy_and_forces(g, inputs, need_energy)
+            for n, f in forces.items():
+                u[n] = f if n not in u else u[n] + f
+            if need_energy:
+                energy = energy + e
+        for n, x in state.items():
+            current = inputs.get(n)
+            if current is not None:
+                u[n] = current.expand_as(x) if n not in u else u[n] + current
+                if need_energy:
+                    energy = energy - sum_features(current * g[n])
+            elif n not in u:
+                u[n] = torch.zeros_like(x)
+            mask = clamp.get(n)
+            if mask is True:
+                u[n] = x
+            elif mask is not None:
+                u[n] = torch.where(mask, x, u[n])
+        return Evaluation(g, u, energy)
+
+    def velocity_from(self, state: Mapping[str, Tensor], u: Mapping[str, Tensor]) -> State:
+        """``dx_A/dt = (u_A - x_A) / tau_A`` from the total inputs ``u`` of :meth:`evaluate`."""
+        out = {}
+        for n, layer in self.layers.items():
+            d = u[n] - state[n]
+            out[n] = d if layer.tau == 1.0 else d * (1.0 / layer.tau)
+        return out
+
+    def velocity(
+        self,
+        state: Mapping[str, Tensor],
+        inputs: Mapping[str, Tensor] | None = None,
+        clamp: Mapping[str, Tensor | bool] | None = None,
+    ) -> State:
+        """``dx_A/dt = -(dE/dg_A) / tau_A`` for every layer, in closed form (zero on clamped units)."""
+        inputs_, clamp_ = self.check(state, inputs, clamp)
+        return self.velocity_from(state, self.evaluate(state, inputs_, clamp_).u)
+
+    # ----------------------------------------------------------------- reduction
+    def integrate_out(self, name: str) -> Network:
+        """The effective network on the other layers, in the limit ``tau_name -> 0`` (REFERENCE.md s1).
+
+        Layer ``name`` and every synapse touching it are replaced by one :class:`ManyBodyTerm`
+        ``-L_name(sum_s D_s g_s + I_name)``. The result shares layers and weights with this network, and accepts
+        an input current for ``name`` (it adds to the integrated layer's potential). Every term touching ``name``
+        must be a two-body :class:`Synapse` (linear in ``g_name``), and ``name`` must not connect to itself.
+        """
+        if name not in self.layers:
+            raise KeyError(
+                f"integrate_out: unknown layer {name!r}; the layers are {', '.join(map(repr, self.layers))}"
+            )
+        if len(self.layers) == 1:
+            raise ValueError(f"integrate_out: {name!r} is the network's only layer")
+        touching, others = [], []
+        for term in self.synapses:
+            if name not in term.layers:
+                others.append(term)
+            elif isinstance(term, Synapse):
+                touching.append(term)
+            else:
+                raise ValueError(
+                    f"integrate_out: layer {name!r} enters the energy term {term.name!r} ({type(term).__name__}), "
+                    f"which is not linear in its activation; only layers joined by two-body synapses can be "
+                    f"integrated out in closed form"
+                )
+        layer = self.layers[name]
+        term = ManyBodyTerm(name, layer.shape, layer.lagrangian, touching)
+        layers = {n: lay for n, lay in self.layers.items() if n != name}
+        return Network(layers, [*others, term])
+
+    def extra_repr(self) -> str:
+        return f"layers={list(self.layers)}, synapses={[t.name for t in self.synapses]}"
