@@ -1,0 +1,7 @@
+"""Dynamics: integrate the network's equations of motion until the state settles (REFERENCE.md section 1)."""
+
+from assocmem.dynamics.relax import relax
+from assocmem.dynamics.steppers import METHODS
+from assocmem.dynamics.trajectory import Trajectory
+
+__all__ = ["METHODS", "Trajectory", "relax"]

@@ -1,0 +1,167 @@
+"""Relaxation: integrate ``tau_A dx_A/dt = -dE/dg_A`` until the state stops moving (REFERENCE.md section 1)."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from assocmem.dynamics.steppers import METHODS
+from assocmem.dynamics.system import System
+from assocmem.dynamics.trajectory import Trajectory
+from assocmem.network import Evaluation, Network
+
+
+def _number(value: object, arg: str, *, positive: bool = True, allow_zero: bool = False) -> float:
+    try:
+        v = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise TypeError(f"relax: {arg} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        raise ValueError(
+            f"relax: {arg} must be a {'non-negative' if allow_zero else 'positive'} finite number, "
+            f"got {value!r}"
+        )
+    return v
+
+
+def relax(
+    network: Network,
+    state: Mapping[str, Tensor],
+    *,
+    method: str = "dopri5",
+    dt: float | None = None,
+    t_max: float = 100.0,
+    tol: float = 1e-4,
+    inputs: Mapping[str, Tensor] | None = None,
+    clamp: Mapping[str, Tensor | bool] | None = None,
+    record: bool = True,
+    rtol: float = 1e-5,
+    atol: float = 1e-6,
+    max_steps: int = 1_000_000,
+    allow_nonconvex: bool = False,
+) -> Trajectory:
+    """Integrate the network's dynamics from ``state`` until every sample has ``max |dx/dt| <= tol`` or ``t_max``.
+
+    Methods: ``"euler"``, ``"exp_euler"`` and ``"rk4"`` (fixed step ``dt``; default ``0.1 min tau``, or
+    ``0.1 max tau`` for ``exp_euler``), ``"dopri5"`` (adaptive Dormand-Prince 5(4)) and ``"stiff"`` (adaptive
+    exponential RK2; use it when some ``tau`` are much smaller than others). Adaptive methods take ``dt`` as the
+    first step and control the error with ``rtol``/``atol``. ``tol=0`` disables early stopping.
+
+    ``clamp`` maps layer names to ``True`` (whole layer) or a bool mask of units that keep their value; ``inputs``
+    maps layer names (or integrated-out layers) to constant currents. The energy never increases along the
+    exact trajectory when every Lagrangian is convex; relax refuses a non-convex one unless
+    ``allow_nonconvex=True``. Energies are recorded at every step (detached); the final state keeps autograd.
+
+    Example: ``traj = relax(net, cue, method="stiff", t_max=50); traj.state["v"], traj.energies``.
+    """
+    if not isinstance(network, Network):
+        raise TypeError(f"relax: network must be an assocmem Network, got {type(network).__name__}")
+    if method not in METHODS:
+        raise ValueError(f"relax: unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}")
+    stepper = METHODS[method]
+    t_max = _number(t_max, "t_max")
+    tol = _number(tol, "tol", allow_zero=True)
+    rtol = _number(rtol, "rtol")
+    atol = _number(atol, "atol")
+    if dt is not None:
+        dt = _number(dt, "dt")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise ValueError(f"relax: max_steps must be a positive int, got {max_steps!r}")
+    if not allow_nonconvex:
+        for name, layer in network.layers.items():
+            if not layer.lagrangian.convex:
+                raise ValueError(
+                    f"relax: layer {name!r} has a non-convex Lagrangian {layer.lagrangian!r}, so the energy is not "
+                    f"guaranteed to decrease and the dynamics may not settle; pass allow_nonconvex=True to "
+                    f"integrate anyway"
+                )
+    inputs_, clamp_ = network.check(state, inputs, clamp)
+    system = System(network, inputs_, clamp_)
+
+    x = dict(state)
+    ev = system(x, need_energy=True)
+    assert ev.energy is not None
+    speed = system.speed(x, ev)
+    times = [0.0]
+    energies = [ev.energy.detach()]
+    h = dt if dt is not None else stepper.default_dt(system.tau)
+    if stepper.adaptive and dt is None:
+        h = min(h, _initial_step(system, x, ev, rtol, atol))
+    t = 0.0
+    steps = rejected = 0
+    while True:
+        if tol > 0 and bool((speed <= tol).all()):
+            break
+        if t >= t_max * (1 - 1e-12):
+            break
+        if steps >= max_steps:
+            warnings.warn(
+                f"relax: stopped after max_steps={max_steps} steps at t={t:.4g} < t_max", stacklevel=2
+            )
+            break
+        h_try = min(h, t_max - t)
+        result = stepper.step(system, x, ev, h_try, record, rtol, atol)
+        if stepper.adaptive:
+            ratio = result.error
+            assert ratio is not None
+            factor = (
+                0.9 * ratio ** (-1.0 / stepper.error_order)
+                if 0 < ratio < math.inf
+                else (5.0 if ratio == 0 else 0.2)
+            )
+            if ratio > 1.0:
+                rejected += 1
+                h = h_try * max(0.2, min(factor, 0.9))
+                if h < 1e-12 * max(1.0, t):
+                    raise FloatingPointError(
+                        f"relax: step size underflow at t={t:.6g} with method {method!r}; the state may be "
+                        f"diverging or the tolerances rtol={rtol:g}, atol={atol:g} are too tight for the dtype"
+                    )
+                continue
+            h = h_try * min(5.0, max(0.2, factor))
+        t += h_try
+        x, ev = result.x, result.ev
+        steps += 1
+        speed = system.speed(x, ev)
+        if not bool(torch.isfinite(speed).all()):
+            raise FloatingPointError(
+                f"relax: the state became non-finite at t={t:.6g} with method {method!r} and dt={h_try:.3g}; "
+                f"the smallest time constant is {min(system.tau.values()):g}. Use a smaller dt, or method='stiff' "
+                f"or 'exp_euler' when time constants differ a lot"
+            )
+        if record:
+            times.append(t)
+            assert ev.energy is not None
+            energies.append(ev.energy.detach())
+    if not record and steps:
+        final = system(x, need_energy=True).energy
+        assert final is not None
+        times.append(t)
+        energies.append(final.detach())
+    ref = energies[0]
+    return Trajectory(
+        state=x,
+        times=torch.tensor(times, dtype=ref.dtype, device=ref.device),
+        energies=torch.stack(energies),
+        converged=speed.detach() <= tol,
+        speed=speed.detach(),
+        method=method,
+        steps=steps,
+        rejected=rejected,
+        evaluations=system.evaluations,
+    )
+
+
+def _initial_step(system: System, x: dict[str, Tensor], ev: Evaluation, rtol: float, atol: float) -> float:
+    """Hairer-Norsett-Wanner's first guess ``0.01 |x| / |dx/dt|`` in the error norm."""
+    v = system.velocity(x, ev)
+    zero = {n: torch.zeros_like(t) for n, t in x.items()}
+    d0 = system.error_ratio(x, x, zero, rtol, atol)
+    d1 = system.error_ratio(v, x, zero, rtol, atol)
+    if d0 < 1e-5 or d1 < 1e-5 or not math.isfinite(d1):
+        return 1e-6 * max(system.tau.values())
+    return 0.01 * d0 / d1

@@ -1,0 +1,71 @@
+"""The ODE ``tau_A dx_A/dt = u_A(x) - x_A`` of a network with fixed input currents and clamps.
+
+Every integrator sees the network only through this object: one call evaluates the total inputs ``u`` (and the
+energy when asked), and the linear decay ``-x/tau`` stays explicit so that exponential integrators can treat it
+exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+from torch import Tensor
+
+from assocmem.network import Evaluation, Network, State
+from assocmem.network.state import Clamp
+
+
+class System:
+    """A checked network, its inputs and clamps; counts evaluations."""
+
+    def __init__(self, network: Network, inputs: Mapping[str, Tensor], clamp: Clamp) -> None:
+        self.network = network
+        self.inputs = inputs
+        self.clamp = clamp
+        self.tau = {n: layer.tau for n, layer in network.layers.items()}
+        self.evaluations = 0
+
+    def __call__(self, x: State, need_energy: bool = False) -> Evaluation:
+        self.evaluations += 1
+        return self.network.evaluate(x, self.inputs, self.clamp, need_energy)
+
+    def delta(self, x: State, ev: Evaluation) -> State:
+        """``u - x`` per layer (``tau dx/dt``), computed once per evaluation and cached on it."""
+        if ev.delta is None:
+            ev.delta = {n: ev.u[n] - x[n] for n in x}
+        return ev.delta
+
+    def velocity(self, x: State, ev: Evaluation) -> State:
+        """``dx/dt = (u - x) / tau`` per layer."""
+        d = self.delta(x, ev)
+        return {n: d[n] if tau == 1.0 else d[n] * (1.0 / tau) for n, tau in self.tau.items()}
+
+    def speed(self, x: State, ev: Evaluation) -> Tensor:
+        """``max |dx/dt|`` over all units of each sample, shape ``(batch,)``."""
+        d = self.delta(x, ev)
+        out = None
+        for n, tau in self.tau.items():
+            flat = d[n].reshape(d[n].shape[0], -1)
+            # max |d| as max(max d, -min d): two vectorised reductions, no temporary (measured 5-15x faster on
+            # CPU than vector_norm(ord=inf) or abs().amax()).
+            s = torch.maximum(flat.amax(1), flat.amin(1).neg())
+            if tau != 1.0:
+                s = s * (1.0 / tau)
+            out = s if out is None else torch.maximum(out, s)
+        assert out is not None
+        return out
+
+    def error_ratio(self, err: State, x0: State, x1: State, rtol: float, atol: float) -> float:
+        """Largest per-sample RMS of ``err / (atol + rtol max(|x0|, |x1|))`` (NaN maps to infinity)."""
+        total = None
+        units = 0
+        for n in err:
+            scale = torch.maximum(x0[n].abs(), x1[n].abs()).mul_(rtol).add_(atol)
+            r = (err[n] / scale).pow(2).reshape(err[n].shape[0], -1)
+            units += r.shape[1]
+            s = r.sum(1)
+            total = s if total is None else total + s
+        assert total is not None
+        value = float(torch.sqrt(total.max() / units))
+        return value if value == value else float("inf")

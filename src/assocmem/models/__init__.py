@@ -1,0 +1,17 @@
+"""Named models: presets of the general network (REFERENCE.md section 2) and recall measures."""
+
+from assocmem.models.effective import continuous_hopfield, model_a, model_b, model_c
+from assocmem.models.microscopic import FEATURE, HIDDEN, SYNAPSE, microscopic
+from assocmem.models.overlap import overlap
+
+__all__ = [
+    "FEATURE",
+    "HIDDEN",
+    "SYNAPSE",
+    "continuous_hopfield",
+    "microscopic",
+    "model_a",
+    "model_b",
+    "model_c",
+    "overlap",
+]
