@@ -1,0 +1,5 @@
+"""``python -m assocmem``: the same as the ``assocmem`` command."""
+
+from assocmem.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,45 @@
+"""The ``assocmem`` command line: ``assocmem <command> [options]`` (also ``python -m assocmem``).
+
+Each sub-command lives in its own module with a ``register(subparsers)`` function that adds its parser and
+sets ``func`` to the function that runs it; add new commands to ``COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from assocmem import __version__
+from assocmem.allocator import retain_freed_memory
+from assocmem.cli import demo
+
+COMMANDS = [demo]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="assocmem",
+        description="Large associative memories in the energy formulation of Krotov & Hopfield: Hopfield networks, "
+        "Dense Associative Memories, modern Hopfield networks and their microscopic two-layer theory.",
+    )
+    parser.add_argument("--version", action="version", version=f"assocmem {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="command")
+    for module in COMMANDS:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the process exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    retain_freed_memory()  # this process is ours: reuse freed blocks instead of re-mapping them every step
+    try:
+        return int(args.func(args) or 0)
+    except (ValueError, TypeError, KeyError) as err:
+        print(f"assocmem {args.command}: error: {err}", file=sys.stderr)
+        return 2
