@@ -38,7 +38,7 @@ def flat_field(net):
     def f(y):
         counter["n"] += 1
         x = unflat(y)
-        v = net.velocity_from(x, net.evaluate(x, {}, {}).u)
+        v = net.evaluate(x, {}, {}).velocity(net.tau)
         return torch.cat([v[n] for n in names], dim=-1)
 
     return f, unflat, counter

@@ -44,7 +44,7 @@ def bench(feature, hidden, k, batch, repeats):
     system = System(net, {}, {})
     euler = METHODS["euler"]
     ev = system(state)
-    system.speed(state, ev)  # relax has computed u - x for the convergence check before it steps
+    system.speed(ev)  # relax has computed u - x for the convergence check before it steps
 
     def floor():
         g @ xi.T
@@ -52,7 +52,7 @@ def bench(feature, hidden, k, batch, repeats):
 
     def relax_step():
         result = euler.step(system, state, ev, 0.05, False, 0.0, 0.0)
-        system.speed(result.x, result.ev)
+        system.speed(result.ev)
 
     def public():
         v = net.velocity(state)

@@ -41,5 +41,7 @@ def test_demo_rejects_bad_options(capsys):
 
 
 def test_console_script_and_module_entry_point():
-    result = subprocess.run([sys.executable, "-m", "assocmem", "--version"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "assocmem", "--version"], capture_output=True, text=True, check=True
+    )
     assert result.stdout.startswith("assocmem ")

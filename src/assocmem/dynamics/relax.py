@@ -48,8 +48,8 @@ def relax(
 
     Methods: ``"euler"``, ``"exp_euler"`` and ``"rk4"`` (fixed step ``dt``; default ``0.1 min tau``, or
     ``0.1 max tau`` for ``exp_euler``), ``"dopri5"`` (adaptive Dormand-Prince 5(4)) and ``"stiff"`` (adaptive
-    exponential RK2; use it when some ``tau`` are much smaller than others). Adaptive methods take ``dt`` as the
-    first step and control the error with ``rtol``/``atol``. ``tol=0`` disables early stopping.
+    exponential trapezoidal rule; use it when some ``tau`` are much smaller than others). Adaptive methods take
+    ``dt`` as the first step and control the error with ``rtol``/``atol``. ``tol=0`` disables early stopping.
 
     ``clamp`` maps layer names to ``True`` (whole layer) or a bool mask of units that keep their value; ``inputs``
     maps layer names (or integrated-out layers) to constant currents. The energy never increases along the
@@ -85,7 +85,7 @@ def relax(
     x = dict(state)
     ev = system(x, need_energy=True)
     assert ev.energy is not None
-    speed = system.speed(x, ev)
+    speed = system.speed(ev)
     times = [0.0]
     energies = [ev.energy.detach()]
     h = dt if dt is not None else stepper.default_dt(system.tau)
@@ -106,27 +106,22 @@ def relax(
         h_try = min(h, t_max - t)
         result = stepper.step(system, x, ev, h_try, record, rtol, atol)
         if stepper.adaptive:
-            ratio = result.error
-            assert ratio is not None
-            factor = (
-                0.9 * ratio ** (-1.0 / stepper.error_order)
-                if 0 < ratio < math.inf
-                else (5.0 if ratio == 0 else 0.2)
-            )
-            if ratio > 1.0:
+            assert result.error is not None
+            factor = _step_factor(result.error, stepper.error_order)
+            if result.error > 1.0:
                 rejected += 1
-                h = h_try * max(0.2, min(factor, 0.9))
+                h = h_try * min(factor, 0.9)
                 if h < 1e-12 * max(1.0, t):
                     raise FloatingPointError(
                         f"relax: step size underflow at t={t:.6g} with method {method!r}; the state may be "
                         f"diverging or the tolerances rtol={rtol:g}, atol={atol:g} are too tight for the dtype"
                     )
                 continue
-            h = h_try * min(5.0, max(0.2, factor))
+            h = h_try * factor
         t += h_try
         x, ev = result.x, result.ev
         steps += 1
-        speed = system.speed(x, ev)
+        speed = system.speed(ev)
         if not bool(torch.isfinite(speed).all()):
             raise FloatingPointError(
                 f"relax: the state became non-finite at t={t:.6g} with method {method!r} and dt={h_try:.3g}; "
@@ -156,9 +151,18 @@ def relax(
     )
 
 
+def _step_factor(ratio: float, order: int) -> float:
+    """Step-size factor from the error ratio (<= 1 accepts): ``0.9 ratio^(-1/order)``, kept within [0.2, 5]."""
+    if ratio == 0:
+        return 5.0
+    if not ratio < math.inf:
+        return 0.2
+    return min(5.0, max(0.2, 0.9 * ratio ** (-1.0 / order)))
+
+
 def _initial_step(system: System, x: dict[str, Tensor], ev: Evaluation, rtol: float, atol: float) -> float:
     """Hairer-Norsett-Wanner's first guess ``0.01 |x| / |dx/dt|`` in the error norm."""
-    v = system.velocity(x, ev)
+    v = system.velocity(ev)
     zero = {n: torch.zeros_like(t) for n, t in x.items()}
     d0 = system.error_ratio(x, x, zero, rtol, atol)
     d1 = system.error_ratio(v, x, zero, rtol, atol)

@@ -66,7 +66,7 @@ class Euler(Stepper):
     def step(
         self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
-        d = sys.delta(x, ev)
+        d = ev.delta()
         new = {n: torch.add(x[n], d[n], alpha=self.weight(h, tau)) for n, tau in sys.tau.items()}
         return Step(new, sys(new, need_energy))
 
@@ -91,13 +91,13 @@ class RK4(Stepper):
     def step(
         self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
-        k1 = sys.velocity(x, ev)
+        k1 = sys.velocity(ev)
         x2 = _combine(x, h, [(0.5, k1)])
-        k2 = sys.velocity(x2, sys(x2))
+        k2 = sys.velocity(sys(x2))
         x3 = _combine(x, h, [(0.5, k2)])
-        k3 = sys.velocity(x3, sys(x3))
+        k3 = sys.velocity(sys(x3))
         x4 = _combine(x, h, [(1.0, k3)])
-        k4 = sys.velocity(x4, sys(x4))
+        k4 = sys.velocity(sys(x4))
         new = _combine(x, h, [(1 / 6, k1), (1 / 3, k2), (1 / 3, k3), (1 / 6, k4)])
         return Step(new, sys(new, need_energy))
 
@@ -124,13 +124,13 @@ class Dopri5(Stepper):
     def step(
         self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
-        ks = [sys.velocity(x, ev)]
+        ks = [sys.velocity(ev)]
         for row in _DP_A:
             xi = _combine(x, h, list(zip(row, ks, strict=True)))
-            ks.append(sys.velocity(xi, sys(xi)))
+            ks.append(sys.velocity(sys(xi)))
         new = _combine(x, h, list(zip(_DP_B, ks, strict=True)))
         ev_new = sys(new, need_energy)
-        ks.append(sys.velocity(new, ev_new))
+        ks.append(sys.velocity(ev_new))
         err = _combine({n: torch.zeros_like(t) for n, t in x.items()}, h, list(zip(_DP_E, ks, strict=True)))
         return Step(new, ev_new, sys.error_ratio(err, x, new, rtol, atol))
 
@@ -169,7 +169,7 @@ class Stiff(Stepper):
             w[n] = -em1
             phi[n] = (em1 + r) / r if r > 1e-6 else 0.5 * r
             damp[n] = 1.0 / (1.0 + r)
-        u0, d0 = ev.u, sys.delta(x, ev)
+        u0, d0 = ev.u, ev.delta()
         a = {n: torch.add(x[n], d0[n], alpha=w[n]) for n in x}
         first = {n: torch.add(a[n], ua - u0[n], alpha=phi[n]) for n, ua in sys(a).u.items()}
         new = {n: torch.add(a[n], u1 - u0[n], alpha=phi[n]) for n, u1 in sys(first).u.items()}

@@ -23,27 +23,19 @@ class System:
         self.network = network
         self.inputs = inputs
         self.clamp = clamp
-        self.tau = {n: layer.tau for n, layer in network.layers.items()}
+        self.tau = network.tau
         self.evaluations = 0
 
     def __call__(self, x: State, need_energy: bool = False) -> Evaluation:
         self.evaluations += 1
         return self.network.evaluate(x, self.inputs, self.clamp, need_energy)
 
-    def delta(self, x: State, ev: Evaluation) -> State:
-        """``u - x`` per layer (``tau dx/dt``), computed once per evaluation and cached on it."""
-        if ev.delta is None:
-            ev.delta = {n: ev.u[n] - x[n] for n in x}
-        return ev.delta
+    def velocity(self, ev: Evaluation) -> State:
+        return ev.velocity(self.tau)
 
-    def velocity(self, x: State, ev: Evaluation) -> State:
-        """``dx/dt = (u - x) / tau`` per layer."""
-        d = self.delta(x, ev)
-        return {n: d[n] if tau == 1.0 else d[n] * (1.0 / tau) for n, tau in self.tau.items()}
-
-    def speed(self, x: State, ev: Evaluation) -> Tensor:
+    def speed(self, ev: Evaluation) -> Tensor:
         """``max |dx/dt|`` over all units of each sample, shape ``(batch,)``."""
-        d = self.delta(x, ev)
+        d = ev.delta()
         out = None
         for n, tau in self.tau.items():
             flat = d[n].reshape(d[n].shape[0], -1)

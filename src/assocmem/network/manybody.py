@@ -56,7 +56,11 @@ class ManyBodyTerm(EnergyTerm):
         self.lagrangian = lagrangian
         self.synapses = nn.ModuleList(synapses)
         self.layers = tuple(dict.fromkeys(s.other(hidden) for s in synapses))
-        self.input_names = (hidden,)
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The integrated layer's input current still adds to its potential ``u_h``."""
+        return {self.hidden: self.shape}
 
     def bind(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         full = {**shapes, self.hidden: self.shape}

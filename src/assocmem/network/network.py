@@ -30,10 +30,22 @@ State = dict[str, Tensor]
 class Evaluation:
     """Everything one pass over the network computes at a state ``x``."""
 
+    state: State  #: the state ``x`` it was evaluated at
     g: State  #: activations
     u: State  #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero)
     energy: Tensor | None  #: per-sample energy, when asked for
-    delta: State | None = None  #: ``u - x`` per layer, filled in (once) by whoever needs it first
+    _delta: State | None = None
+
+    def delta(self) -> State:
+        """``u - x = tau dx/dt`` per layer, computed once and shared by every user (update, stop rule)."""
+        if self._delta is None:
+            self._delta = {n: self.u[n] - x for n, x in self.state.items()}
+        return self._delta
+
+    def velocity(self, tau: Mapping[str, float]) -> State:
+        """``dx/dt = (u - x) / tau`` per layer."""
+        d = self.delta()
+        return {n: d[n] if t == 1.0 else d[n] * (1.0 / t) for n, t in tau.items()}
 
 
 class Network(nn.Module):
@@ -75,7 +87,7 @@ class Network(nn.Module):
                     )
             if term.name in seen:
                 raise ValueError(f"Network: two synapses are named {term.name!r}; give one of them name=...")
-            clash = [n for n in term.input_names if n in layers]
+            clash = [n for n in term.input_shapes if n in layers]
             if clash:
                 raise ValueError(
                     f"Network: term {term.name!r} takes inputs for {clash[0]!r}, which is also a layer"
@@ -84,9 +96,7 @@ class Network(nn.Module):
             term.bind(shapes)
         self.layers = nn.ModuleDict(layers)
         self.synapses = nn.ModuleList(synapses)
-        self._input_shapes = {
-            n: t.shape for t in synapses if isinstance(t, ManyBodyTerm) for n in t.input_names
-        }
+        self._input_shapes = {n: shape for t in synapses for n, shape in t.input_shapes.items()}
 
     # ----------------------------------------------------------------- introspection
     @property
@@ -144,7 +154,7 @@ class Network(nn.Module):
             if n in self.layers:
                 terms[f"input:{n}"] = -sum_features(current * g[n])
         for term in self.synapses:
-            terms[f"{getattr(term, 'kind', 'term')}:{term.name}"] = term.energy(g, inputs)
+            terms[f"{term.kind}:{term.name}"] = term.energy(g, inputs)
         return terms
 
     def energy(self, state: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
@@ -188,15 +198,12 @@ class Network(nn.Module):
                 u[n] = x
             elif mask is not None:
                 u[n] = torch.where(mask, x, u[n])
-        return Evaluation(g, u, energy)
+        return Evaluation(dict(state), g, u, energy)
 
-    def velocity_from(self, state: Mapping[str, Tensor], u: Mapping[str, Tensor]) -> State:
-        """``dx_A/dt = (u_A - x_A) / tau_A`` from the total inputs ``u`` of :meth:`evaluate`."""
-        out = {}
-        for n, layer in self.layers.items():
-            d = u[n] - state[n]
-            out[n] = d if layer.tau == 1.0 else d * (1.0 / layer.tau)
-        return out
+    @property
+    def tau(self) -> dict[str, float]:
+        """Time constant of every layer."""
+        return {n: layer.tau for n, layer in self.layers.items()}
 
     def velocity(
         self,
@@ -206,7 +213,7 @@ class Network(nn.Module):
     ) -> State:
         """``dx_A/dt = -(dE/dg_A) / tau_A`` for every layer, in closed form (zero on clamped units)."""
         inputs_, clamp_ = self.check(state, inputs, clamp)
-        return self.velocity_from(state, self.evaluate(state, inputs_, clamp_).u)
+        return self.evaluate(state, inputs_, clamp_).velocity(self.tau)
 
     # ----------------------------------------------------------------- reduction
     def integrate_out(self, name: str) -> Network:

@@ -24,8 +24,13 @@ class EnergyTerm(nn.Module):
 
     layers: tuple[str, ...] = ()
     name: str = "term"
-    #: Names, besides the network's layers, under which this term accepts an input current.
-    input_names: tuple[str, ...] = ()
+    #: Prefix of the term's key in :meth:`~assocmem.Network.energy_terms`.
+    kind: str = "term"
+
+    @property
+    def input_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Names (besides the network's layers) under which the term accepts an input current, with shapes."""
+        return {}
 
     def energy(self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
         """The term's energy per sample, shape ``(batch,)``."""
