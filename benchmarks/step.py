@@ -51,7 +51,7 @@ def bench(feature, hidden, k, batch, repeats):
         f @ xi
 
     def relax_step():
-        result = euler.step(system, state, ev, 0.05, False, 0.0, 0.0)
+        result = euler.step(system, ev, 0.05, False, 0.0, 0.0)
         system.speed(result.ev)
 
     def public():

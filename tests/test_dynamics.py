@@ -119,9 +119,10 @@ def test_stiff_method_cost_does_not_grow_with_stiffness():
         assert _error(traj, exact(1.0)) <= 20 * 1e-5
         evaluations[tau_fast] = traj.evaluations
     assert evaluations[1e-5] <= 2 * evaluations[1e-2]
+    # dopri5 is limited to dt ~ tau_h: per unit of time it needs over 100x the evaluations (measured 264x).
     net, state, inputs, _ = linear_problem(1e-5)
     explicit = am.relax(net, state, method="dopri5", t_max=0.01, tol=0, inputs=inputs, rtol=1e-5, atol=1e-7)
-    assert explicit.evaluations > 10 * evaluations[1e-5] * 0.01  # per unit time, far more work
+    assert explicit.evaluations / 0.01 >= 100 * evaluations[1e-5] / 1.0
 
 
 def test_explicit_step_beyond_stability_raises_a_helpful_error():

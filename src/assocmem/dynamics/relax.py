@@ -82,15 +82,14 @@ def relax(
     inputs_, clamp_ = network.check(state, inputs, clamp)
     system = System(network, inputs_, clamp_)
 
-    x = dict(state)
-    ev = system(x, need_energy=True)
+    ev = system(dict(state), need_energy=True)
     assert ev.energy is not None
     speed = system.speed(ev)
     times = [0.0]
     energies = [ev.energy.detach()]
     h = dt if dt is not None else stepper.default_dt(system.tau)
     if stepper.adaptive and dt is None:
-        h = min(h, _initial_step(system, x, ev, rtol, atol))
+        h = min(h, _initial_step(system, ev, rtol, atol))
     t = 0.0
     steps = rejected = 0
     while True:
@@ -104,7 +103,7 @@ def relax(
             )
             break
         h_try = min(h, t_max - t)
-        result = stepper.step(system, x, ev, h_try, record, rtol, atol)
+        result = stepper.step(system, ev, h_try, record, rtol, atol)
         if stepper.adaptive:
             assert result.error is not None
             factor = _step_factor(result.error, stepper.error_order)
@@ -119,7 +118,7 @@ def relax(
                 continue
             h = h_try * factor
         t += h_try
-        x, ev = result.x, result.ev
+        ev = result.ev
         steps += 1
         speed = system.speed(ev)
         if not bool(torch.isfinite(speed).all()):
@@ -133,13 +132,13 @@ def relax(
             assert ev.energy is not None
             energies.append(ev.energy.detach())
     if not record and steps:
-        final = system(x, need_energy=True).energy
+        final = system(ev.state, need_energy=True).energy
         assert final is not None
         times.append(t)
         energies.append(final.detach())
     ref = energies[0]
     return Trajectory(
-        state=x,
+        state=ev.state,
         times=torch.tensor(times, dtype=ref.dtype, device=ref.device),
         energies=torch.stack(energies),
         converged=speed.detach() <= tol,
@@ -160,8 +159,9 @@ def _step_factor(ratio: float, order: int) -> float:
     return min(5.0, max(0.2, 0.9 * ratio ** (-1.0 / order)))
 
 
-def _initial_step(system: System, x: dict[str, Tensor], ev: Evaluation, rtol: float, atol: float) -> float:
+def _initial_step(system: System, ev: Evaluation, rtol: float, atol: float) -> float:
     """Hairer-Norsett-Wanner's first guess ``0.01 |x| / |dx/dt|`` in the error norm."""
+    x = ev.state
     v = system.velocity(ev)
     zero = {n: torch.zeros_like(t) for n, t in x.items()}
     d0 = system.error_ratio(x, x, zero, rtol, atol)

@@ -6,8 +6,8 @@ exponential trapezoidal rule that treats every layer's decay ``-x/tau`` exactly,
 (tau_h << tau_f) neither limits the step nor destabilises it: at ``dt >> tau_h`` it sits on its adiabatic value
 ``x_h = u_h``, which is the reduced network of :meth:`Network.integrate_out`.
 
-Every stepper takes the evaluation at the current state (its first stage, already computed) and returns the
-next state together with the evaluation there, so each state is evaluated once and the energy comes with it.
+Every stepper takes the evaluation at the current state (its first stage, already computed; ``ev.state`` is
+the state) and returns the evaluation at the next state, so each state is evaluated once and the energy comes with it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,7 @@ from assocmem.network import Evaluation, State
 
 @dataclass
 class Step:
-    x: State
-    ev: Evaluation
+    ev: Evaluation  #: the evaluation at the new state (``ev.state``), reused by the next step
     error: float | None = None  #: error ratio (<= 1 accepts) for adaptive methods
 
 
@@ -50,7 +49,7 @@ class Stepper:
         return 0.1 * min(tau.values())
 
     def step(
-        self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
+        self, sys: System, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -64,11 +63,12 @@ class Euler(Stepper):
         return h / tau
 
     def step(
-        self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
+        self, sys: System, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
+        x = ev.state
         d = ev.delta()
         new = {n: torch.add(x[n], d[n], alpha=self.weight(h, tau)) for n, tau in sys.tau.items()}
-        return Step(new, sys(new, need_energy))
+        return Step(sys(new, need_energy))
 
 
 class ExpEuler(Euler):
@@ -89,8 +89,9 @@ class RK4(Stepper):
     name = "rk4"
 
     def step(
-        self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
+        self, sys: System, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
+        x = ev.state
         k1 = sys.velocity(ev)
         x2 = _combine(x, h, [(0.5, k1)])
         k2 = sys.velocity(sys(x2))
@@ -99,7 +100,7 @@ class RK4(Stepper):
         x4 = _combine(x, h, [(1.0, k3)])
         k4 = sys.velocity(sys(x4))
         new = _combine(x, h, [(1 / 6, k1), (1 / 3, k2), (1 / 3, k3), (1 / 6, k4)])
-        return Step(new, sys(new, need_energy))
+        return Step(sys(new, need_energy))
 
 
 # Dormand & Prince (1980) RK5(4)7FM: stage coefficients, 5th-order weights, and error weights (5th - 4th).
@@ -122,8 +123,9 @@ class Dopri5(Stepper):
     error_order = 5
 
     def step(
-        self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
+        self, sys: System, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
+        x = ev.state
         ks = [sys.velocity(ev)]
         for row in _DP_A:
             xi = _combine(x, h, list(zip(row, ks, strict=True)))
@@ -132,7 +134,7 @@ class Dopri5(Stepper):
         ev_new = sys(new, need_energy)
         ks.append(sys.velocity(ev_new))
         err = _combine({n: torch.zeros_like(t) for n, t in x.items()}, h, list(zip(_DP_E, ks, strict=True)))
-        return Step(new, ev_new, sys.error_ratio(err, x, new, rtol, atol))
+        return Step(ev_new, sys.error_ratio(err, x, new, rtol, atol))
 
 
 class Stiff(Stepper):
@@ -160,8 +162,9 @@ class Stiff(Stepper):
         return 0.1 * max(tau.values())
 
     def step(
-        self, sys: System, x: State, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
+        self, sys: System, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
+        x = ev.state
         w, phi, damp = {}, {}, {}
         for n, tau in sys.tau.items():
             r = h / tau
@@ -174,7 +177,7 @@ class Stiff(Stepper):
         first = {n: torch.add(a[n], ua - u0[n], alpha=phi[n]) for n, ua in sys(a).u.items()}
         new = {n: torch.add(a[n], u1 - u0[n], alpha=phi[n]) for n, u1 in sys(first).u.items()}
         err = {n: (new[n] - first[n]) * damp[n] for n in x}
-        return Step(new, sys(new, need_energy), sys.error_ratio(err, x, new, rtol, atol))
+        return Step(sys(new, need_energy), sys.error_ratio(err, x, new, rtol, atol))
 
 
 METHODS: dict[str, Stepper] = {s.name: s for s in (Euler(), ExpEuler(), RK4(), Dopri5(), Stiff())}
