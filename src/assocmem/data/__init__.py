@@ -1,0 +1,1 @@
+"""Data sets: the IDX format (MNIST, Fashion-MNIST) with checksums, downloads and user-named folders."""

@@ -1,0 +1,1 @@
+"""Experiments that reproduce the published results (REFERENCE.md section 5) with the library's models."""
