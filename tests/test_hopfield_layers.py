@@ -227,7 +227,7 @@ def test_gradients_flow_through_every_step_and_compile_works():
     w = layer.association_core.in_proj_weight
     (g,) = torch.autograd.grad(layer(x).sum(), w)
     assert torch.isfinite(g).all() and g.abs().sum() > 0
-    compiled = torch.compile(layer, backend="eager")
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)
     torch.testing.assert_close(compiled(x), layer(x))
 
 

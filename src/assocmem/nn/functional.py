@@ -122,7 +122,10 @@ def hopfield_update(
         limit = torch.full((heads,), UNTIL_CONVERGED_CAP, device=states.device)
     else:
         limit = torch.as_tensor(steps_max, device=states.device).expand(heads)
-    n_max = UNTIL_CONVERGED_CAP if steps_max is None else int(limit.max())
+    if steps_max is None:
+        n_max = UNTIL_CONVERGED_CAP
+    else:  # a plain int needs no look at a tensor (no graph break under torch.compile)
+        n_max = int(steps_max.max()) if isinstance(steps_max, Tensor) else int(steps_max)
     compiling = torch.compiler.is_compiling()
     keys_t = stored.transpose(-1, -2)
 
