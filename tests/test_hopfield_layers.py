@@ -263,3 +263,23 @@ def test_dropout_and_activation_options():
 def test_bad_options_are_clear_errors(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+def test_static_pattern_projection_is_read_by_every_head():
+    layer = Hopfield(8, num_heads=2, pattern_projection_as_static=True, **PLAIN).double()
+    x = torch.randn(2, 5, 8, dtype=F64)
+    q, k, _ = layer.association_core.project(x, x, x)
+    beta = layer.scaling
+    heads = [attention(q[:, h], k[:, h], x, beta) for h in range(2)]
+    torch.testing.assert_close(layer(x), layer.association_core.out_proj(torch.cat(heads, dim=-1)))
+
+
+def test_connected_pattern_projection_goes_through_the_stored_pattern_projection():
+    layer = Hopfield(8, num_heads=2, pattern_projection_as_connected=True, **PLAIN).double()
+    y, r = torch.randn(2, 5, 8, dtype=F64), torch.randn(2, 3, 8, dtype=F64)
+    core = layer.association_core
+    _, _, v = core.project(r, y, y)
+    bk = core.in_proj_bias[8:16]
+    inner = torch.nn.functional.linear(y, core.k_proj_weight, bk)
+    expected_v = torch.nn.functional.linear(inner, core.v_proj_weight, core.in_proj_bias[16:])
+    torch.testing.assert_close(v, expected_v.view(2, 5, 2, 4).transpose(1, 2))

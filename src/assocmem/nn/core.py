@@ -87,6 +87,13 @@ class AssociationCore(nn.Module):
                 raise ValueError(f"hidden_size must be positive, got {head_dim}")
             self.head_dim = head_dim
             self.pattern_dim = head_dim if pattern_dim is None else pattern_dim
+            if value_as_static and not value_as_connected:  # each head reads the raw pattern projection
+                if pattern_dim not in (None, self.vdim):
+                    raise ValueError(
+                        f"a static pattern projection has width pattern_projection_size = {self.vdim} per head; "
+                        f"pattern_size {pattern_dim} must equal it (or be left None)"
+                    )
+                self.pattern_dim = self.vdim
             if value_as_connected and self.pattern_dim != head_dim:
                 raise ValueError("pattern_projection_as_connected needs pattern_size == hidden_size")
         hop = None if self.head_dim is None else num_heads * self.head_dim
