@@ -128,3 +128,19 @@ def test_dtype_follows_the_inputs():
 def test_bad_input_is_a_clear_error(call, match):
     with pytest.raises((ValueError, TypeError), match=match):
         call(torch.randn(5, 3), torch.randn(2, 3))
+
+
+@pytest.mark.parametrize("shape", ["shared", "per_item"])
+def test_the_fused_attention_path_gives_the_same_result(monkeypatch, shape):
+    """On CUDA a plain association goes through scaled_dot_product_attention; forced here on the CPU."""
+    from assocmem.models import retrieval
+
+    monkeypatch.setattr(retrieval, "SDPA_DEVICES", {"cpu"})
+    k = torch.randn(20, 4, dtype=F64) if shape == "shared" else torch.randn(3, 20, 4, dtype=F64)
+    q = torch.randn(3, 4, dtype=F64)
+    mask = torch.zeros(20, dtype=F64)
+    mask[15:] = float("-inf")
+    expected = attention(q.unsqueeze(1) if shape == "per_item" else q, k[..., :15, :], k[..., :15, :], 0.9)
+    out = am.retrieve(k, q, 0.9, steps=2, mask=mask)
+    x = attention(expected, k[..., :15, :], k[..., :15, :], 0.9)
+    torch.testing.assert_close(out, x.squeeze(1) if shape == "per_item" else x)

@@ -18,9 +18,14 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
 
 #: Score matrices up to this many bytes are computed in one piece; larger ones are streamed in chunks.
 SCORE_BUDGET_BYTES = 1 << 27
+
+#: Device types on which a plain association goes through ``F.scaled_dot_product_attention`` (fused kernels).
+#: Not "cpu": there the plain products measured faster (docs/benchmarks.md).
+SDPA_DEVICES = {"cuda"}
 
 
 @dataclass
@@ -111,8 +116,16 @@ def associate(
     rows = queries.numel() // queries.shape[-1]
     if chunk_size is None and rows * k * queries.element_size() > SCORE_BUDGET_BYTES and not need_weights:
         chunk_size = max(1, SCORE_BUDGET_BYTES // (rows * queries.element_size()))
+    whole = chunk_size is None or chunk_size >= k or need_weights
+    if (
+        whole
+        and not (need_lse or need_weights)
+        and queries.device.type in SDPA_DEVICES
+        and not isinstance(beta, Tensor)
+    ):
+        return _sdpa(queries, memories, values, float(beta), mask), None, None
     scaled = queries * beta
-    if chunk_size is None or chunk_size >= k or need_weights:
+    if whole:
         scores = scaled @ memories.transpose(-1, -2)
         if mask is not None:
             scores = scores + mask
@@ -143,6 +156,18 @@ def associate(
     out = acc / run_sum
     lse = (run_max + torch.log(run_sum)).squeeze(-1) if need_lse else None
     return out, lse, None
+
+
+def _sdpa(queries: Tensor, memories: Tensor, values: Tensor, beta: float, mask: Tensor | None) -> Tensor:
+    """The same association through the fused kernel; a shared 2-D memory takes the queries as one sequence."""
+    if memories.dim() == 2:
+        lead = queries.shape[:-1]
+        q = queries.reshape(1, -1, queries.shape[-1])
+        m = None if mask is None else mask.expand(*lead, memories.shape[0]).reshape(1, -1, memories.shape[0])
+        out = F.scaled_dot_product_attention(q, memories[None], values[None], attn_mask=m, scale=beta)
+        return out.reshape(*lead, values.shape[-1])
+    m = None if mask is None else mask.expand(*queries.shape[:-1], memories.shape[-2])
+    return F.scaled_dot_product_attention(queries, memories, values, attn_mask=m, scale=beta)
 
 
 def model_b_energy(states: Tensor, lse: Tensor, beta: float | Tensor) -> Tensor:
