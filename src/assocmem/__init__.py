@@ -25,6 +25,7 @@ from assocmem.lagrangians import (
     Spherical,
     Tanh,
 )
+from assocmem.models import Retrieval, retrieve
 from assocmem.network import ConvSynapse, DenseSynapse, EnergyTerm, Layer, ManyBodyTerm, Network, Synapse
 
 __version__ = "0.1.0"
@@ -46,6 +47,7 @@ __all__ = [
     "Polynomial",
     "ReLU",
     "RePU",
+    "Retrieval",
     "Sigmoid",
     "Softmax",
     "Spherical",
@@ -57,4 +59,5 @@ __all__ = [
     "models",
     "relax",
     "retain_freed_memory",
+    "retrieve",
 ]

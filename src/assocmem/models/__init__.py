@@ -3,15 +3,18 @@
 from assocmem.models.effective import continuous_hopfield, model_a, model_b, model_c
 from assocmem.models.microscopic import FEATURE, HIDDEN, SYNAPSE, microscopic
 from assocmem.models.overlap import overlap
+from assocmem.models.retrieval import Retrieval, retrieve
 
 __all__ = [
     "FEATURE",
     "HIDDEN",
     "SYNAPSE",
+    "Retrieval",
     "continuous_hopfield",
     "microscopic",
     "model_a",
     "model_b",
     "model_c",
     "overlap",
+    "retrieve",
 ]
