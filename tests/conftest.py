@@ -1,6 +1,7 @@
 """Shared test settings: float64 where the theory is checked, bounded hypothesis budgets for CI."""
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +15,17 @@ settings.register_profile(
     derandomize=True,
 )
 settings.load_profile("ci")
+
+#: MNIST and Fashion-MNIST beside the project (``../shared/data``); tests that need them skip when it is absent.
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def needs_data(name: str = "mnist") -> pytest.MarkDecorator:
+    """Skip the test unless ``../shared/data/<name>`` holds the data set's IDX files."""
+    folder = SHARED_DATA / name
+    return pytest.mark.skipif(
+        not (folder / "t10k-images-idx3-ubyte.gz").is_file(), reason=f"no {name} in ../shared/data ({folder})"
+    )
 
 
 @pytest.fixture(autouse=True)

@@ -12,11 +12,9 @@ import torch
 
 from assocmem import data
 from assocmem.data import FILES, DataError, Source, load, parse_idx, read_idx
+from tests.conftest import SHARED_DATA, needs_data
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
-needs_mnist = pytest.mark.skipif(
-    not (SHARED / "mnist" / FILES[0]).is_file(), reason="../shared/data/mnist absent"
-)
+needs_mnist = needs_data("mnist")
 
 
 def idx_bytes(t: torch.Tensor, code: int) -> bytes:
@@ -159,7 +157,7 @@ def test_neither_way_names_both(tmp_path, fake_source):
 
 @needs_mnist
 def test_mnist_from_shared_folder():
-    ds = load("mnist", data_dir=SHARED / "mnist")
+    ds = load("mnist", data_dir=SHARED_DATA / "mnist")
     assert ds.train.images.shape == (60000, 28, 28) and ds.test.images.shape == (10000, 28, 28)
     assert ds.train.images.dtype == torch.uint8 and int(ds.train.images.max()) == 255
     assert torch.equal(torch.bincount(ds.test.labels, minlength=10).sum(), torch.tensor(10000))

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import SHARED_DATA, needs_data
+
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
-needs_mnist = pytest.mark.skipif(
-    not (MNIST / "t10k-images-idx3-ubyte.gz").is_file(), reason="no MNIST in ../shared/data"
-)
+MNIST = SHARED_DATA / "mnist"
+needs_mnist = needs_data("mnist")
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import assocmem as am
-from assocmem.models import continuous_hopfield, microscopic, model_a, model_b, model_c, overlap
+from assocmem.models import continuous_hopfield, interaction, microscopic, model_a, model_b, model_c, overlap
 
 F64 = torch.float64
 
@@ -122,3 +122,35 @@ def test_presets_share_the_pattern_tensor_and_train_it():
 def test_preset_errors(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (("power", 3), lambda x: x**3),
+        (("rectified", 2.5), lambda x: x.clamp(min=0) ** 2.5),
+        (("exp", None, 0.5), lambda x: torch.exp(0.5 * x) / 0.5),
+        ((lambda x: x.abs() ** 3,), lambda x: x.abs() ** 3),
+    ],
+)
+def test_interaction_names_give_the_papers_F(spec, expected):
+    x = torch.linspace(-3, 3, 13, dtype=torch.float64)
+    lagrangian = interaction(*spec)
+    assert torch.allclose(lagrangian.F(x), expected(x))
+    assert torch.allclose(lagrangian(x[None]), expected(x).sum()[None])
+
+
+@pytest.mark.parametrize(
+    ("args", "match"),
+    [
+        (("power",), "needs its degree n"),
+        (("power", 0), "n must be a number >= 1"),
+        (("power", 2.5), "integer degree"),
+        (("rectified", 3, 2.0), "beta only applies"),
+        (("exp", 3), "takes beta, not a degree"),
+        (("cubic", 3), "F must be one of"),
+    ],
+)
+def test_interaction_rejects_bad_specs(args, match):
+    with pytest.raises(ValueError, match=match):
+        interaction(*args)

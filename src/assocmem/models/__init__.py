@@ -1,6 +1,7 @@
 """Named models: presets of the general network (REFERENCE.md section 2) and recall measures."""
 
 from assocmem.models.effective import continuous_hopfield, model_a, model_b, model_c
+from assocmem.models.interaction import KINDS, interaction
 from assocmem.models.microscopic import FEATURE, HIDDEN, SYNAPSE, microscopic
 from assocmem.models.overlap import overlap
 from assocmem.models.retrieval import Retrieval, retrieve
@@ -8,9 +9,11 @@ from assocmem.models.retrieval import Retrieval, retrieve
 __all__ = [
     "FEATURE",
     "HIDDEN",
+    "KINDS",
     "SYNAPSE",
     "Retrieval",
     "continuous_hopfield",
+    "interaction",
     "microscopic",
     "model_a",
     "model_b",
