@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from pathlib import Path
 import torch
 
 from assocmem.data.idx import DataError, read_idx, sha256
+from assocmem.files import atomic_path
 
 ENV_VAR = "ASSOCMEM_DATA"
 FILES = (
@@ -128,10 +128,8 @@ def download(url: str, dest: Path, expected_sha256: str, opener: Opener | None =
     left half-written. ``opener`` (default ``urllib.request.urlopen``) returns a file-like response.
     """
     opener = opener or (lambda u: urllib.request.urlopen(u, timeout=60))
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
+    with atomic_path(dest) as tmp:
+        with open(tmp, "wb") as out:
             response = opener(url)
             try:
                 for block in iter(lambda: response.read(1 << 20), b""):
@@ -143,10 +141,6 @@ def download(url: str, dest: Path, expected_sha256: str, opener: Opener | None =
         got = sha256(tmp)
         if got != expected_sha256:
             raise DataError(f"download of {url} has SHA-256 {got}, expected {expected_sha256}")
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _neither(source: Source, folder: Path, reason: str) -> DataError:
