@@ -1,5 +1,6 @@
 """Named models: presets of the general network (REFERENCE.md section 2) and recall measures."""
 
+from assocmem.models.classifier import DAMClassifier
 from assocmem.models.effective import continuous_hopfield, model_a, model_b, model_c
 from assocmem.models.interaction import KINDS, interaction
 from assocmem.models.microscopic import FEATURE, HIDDEN, SYNAPSE, microscopic
@@ -11,6 +12,7 @@ __all__ = [
     "HIDDEN",
     "KINDS",
     "SYNAPSE",
+    "DAMClassifier",
     "Retrieval",
     "continuous_hopfield",
     "interaction",
