@@ -207,9 +207,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--m", type=int, default=None, help="loss power: sum (c - t)^(2m) (3; 30 for n >= 10)")
     t.add_argument("--lr", type=float, default=None, help="initial learning rate eps0 (0.04)")
     t.add_argument("--lr-decay", type=float, default=0.998, help="learning rate factor per epoch (0.998)")
-    t.add_argument("--momentum", type=float, default=None, help="momentum p (0.9; 0.6 for n >= 10)")
+    t.add_argument("--momentum", type=float, default=None, help="momentum p (0.95; 0.6 for n >= 10)")
     t.add_argument("--temperature", type=float, default=None, help="initial T, beta = 1/T^n (300; 540)")
-    t.add_argument("--final-temperature", type=float, default=None, help="T after the ramp (50; 540)")
+    t.add_argument("--final-temperature", type=float, default=None, help="T after the ramp (30; 540)")
     t.add_argument("--ramp-epochs", type=int, default=None, help="length of the temperature ramp (200; 0)")
     t.add_argument("--batch-size", type=int, default=1000, help="minibatch size (1000 = 100 per class)")
     t.add_argument(

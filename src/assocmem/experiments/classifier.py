@@ -228,10 +228,10 @@ def loss_gradient(
         log_wrong = F.logsigmoid(-tz2)  # log(|c - t| / 2); log(1 - c^2) = log 4 + log_wrong + logsigmoid(tz2)
         log_gz = (2 * m) * log_wrong + F.logsigmoid(tz2) + ((2 * m + 1) * math.log(2.0) + math.log(2 * m))
         log_g = log_gz.amax(1)  # per sample
-        g = -t * (log_gz - log_g[:, None]).exp()
+        g = -t * (log_gz - log_g[:, None]).clamp_min(-80.0).exp()  # no denormal numbers (slow)
         loss = float(torch.logsumexp((2 * m) * (log_wrong.double() + math.log(2.0)).flatten(), 0).exp())
-        scale = model.kernels.log_scale(hs, ds, log_g)
-        dhs, dds = model.kernels.scaled_backward(hs, ds, g, log_g, scale)
+        x, inv, w, scale = model.kernels.weights(hs, ds, log_g)
+        dhs, dds = model.kernels.scaled_backward(x, inv, w, ds, g)
         inv_t, x0 = 1.0 / model.temperature, model.class_state
         v = images.reshape(images.shape[0], model.pixels)
         if grad_pixels is None:
@@ -282,7 +282,7 @@ class Step:
             log_scale = torch.full((xi.shape[0],), -math.inf, dtype=torch.float64)
         self.log_scale = log_scale.to(device=xi.device, dtype=torch.float64).clone()
         self.grad_pixels = torch.empty(xi.shape[0], model.pixels, dtype=xi.dtype, device=xi.device)
-        self.update = Fused(_update, _update, model.kernels.compiled)
+        self.update = Fused(_update, model.kernels.compiled)
         self._log_p = math.log(config.momentum) if config.momentum > 0 else -math.inf
 
     def __call__(self, images: Tensor, t: Tensor, eps: float) -> tuple[float, Tensor]:

@@ -21,6 +21,7 @@ itself (``540^-30`` at ``n = 30``, below float32's range) is never formed and no
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections.abc import Callable
 
@@ -31,6 +32,8 @@ from assocmem.lagrangians import AdditiveLagrangian, RePU
 
 #: Eager evaluation works on batch chunks whose (chunk, C, K) temporaries hold at most this many elements.
 CHUNK_ELEMENTS = 1 << 21
+#: Compiled backward kernels work on batch chunks of about this many (row, memory) elements (cache-sized).
+COMPILED_CHUNK_ELEMENTS = 1 << 17
 
 
 def fields_reference(F: AdditiveLagrangian, hs: Tensor, ds: Tensor) -> Tensor:
@@ -46,38 +49,40 @@ def fields_backward(F: AdditiveLagrangian, hs: Tensor, ds: Tensor, gz: Tensor) -
     return dhs, weighted.sum(0)
 
 
-def _log_weights(F: AdditiveLagrangian, hs: Tensor, ds: Tensor, log_g: Tensor) -> tuple[Tensor, Tensor]:
-    """``rho_b,mu``, the largest ``|argument|`` of ``F'`` in memory mu's terms (0 where ``F' = 0``), clamped to
-    float's smallest normal number, and ``log_g_b + (n-1) log rho``: the log-magnitude bound of each term."""
+def backward_weights(
+    F: AdditiveLagrangian, hs: Tensor, ds: Tensor, log_g: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Per-memory scaling of the backward for ``gz_ba = e^log_g_b g_ba`` (``|g| <= 1``): ``(x, inv, w, scale)``.
+
+    ``rho_b,mu`` is the largest ``|argument|`` of ``F'`` in memory mu's terms of sample b (``hs + ds_a`` and
+    ``hs``; only positive ones for ``ReP_n``), ``inv = 1/rho``, ``x = hs / rho``; ``log_g_b + (n-1) log rho`` bounds
+    the log-magnitude of the terms, ``scale_mu`` is its maximum over the batch and ``w = exp(bound - scale) <= 1``.
+    """
     high, low = ds.amax(0).clamp_min(0.0), ds.amin(0).clamp_max(0.0)  # the shifts, d = 0 included
     if isinstance(F, RePU):
         rho = torch.relu(hs + high)
     else:
         rho = torch.maximum((hs + high).abs(), (hs + low).abs())
-    rho = rho.clamp_min(torch.finfo(hs.dtype).tiny)
-    return rho, log_g[:, None] + (F.n - 1) * rho.log()
-
-
-def backward_log_scale(F: AdditiveLagrangian, hs: Tensor, ds: Tensor, log_g: Tensor) -> Tensor:
-    """``M_mu = max_b [log_g_b + (n-1) log rho_b,mu]``: the log-magnitude of memory mu's largest term."""
-    return _log_weights(F, hs, ds, log_g)[1].amax(0)
+    live = rho > 0  # elsewhere every F' term of the memory is 0 (ReP_n below threshold)
+    rho = torch.where(live, rho, 1.0)
+    bound = torch.where(live, log_g[:, None] + (F.n - 1) * rho.log(), -math.inf)
+    scale = bound.amax(0)
+    # terms below e^-80 of the memory's largest are kept at e^-80 instead of denormal numbers (slow on CPUs)
+    w = torch.where(live, (bound - scale).clamp_min(-80.0).exp(), 0.0)
+    inv = 1.0 / rho
+    return hs * inv, inv, w, scale
 
 
 def scaled_backward(
-    F: AdditiveLagrangian, hs: Tensor, ds: Tensor, g: Tensor, log_g: Tensor, scale: Tensor
+    F: AdditiveLagrangian, x: Tensor, inv: Tensor, w: Tensor, ds: Tensor, g: Tensor
 ) -> tuple[Tensor, Tensor]:
     """:func:`fields_backward` for ``gz_ba = e^log_g_b g_ba``, divided per memory by ``e^scale_mu``.
 
-    ``F'`` is homogeneous of degree ``n - 1``, so each term is evaluated at ``hs / rho``, ``ds / rho`` (arguments
-    of order one) and weighted by ``exp(log_g_b + (n-1) log rho_b,mu - scale_mu) <= 1`` with ``scale`` from
-    :func:`backward_log_scale`: the largest term of every memory is of order one, whatever the magnitudes of
-    ``gz`` (``(c - t)^59`` at ``m = 30``) and ``F'`` (``(h/T)^29`` at ``n = 30``), so nothing that would move a
-    memory under- or overflows. ``dL/dhs = e^scale * dhs``, ``dL/dds = e^scale * dds``.
+    ``F'`` is homogeneous of degree ``n - 1``, so each term is evaluated at ``x = hs / rho``, ``ds / rho``
+    (arguments of order one) and weighted by ``w`` from :func:`backward_weights`: every memory's largest term is
+    of order one, whatever the magnitudes of ``gz`` (``(c - t)^59`` at ``m = 30``) and ``F'`` (``(h/T)^29`` at
+    ``n = 30``), so a memory's gradient neither under- nor overflows. ``dL/dhs = e^scale dhs``, same for ``dds``.
     """
-    rho, log_w = _log_weights(F, hs, ds, log_g)
-    w = (log_w - scale).exp()
-    inv = 1.0 / rho
-    x = hs * inv
     slope = F.dF(x[:, None, :] + ds * inv[:, None, :])  # (B, C, K)
     gw = g[:, :, None] * w[:, None, :]
     dhs = (gw * (slope - F.dF(x)[:, None, :])).sum(1)
@@ -85,16 +90,14 @@ def scaled_backward(
 
 
 class Fused:
-    """``fn`` compiled by ``torch.compile`` when ``enabled``, else (or when compiling fails) ``eager``.
+    """``fn`` compiled by ``torch.compile`` when ``enabled``, else run as it is.
 
     Compiling fails only at the first call, e.g. without a C++ compiler or Triton; the wrapper then warns once and
-    runs ``eager`` from then on. Both must compute the same function (the tests check that they agree).
+    runs ``fn`` eagerly from then on (the tests check that both agree).
     """
 
-    def __init__(
-        self, fn: Callable[..., object], eager: Callable[..., object], enabled: bool = False
-    ) -> None:
-        self.fn, self.eager, self.enabled = fn, eager, enabled
+    def __init__(self, fn: Callable[..., object], enabled: bool = False) -> None:
+        self.fn, self.enabled = fn, enabled
         self._compiled: Callable[..., object] | None = None
 
     def __call__(self, *args: object) -> object:
@@ -110,70 +113,69 @@ class Fused:
                     stacklevel=2,
                 )
                 self.enabled = False
-        return self.eager(*args)
+        return self.fn(*args)
 
 
 class Kernels:
-    """The forward and backward kernels of :func:`class_fields` for one interaction function ``F``.
+    """The kernels of :func:`class_fields` and of the training gradient for one interaction function ``F``.
 
-    ``compiled=False`` runs :func:`fields_reference` / :func:`fields_backward` eagerly on batch chunks (bounded
-    temporaries); ``compiled=True`` runs them through ``torch.compile`` (:class:`Fused`).
+    Each runs eagerly or, with ``compiled=True``, through ``torch.compile`` (:class:`Fused`). The backward kernels
+    work on batch chunks: eagerly to bound the ``(chunk, C, K)`` temporaries, compiled so that the ``(chunk, K)``
+    rows re-read for each class stay in the CPU's cache (measured 2-3x faster than one pass over the batch).
     """
 
     def __init__(self, F: AdditiveLagrangian, compiled: bool = False) -> None:
         self.F = F
-        self.forward = Fused(lambda hs, ds: fields_reference(F, hs, ds), self._forward_chunks, compiled)
-        self.backward = Fused(
-            lambda hs, ds, gz: fields_backward(F, hs, ds, gz), self._backward_chunks, compiled
-        )
-        log_scale = lambda hs, ds, lg: backward_log_scale(F, hs, ds, lg)  # noqa: E731  (B, K) temporaries only
-        self.log_scale = Fused(log_scale, log_scale, compiled)
-        self.scaled_backward = Fused(
-            lambda hs, ds, g, lg, sc: scaled_backward(F, hs, ds, g, lg, sc), self._scaled_chunks, compiled
-        )
+        self._fields = Fused(lambda hs, ds: fields_reference(F, hs, ds), compiled)
+        self._backward = Fused(lambda hs, ds, gz: fields_backward(F, hs, ds, gz), compiled)
+        self.weights = Fused(lambda hs, ds, lg: backward_weights(F, hs, ds, lg), compiled)
+        self._scaled = Fused(lambda x, inv, w, ds, g: scaled_backward(F, x, inv, w, ds, g), compiled)
 
     @property
     def compiled(self) -> bool:
-        return self.forward.enabled
+        return self._fields.enabled
 
     @compiled.setter
     def compiled(self, value: bool) -> None:
-        for kernel in (self.forward, self.backward, self.log_scale, self.scaled_backward):
+        for kernel in (self._fields, self._backward, self.weights, self._scaled):
             kernel.enabled = bool(value)
 
-    def _forward_chunks(self, hs: Tensor, ds: Tensor) -> Tensor:
+    def _rows(self, ds: Tensor) -> int:
+        """Batch rows per chunk: (rows, K) operands of ~512 KB compiled, (rows, C, K) temporaries of 8 MB eager."""
+        per_row = ds.shape[1] if self.compiled else ds.numel()
+        return max(8, (COMPILED_CHUNK_ELEMENTS if self.compiled else CHUNK_ELEMENTS) // max(1, per_row))
+
+    def forward(self, hs: Tensor, ds: Tensor) -> Tensor:
+        """The fields ``z (B, C)``: :func:`fields_reference` (one pass when compiled, chunks when eager)."""
+        if self.compiled:
+            return self._fields(hs, ds)
         out = hs.new_empty(hs.shape[0], ds.shape[0])
-        step = _chunk(ds)
+        step = self._rows(ds)
         for i in range(0, hs.shape[0], step):
-            out[i : i + step] = fields_reference(self.F, hs[i : i + step], ds)
+            out[i : i + step] = self._fields(hs[i : i + step], ds)
         return out
 
-    def _backward_chunks(self, hs: Tensor, ds: Tensor, gz: Tensor) -> tuple[Tensor, Tensor]:
-        return self._accumulate(hs, lambda i, j: fields_backward(self.F, hs[i:j], ds, gz[i:j]), ds)
+    def backward(self, hs: Tensor, ds: Tensor, gz: Tensor) -> tuple[Tensor, Tensor]:
+        """:func:`fields_backward` on batch chunks."""
+        return self._accumulate(hs, ds, lambda i, j: self._backward(hs[i:j], ds, gz[i:j]))
 
-    def _scaled_chunks(
-        self, hs: Tensor, ds: Tensor, g: Tensor, log_g: Tensor, scale: Tensor
+    def scaled_backward(
+        self, x: Tensor, inv: Tensor, w: Tensor, ds: Tensor, g: Tensor
     ) -> tuple[Tensor, Tensor]:
-        return self._accumulate(
-            hs, lambda i, j: scaled_backward(self.F, hs[i:j], ds, g[i:j], log_g[i:j], scale), ds
-        )
+        """:func:`scaled_backward` on batch chunks."""
+        return self._accumulate(x, ds, lambda i, j: self._scaled(x[i:j], inv[i:j], w[i:j], ds, g[i:j]))
 
-    @staticmethod
     def _accumulate(
-        hs: Tensor, part: Callable[[int, int], tuple[Tensor, Tensor]], ds: Tensor
+        self, rows: Tensor, ds: Tensor, part: Callable[[int, int], tuple[Tensor, Tensor]]
     ) -> tuple[Tensor, Tensor]:
         """Run a backward on batch chunks: ``dhs`` row by row, ``dds`` summed."""
-        dhs = torch.empty_like(hs)
+        dhs = torch.empty_like(rows)
         dds = torch.zeros_like(ds)
-        step = _chunk(ds)
-        for i in range(0, hs.shape[0], step):
+        step = self._rows(ds)
+        for i in range(0, rows.shape[0], step):
             dhs[i : i + step], chunk_dds = part(i, i + step)
             dds += chunk_dds
         return dhs, dds
-
-
-def _chunk(ds: Tensor) -> int:
-    return max(1, CHUNK_ELEMENTS // max(1, ds.numel()))
 
 
 class _ClassFields(torch.autograd.Function):
