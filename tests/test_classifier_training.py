@@ -17,7 +17,8 @@ from assocmem.experiments.classifier import (
     to_pixels,
 )
 from assocmem.experiments.classifier_run import CHECKPOINT, load_run, train
-from assocmem.experiments.prototypes import votes
+from assocmem.experiments.prototypes import active, votes
+from assocmem.models import DAMClassifier
 from tests.conftest import SHARED_DATA, needs_data
 
 needs_mnist = needs_data("mnist")
@@ -197,6 +198,21 @@ def test_votes_count_the_classes_each_memory_supports():
         votes(torch.zeros(3, 1))
 
 
+def test_dead_memories_are_found():
+    """A rectified memory that no image activates takes no part in the class update."""
+    images = torch.sign(torch.randn(5, 16))
+    images[:, :8] = -1.0  # a background common to all images
+    dead = torch.cat([torch.ones(2, 8), torch.zeros(2, 8), torch.ones(2, 3)], 1)  # h = -8 - 3, shifts <= 2
+    xi = torch.cat([torch.cat([images[:2], -torch.ones(2, 3)], 1), dead])
+    model = DAMClassifier(xi, pixels=16, classes=3, n=3)
+    assert active(model, images).tolist() == [True, True, False, False]
+    fields = model.fields(images).detach()
+    torch.testing.assert_close(
+        DAMClassifier(xi[:2], pixels=16, classes=3, n=3).fields(images).detach(), fields
+    )
+    assert active(DAMClassifier(xi, pixels=16, classes=3, n=3, F="power"), images).all()
+
+
 @needs_mnist
 def test_cli_train_eval_and_prototypes(tmp_path, capsys):
     out = tmp_path / "run"
@@ -220,6 +236,15 @@ def test_cli_train_eval_and_prototypes(tmp_path, capsys):
     assert main(["classify", "eval", str(out), "--data-dir", str(SHARED_DATA / "mnist")]) == 0
     test_error = json.loads((out / "metrics.json").read_text())["test_error"]
     assert f"test error {100 * test_error:.2f}%" in capsys.readouterr().out
-    assert main(["classify", "prototypes", str(out), str(out), "--out", str(tmp_path / "p.png")]) == 0
+    proto = ["classify", "prototypes", str(out), str(out), "--data-dir", str(SHARED_DATA / "mnist")]
+    assert main([*proto, "--out", str(tmp_path / "p.png"), "--json", str(tmp_path / "p.json")]) == 0
     assert (tmp_path / "p.png").is_file() and "single-class" in capsys.readouterr().out
+    assert json.loads((tmp_path / "p.json").read_text())[str(out)]["total"] == 20
     assert main(["classify", "eval", str(tmp_path / "none")]) == 2
+
+
+def test_settings_follow_the_regime_of_n():
+    small, large = TrainConfig.for_degree(3), TrainConfig.for_degree(30, momentum=0.7, lr=None)
+    assert (small.m, small.ramp_epochs, small.final_temperature) == (3, 200, 30.0)
+    assert (large.m, large.ramp_epochs, large.temperature, large.final_temperature) == (30, 0, 540.0, 540.0)
+    assert large.momentum == 0.7 and large.lr == TrainConfig().lr

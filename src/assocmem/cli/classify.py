@@ -5,8 +5,9 @@
     assocmem classify eval runs/mnist-n3                          # print its test error
     assocmem classify prototypes runs/n2 runs/n3 runs/n20 runs/n30 --out prototypes.png
 
-Defaults follow KH16's published settings: small n (< 10) ramps the temperature down over 200 epochs with a
-loss power m = 3; large n keeps T = 540 with m = 30 (REFERENCE.md section 3).
+Options not given take KH16's settings for the regime of n (TrainConfig.for_degree): small n (< 10) ramps the
+temperature from 300 down to 30 over 200 epochs with a loss power m = 3; large n keeps T = 540 with m = 30
+(REFERENCE.md section 3).
 """
 
 from __future__ import annotations
@@ -19,31 +20,8 @@ import torch
 
 from assocmem.experiments.classifier import Data, TrainConfig, to_pixels
 from assocmem.experiments.classifier_run import CHECKPOINT, METRICS, load_run, train
-from assocmem.experiments.prototypes import votes
-
-#: KH16's settings by regime (REFERENCE.md section 3; small n tuned within the published ranges, docs/classifier.md).
-SMALL_N = {
-    "m": 3,
-    "momentum": 0.9,
-    "lr": 0.04,
-    "temperature": 300.0,
-    "final_temperature": 50.0,
-    "ramp_epochs": 200,
-}
-LARGE_N = {
-    "m": 30,
-    "momentum": 0.6,
-    "lr": 0.04,
-    "temperature": 540.0,
-    "final_temperature": 540.0,
-    "ramp_epochs": 0,
-}
-LARGE_N_FROM = 10
-
-
-def published_defaults(n: float) -> dict:
-    """The hyper-parameters used when an option is not given: :data:`SMALL_N` or :data:`LARGE_N`."""
-    return dict(LARGE_N if n >= LARGE_N_FROM else SMALL_N)
+from assocmem.experiments.prototypes import active, votes
+from assocmem.files import write_json
 
 
 def load_data(args: argparse.Namespace, train_size: int | None) -> Data:
@@ -57,18 +35,20 @@ def load_data(args: argparse.Namespace, train_size: int | None) -> Data:
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
-    settings = published_defaults(args.n)
-    for name in settings:
-        value = getattr(args, name)
-        if value is not None:
-            settings[name] = value
-    return TrainConfig(
+    """The run's settings: KH16's for the regime of ``--n`` (:meth:`TrainConfig.for_degree`), then the options."""
+    return TrainConfig.for_degree(
+        args.n,
         memories=args.memories,
-        n=args.n,
         F=args.F,
+        m=args.m,
         epochs=args.epochs,
         batch_size=args.batch_size,
+        lr=args.lr,
         lr_decay=args.lr_decay,
+        momentum=args.momentum,
+        temperature=args.temperature,
+        final_temperature=args.final_temperature,
+        ramp_epochs=args.ramp_epochs,
         init_mean=args.init_mean,
         init_std=args.init_std,
         balanced=not args.unbalanced,
@@ -76,7 +56,6 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
         dtype=args.dtype,
         dataset=args.dataset,
         train_size=args.train_size,
-        **settings,
     )
 
 
@@ -156,22 +135,36 @@ def run_eval(args: argparse.Namespace) -> int:
 def run_prototypes(args: argparse.Namespace) -> int:
     from assocmem.report.memories import prototypes_figure
 
-    panels, pixels = [], None
-    print(f"{'run':<28} {'n':>5} {'memories':>9} {'single-class':>13}  votes for 0, 1, 2, ... classes")
+    panels, summaries, test = [], {}, {}
+    print(
+        f"{'run':<28} {'n':>5} {'epoch':>6} {'live':>11} {'single-class':>13}  live memories voting for 0, 1, 2, ... "
+        "classes"
+    )
     for folder in args.dirs:
         run = load_run(folder)
         model = run.model
-        if pixels not in (None, model.pixels):
-            raise ValueError(f"prototypes: {folder} has {model.pixels} pixels, the others {pixels}")
-        pixels = model.pixels
-        summary = votes(model.memories[:, model.pixels :]).summary()
+        dataset = args.dataset or run.config.dataset
+        if dataset not in test:
+            args.dataset = dataset
+            test[dataset] = load_data(args, 0).test_images
+        live = active(model, test[dataset])
+        summary = votes(model.memories[live, model.pixels :]).summary()
+        summary.update(epoch=run.epoch, n=model.n, live=int(live.sum()), total=model.num_memories)
+        summaries[str(folder)] = summary
         print(
-            f"{folder!s:<28} {model.n:>5g} {summary['memories']:>9} {100 * summary['single_class']:>12.1f}%  "
-            f"{summary['votes_histogram']}"
+            f"{folder!s:<28} {model.n:>5g} {run.epoch:>6} {summary['live']:>5}/{model.num_memories:<5} "
+            f"{100 * summary['single_class']:>12.1f}%  {summary['votes_histogram']}"
         )
-        panels.append((f"n = {model.n:g}: {100 * summary['single_class']:.0f}% single-class", model.memories))
+        title = f"n = {model.n:g}: {100 * summary['single_class']:.0f}% single-class"
+        panels.append((title, model.memories[live], model.pixels))
     if args.out:
-        print(f"wrote {prototypes_figure(panels, pixels, args.out)}")
+        pixels = {p for _, _, p in panels}
+        if len(pixels) > 1:
+            raise ValueError(f"prototypes: the runs have different image sizes ({sorted(pixels)} pixels)")
+        figure = prototypes_figure([(t, m) for t, m, _ in panels], pixels.pop(), args.out)
+        print(f"wrote {figure} (live memories of each run)")
+    if args.json:
+        print(f"wrote {write_json(args.json, summaries)}")
     return 0
 
 
@@ -236,5 +229,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "prototypes", help="feature-to-prototype measure of runs, and their memories side by side"
     )
     p.add_argument("dirs", nargs="+", help="run folders (e.g. n = 2, 3, 20, 30)")
+    data_options(p, None)
     p.add_argument("--out", default=None, help="write the side-by-side figure here (PNG)")
+    p.add_argument("--json", default=None, help="write the measures here (JSON)")
     p.set_defaults(func=run_prototypes)

@@ -27,6 +27,11 @@ from torch.nn import functional as F
 from assocmem.models.class_update import Fused
 from assocmem.models.classifier import DAMClassifier
 
+#: KH16's settings for large n (REFERENCE.md s3: m ~ 30, T constant 500-700; the notebook's values at n = 20).
+LARGE_N = {"m": 30, "momentum": 0.6, "temperature": 540.0, "final_temperature": 540.0, "ramp_epochs": 0}
+#: The degree from which :meth:`TrainConfig.for_degree` uses :data:`LARGE_N`.
+LARGE_N_FROM = 10
+
 
 @dataclass
 class TrainConfig:
@@ -40,9 +45,9 @@ class TrainConfig:
     batch_size: int = 1000
     lr: float = 0.04  # eps0
     lr_decay: float = 0.998  # f
-    momentum: float = 0.9  # p
+    momentum: float = 0.95  # p
     temperature: float = 300.0  # T at epoch 0
-    final_temperature: float = 50.0  # T after the ramp
+    final_temperature: float = 30.0  # T after the ramp
     ramp_epochs: int = 200
     init_mean: float = -0.3
     init_std: float = 0.3
@@ -96,6 +101,18 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
+    def for_degree(cls, n: float, **settings: Any) -> TrainConfig:
+        """KH16's settings for the regime of ``n``, then ``settings`` (``None`` values are left out).
+
+        Small ``n``: the field defaults (``m = 3``, ``T`` from 300 down to 30 over 200 epochs, momentum 0.95,
+        ``eps0 = 0.04``; tuned within the published ranges, docs/classifier.md). ``n >= LARGE_N_FROM``:
+        :data:`LARGE_N` (``m = 30``, ``T = 540`` constant, momentum 0.6: KH16's notebook at ``n = 20``).
+        """
+        base = dict(LARGE_N) if n >= LARGE_N_FROM else {}
+        base.update({k: v for k, v in settings.items() if v is not None})
+        return cls(n=n, **base)
+
+    @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
@@ -135,7 +152,7 @@ def to_pixels(images: Tensor) -> Tensor:
     """uint8 images ``(N, *shape)`` -> float32 ``(N, pixels)`` in ``[-1, 1]`` (``2 x / 255 - 1``, as KH16)."""
     if images.dtype != torch.uint8:
         raise TypeError(f"to_pixels: images must be uint8 (0..255), got {images.dtype}")
-    return images.reshape(images.shape[0], -1).float().mul_(2.0 / 255.0).sub_(1.0)
+    return images.flatten(1).float().mul_(2.0 / 255.0).sub_(1.0)
 
 
 def targets(labels: Tensor, classes: int, dtype: torch.dtype = torch.float32) -> Tensor:

@@ -6,6 +6,11 @@ the memory is active (large ``F'(h_mu)``), flipping class neuron ``a`` to ``+1``
 ``xi_mu,a > 0`` and against it when ``xi_mu,a < 0``, with strength ``|xi_mu,a|``. A feature (a stroke shared by
 several digits) votes for several classes; a prototype (a whole digit) for one. KH16 report that at ``n = 30``
 more than 40% of the memories vote for a single class, while at ``n = 2, 3`` the memories are features.
+
+With the rectified ``F``, a memory that no image activates (``h_mu + max(0, max_a shift) <= 0`` for every image)
+takes no part in any class update: it is *dead*, and since it has no gradient its momentum carries it on to a
+saturated picture (often an inverted digit). :func:`active` finds the live memories; the measure is reported
+for them.
 """
 
 from __future__ import annotations
@@ -14,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from assocmem.models.classifier import EVAL_CHUNK, DAMClassifier
 
 
 @dataclass
@@ -64,3 +71,20 @@ def votes(label_weights: Tensor, threshold: float = 0.0) -> Votes:
         margin=top.values[:, 0] - top.values[:, 1],
         count=(w > threshold).sum(1),
     )
+
+
+@torch.no_grad()
+def active(model: DAMClassifier, images: Tensor) -> Tensor:
+    """``(K,)`` booleans: the memories that take part in the class update of at least one of ``images``.
+
+    A term ``F(h_mu + shift) - F(h_mu)`` is nonzero for some image unless ``F = ReP_n`` and the largest argument,
+    ``h_mu + max(0, max_a shift_a)``, is <= 0 for every image; the power ``x^n`` keeps every memory live.
+    """
+    if model.kind != "rectified":
+        return torch.ones(model.num_memories, dtype=torch.bool, device=model.memories.device)
+    top = None
+    for i in range(0, images.shape[0], EVAL_CHUNK):
+        hs, ds = model.scaled_inputs(images[i : i + EVAL_CHUNK])
+        chunk = (hs + ds.amax(0).clamp_min(0.0)).amax(0)
+        top = chunk if top is None else torch.maximum(top, chunk)
+    return top > 0
