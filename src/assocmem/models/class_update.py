@@ -30,8 +30,8 @@ from torch import Tensor
 
 from assocmem.lagrangians import AdditiveLagrangian, RePU
 
-#: Eager evaluation works on batch chunks whose (chunk, C, K) temporaries hold at most this many elements.
-CHUNK_ELEMENTS = 1 << 21
+#: Eager evaluation works on batch chunks whose (chunk, C, K) temporaries hold about this many elements (cache-sized).
+CHUNK_ELEMENTS = 1 << 19
 #: Compiled backward kernels work on batch chunks of about this many (row, memory) elements (cache-sized).
 COMPILED_CHUNK_ELEMENTS = 1 << 17
 
@@ -141,7 +141,7 @@ class Kernels:
             kernel.enabled = bool(value)
 
     def _rows(self, ds: Tensor) -> int:
-        """Batch rows per chunk: (rows, K) operands of ~512 KB compiled, (rows, C, K) temporaries of 8 MB eager."""
+        """Batch rows per chunk: (rows, K) operands of 512 KB compiled, (rows, C, K) temporaries of 2 MB eager."""
         per_row = ds.shape[1] if self.compiled else ds.numel()
         return max(8, (COMPILED_CHUNK_ELEMENTS if self.compiled else CHUNK_ELEMENTS) // max(1, per_row))
 
