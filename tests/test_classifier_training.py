@@ -245,6 +245,6 @@ def test_cli_train_eval_and_prototypes(tmp_path, capsys):
 
 def test_settings_follow_the_regime_of_n():
     small, large = TrainConfig.for_degree(3), TrainConfig.for_degree(30, momentum=0.7, lr=None)
-    assert (small.m, small.ramp_epochs, small.final_temperature) == (3, 200, 30.0)
+    assert (small.m, small.ramp_epochs, small.final_temperature) == (3, 200, 100.0)
     assert (large.m, large.ramp_epochs, large.temperature, large.final_temperature) == (30, 0, 540.0, 540.0)
     assert large.momentum == 0.7 and large.lr == TrainConfig().lr

@@ -27,6 +27,16 @@ def test_atomic_path_leaves_the_old_file_and_no_temporary_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == [dest]
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """Not mkstemp's private 0600: what open() would give (umask), or the replaced file's mode."""
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    atomic = write_text(tmp_path / "atomic.txt", "x")
+    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    atomic.chmod(0o640)
+    assert write_text(atomic, "y").stat().st_mode & 0o777 == 0o640
+
+
 def test_write_json_round_trips(tmp_path):
     obj = {"test_error": 0.0144, "epochs": [1, 2]}
     assert json.loads(write_json(tmp_path / "m.json", obj).read_text()) == obj

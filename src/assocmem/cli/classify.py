@@ -1,12 +1,12 @@
 """``assocmem classify``: train and evaluate the Dense Associative Memory classifier (KH16) on MNIST-like data.
 
-    assocmem classify train --dataset mnist --n 3 --memories 2000 --epochs 600 --out runs/mnist-n3
+    assocmem classify train --dataset mnist --n 3 --memories 2000 --epochs 300 --out runs/mnist-n3
     assocmem classify train ... --out runs/mnist-n3 --resume     # continue a stopped run exactly
     assocmem classify eval runs/mnist-n3                          # print its test error
     assocmem classify prototypes runs/n2 runs/n3 runs/n20 runs/n30 --out prototypes.png
 
 Options not given take KH16's settings for the regime of n (TrainConfig.for_degree): small n (< 10) ramps the
-temperature from 300 down to 30 over 200 epochs with a loss power m = 3; large n keeps T = 540 with m = 30
+temperature from 300 down to 100 over 200 epochs with a loss power m = 3; large n keeps T = 540 with m = 30
 (REFERENCE.md section 3).
 """
 
@@ -202,7 +202,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--lr-decay", type=float, default=0.998, help="learning rate factor per epoch (0.998)")
     t.add_argument("--momentum", type=float, default=None, help="momentum p (0.95; 0.6 for n >= 10)")
     t.add_argument("--temperature", type=float, default=None, help="initial T, beta = 1/T^n (300; 540)")
-    t.add_argument("--final-temperature", type=float, default=None, help="T after the ramp (30; 540)")
+    t.add_argument("--final-temperature", type=float, default=None, help="T after the ramp (100; 540)")
     t.add_argument("--ramp-epochs", type=int, default=None, help="length of the temperature ramp (200; 0)")
     t.add_argument("--batch-size", type=int, default=1000, help="minibatch size (1000 = 100 per class)")
     t.add_argument(

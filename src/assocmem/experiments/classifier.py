@@ -47,7 +47,7 @@ class TrainConfig:
     lr_decay: float = 0.998  # f
     momentum: float = 0.95  # p
     temperature: float = 300.0  # T at epoch 0
-    final_temperature: float = 30.0  # T after the ramp
+    final_temperature: float = 100.0  # T after the ramp
     ramp_epochs: int = 200
     init_mean: float = -0.3
     init_std: float = 0.3
@@ -104,7 +104,7 @@ class TrainConfig:
     def for_degree(cls, n: float, **settings: Any) -> TrainConfig:
         """KH16's settings for the regime of ``n``, then ``settings`` (``None`` values are left out).
 
-        Small ``n``: the field defaults (``m = 3``, ``T`` from 300 down to 30 over 200 epochs, momentum 0.95,
+        Small ``n``: the field defaults (``m = 3``, ``T`` from 300 down to 100 over 200 epochs, momentum 0.95,
         ``eps0 = 0.04``; tuned within the published ranges, docs/classifier.md). ``n >= LARGE_N_FROM``:
         :data:`LARGE_N` (``m = 30``, ``T = 540`` constant, momentum 0.6: KH16's notebook at ``n = 20``).
         """
