@@ -248,3 +248,6 @@ def test_settings_follow_the_regime_of_n():
     assert (small.m, small.ramp_epochs, small.final_temperature) == (3, 200, 100.0)
     assert (large.m, large.ramp_epochs, large.temperature, large.final_temperature) == (30, 0, 540.0, 540.0)
     assert large.momentum == 0.7 and large.lr == TrainConfig().lr
+    assert TrainConfig.for_degree(30, temperature=600.0).final_temperature == 600.0  # constant T: one value
+    with pytest.raises(ValueError, match="ramp_epochs=0 the temperature is constant"):
+        TrainConfig(ramp_epochs=0, temperature=300.0, final_temperature=100.0)

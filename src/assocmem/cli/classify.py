@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -36,27 +37,10 @@ def load_data(args: argparse.Namespace, train_size: int | None) -> Data:
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
     """The run's settings: KH16's for the regime of ``--n`` (:meth:`TrainConfig.for_degree`), then the options."""
-    return TrainConfig.for_degree(
-        args.n,
-        memories=args.memories,
-        F=args.F,
-        m=args.m,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        lr_decay=args.lr_decay,
-        momentum=args.momentum,
-        temperature=args.temperature,
-        final_temperature=args.final_temperature,
-        ramp_epochs=args.ramp_epochs,
-        init_mean=args.init_mean,
-        init_std=args.init_std,
-        balanced=not args.unbalanced,
-        seed=args.seed,
-        dtype=args.dtype,
-        dataset=args.dataset,
-        train_size=args.train_size,
-    )
+    given = {
+        f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.name != "n" and hasattr(args, f.name)
+    }
+    return TrainConfig.for_degree(args.n, balanced=not args.unbalanced, **given)
 
 
 def run_train(args: argparse.Namespace) -> int:

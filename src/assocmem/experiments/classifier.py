@@ -80,6 +80,11 @@ class TrainConfig:
                 raise ValueError(
                     f"TrainConfig: {name} must be a positive number, got {getattr(self, name)!r}"
                 )
+        if self.ramp_epochs == 0 and self.temperature != self.final_temperature:
+            raise ValueError(
+                f"TrainConfig: with ramp_epochs=0 the temperature is constant; temperature ({self.temperature}) "
+                f"and final_temperature ({self.final_temperature}) must be equal"
+            )
         if not 0 < self.lr_decay <= 1:
             raise ValueError(f"TrainConfig: lr_decay must be in (0, 1], got {self.lr_decay!r}")
         if not 0 <= self.momentum < 1:
@@ -109,7 +114,12 @@ class TrainConfig:
         :data:`LARGE_N` (``m = 30``, ``T = 540`` constant, momentum 0.6: KH16's notebook at ``n = 20``).
         """
         base = dict(LARGE_N) if n >= LARGE_N_FROM else {}
-        base.update({k: v for k, v in settings.items() if v is not None})
+        given = {k: v for k, v in settings.items() if v is not None}
+        base.update(given)
+        if base.get("ramp_epochs", cls.ramp_epochs) == 0:  # a constant temperature: one value names it
+            for one, other in (("temperature", "final_temperature"), ("final_temperature", "temperature")):
+                if one in given and other not in given:
+                    base[other] = given[one]
         return cls(n=n, **base)
 
     @classmethod
