@@ -15,8 +15,10 @@ itself (``540^-30`` at ``n = 30``, below float32's range) is never formed and no
 
 :func:`class_fields` takes ``hs (B, K)`` and ``ds (C, K)`` and returns ``z (B, C)``; its backward is written out
 (``dz/dhs = F'(hs + ds_a) - F'(hs)``, ``dz/dds_a = F'(hs + ds_a)``) so that neither direction stores the
-``(B, C, K)`` tensor. The same two functions run eagerly in batch chunks (any device) or compiled by
-``torch.compile`` into fused loops (one pass over ``(B, C, K)`` without materialising it).
+``(B, C, K)`` tensor. Training uses the same backward in an extended range (:func:`backward_weights`,
+:func:`scaled_backward`: each memory's gradient relative to its largest term), since the per-memory normalised
+update moves a memory by ``eps`` whatever its gradient's size. All run eagerly in batch chunks (any device) or
+compiled by ``torch.compile`` into fused loops that never materialise ``(B, C, K)`` (:class:`Kernels`).
 """
 
 from __future__ import annotations
