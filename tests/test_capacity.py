@@ -35,6 +35,9 @@ def test_theory_functions_reproduce_the_published_table_to_its_rounding():
     assert round(alpha_c, 3) == 0.138 and round(m_c, 3) == 0.967
     assert math.isnan(theory.ags_overlap(0.14)) and theory.ags_overlap(0.1) > m_c
     assert [round(theory.error_free_capacity(n, 100), -1) for n in (2, 3, 4)] == [10, 360, 7240]
+    assert 0.13 < theory.ags_load_at_bit_error(0.01) < alpha_c == theory.ags_load_at_bit_error(0.05)
+    assert theory.exp_capacity_exponent(0.0) == pytest.approx(math.log(2) / 2)  # K ~ 2^(N/2)
+    assert theory.exp_snr_exponent(1.0) == pytest.approx(2 - math.log(math.cosh(2)))
     # the finite-N moments converge to KH16's large-N formula
     for n in (2, 3):
         exact = theory.one_step_error(Polynomial(n), 3000, 200 if n == 2 else 600_000)
@@ -154,6 +157,7 @@ def test_capacity_command_sweeps_neurons_and_fits(tmp_path, capsys):
         (["--model", "power"], "needs its degree n"),
         (["--model", "classical", "--n", "3"], "classical network has n = 2"),
         (["--trials", "0"], "--trials must be an integer >= 1"),
+        (["--max-sweeps", "0"], "--max-sweeps must be an integer >= 1"),
     ],
 )
 def test_capacity_command_rejects_bad_options(tmp_path, capsys, options, message):

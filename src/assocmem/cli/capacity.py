@@ -93,6 +93,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"fit: {fit['law']} with c = {fit['constant']:.4g}{extra}")
             if "one_step_theory_constant" in fit:
                 print(f"one-step signal-to-noise theory: c = {fit['one_step_theory_constant']:.4g}")
+            if "demircigil_bound" in fit:
+                print(
+                    f"Demircigil et al. 2017 (N -> inf, proven storable): c < {fit['demircigil_bound']:.4g}"
+                )
+            if "ags_theory_constant" in fit:
+                print(
+                    f"AGS retrieval state, N -> inf (after the dynamics): c = {fit['ags_theory_constant']:.4g}"
+                )
         fig = sweep_figure(results)
     else:
         if args.neurons is None or args.memories is None:
