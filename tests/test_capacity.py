@@ -167,3 +167,24 @@ def test_capacity_command_rejects_bad_options(tmp_path, capsys, options, message
     argv = ["capacity", *[x for kv in base.items() for x in kv], "--out", str(tmp_path)]
     assert main(argv) == 2
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+
+
+def test_sweep_figure_draws_power_and_exponential_laws(tmp_path):
+    from assocmem.report import save_figure
+    from assocmem.report.capacity import sweep_figure
+
+    for spec, sizes, kmax in [
+        (ModelSpec("exp"), [12, 16, 20], [80, 1200, 20000]),
+        (ModelSpec("classical"), [100, 200, 400], [13, 26, 51]),
+    ]:
+        fit = fit_scaling(spec, sizes, kmax)
+        fit["one_step_theory_constant"] = 0.675 if spec.model == "exp" else 0.185
+        points = [{"neurons": n, "largest_memories": k} for n, k in zip(sizes, kmax, strict=True)]
+        results = {"points": points, "fit": fit, "threshold": 0.01, "model": {"description": spec.describe()}}
+        fig = sweep_figure(results)
+        labels = [line.get_label() for line in fig.axes[0].get_lines()]
+        assert any(label.startswith("fit:") for label in labels) and any(
+            "theory" in label for label in labels
+        )
+        assert fig.axes[0].get_xscale() == ("linear" if spec.model == "exp" else "log")
+        assert save_figure(fig, tmp_path / f"{spec.model}.png").stat().st_size > 5_000

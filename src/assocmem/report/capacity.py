@@ -86,11 +86,19 @@ def sweep_figure(results: dict) -> Any:
             constant = f"{fit['constant']:.3g}"
             label = "fit: " + fit["law"].replace("c", constant, 1)
         ax.plot(grid, curve, "-", label=label)
-        if "one_step_theory_constant" in fit and "exponent" in fit:
-            c = fit["one_step_theory_constant"]
+        c = fit.get("one_step_theory_constant")
+        if c is not None and "exponent" in fit:
             ax.plot(
                 grid, [c * x ** fit["exponent"] for x in grid], "--", label=f"one-step theory: c = {c:.3g}"
             )
+        elif c is not None:  # exp: the theory fixes the rate c; draw it through the middle of the fit
+            mid = 0.5 * (min(neurons) + max(neurons))
+            anchor = fit["prefactor"] * math.exp(fit["constant"] * mid)
+            curve = [anchor * math.exp(c * (x - mid)) for x in grid]
+            ax.plot(grid, curve, "--", label=f"one-step theory rate: c = {c:.3g}")
+        if "ags_theory_constant" in fit:
+            c = fit["ags_theory_constant"]
+            ax.plot(grid, [c * x for x in grid], ":", label=f"AGS retrieval state: c = {c:.3g}")
     if not (fit.get("law") or "").startswith("K = A exp"):
         ax.set_xscale("log")  # a power law is a line on log-log axes, an exponential on semi-log ones
     ax.set_yscale("log")
