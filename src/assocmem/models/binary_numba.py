@@ -68,9 +68,16 @@ def async_sweep(xi_t, table, rowmap, states, agree, active, perms, changed):  # 
                         k[mu] = kk
                         svec[mu] = table[0, 0, kk]
                         cc += table[0, 1, kk]
-                else:
+                else:  # scaled rows: move k and find the largest |m| (the row), then re-read S, C
+                    big = 0
                     for mu in range(n_mem):
-                        k[mu] += x[mu] * si
-                    cc = _refresh(k, table, rowmap, n, svec)
+                        kk = k[mu] + x[mu] * si
+                        k[mu] = kk
+                        big = max(big, abs(2 * kk - n))
+                    row = rowmap[big]
+                    cc = 0.0
+                    for mu in range(n_mem):
+                        svec[mu] = table[row, 0, k[mu]]
+                        cc += table[row, 1, k[mu]]
                 moved = True
         changed[c] = moved
