@@ -1,5 +1,7 @@
-"""Named models: presets of the general network (REFERENCE.md section 2) and recall measures."""
+"""Named models: presets of the general network (REFERENCE.md section 2), the binary networks (section 3) and
+recall measures."""
 
+from assocmem.models.binary import BinaryDAM, ClassicalHopfield, Recall
 from assocmem.models.effective import continuous_hopfield, model_a, model_b, model_c
 from assocmem.models.interaction import KINDS, interaction
 from assocmem.models.microscopic import FEATURE, HIDDEN, SYNAPSE, microscopic
@@ -11,6 +13,9 @@ __all__ = [
     "HIDDEN",
     "KINDS",
     "SYNAPSE",
+    "BinaryDAM",
+    "ClassicalHopfield",
+    "Recall",
     "Retrieval",
     "continuous_hopfield",
     "interaction",
