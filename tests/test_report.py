@@ -1,4 +1,5 @@
-"""The demo's building blocks: the generated sprites, the corrupted cues, the page and image-grid helpers."""
+"""The demo's building blocks: the generated sprites, the corrupted cues, the page and image-grid helpers, the
+capacity sweep."""
 
 import base64
 
@@ -7,6 +8,8 @@ import torch
 
 from assocmem.data.corruption import flip_bits, mask_rows
 from assocmem.data.sprites import sprites
+from assocmem.experiments.capacity_gap import capacity_gap
+from assocmem.experiments.demo_models import demo_models
 from assocmem.report.html import data_uri, escape, image, math, page, table
 from assocmem.report.sprite_grid import BORDER, FRAMES, HIDDEN, GridRow, compose
 
@@ -81,3 +84,16 @@ def test_grid_frames_say_exact_or_not_and_shade_hidden_pixels():
     assert torch.allclose(grid[0, 0], torch.tensor(FRAMES[None]))
     assert torch.allclose(grid[BORDER + 3, BORDER], torch.tensor(HIDDEN))  # last row of a cue: hidden
     assert not torch.allclose(grid[second_row + BORDER + 3, BORDER], torch.tensor(HIDDEN))
+
+
+def test_capacity_gap_separates_classical_from_dense():
+    models = [m for m in demo_models() if m.key in ("classical", "dam3")]
+    gap = capacity_gap(models, [4, 32], neurons=64, cues=32, seed=1)
+    classical, dam = (m.name for m in models)
+    assert gap.cues == [32, 32] and gap.memories == [4, 32]
+    assert gap.recalled[dam] == [1.0, 1.0]  # K = 32 = 0.5 N: far beyond 0.138 N, far below N^2
+    assert gap.recalled[classical][1] < 0.5
+    assert gap.reach(dam) == 32 and (gap.reach(classical) or 0) < 32
+    assert "every K measured" in gap.describe()
+    with pytest.raises(ValueError, match="memories must be a non-empty list"):
+        capacity_gap(models, [0])

@@ -35,7 +35,11 @@ def energy_descent(traces: Sequence[EnergyTrace], *, title: str, xlabel: str, ma
         e = trace.energies.detach().cpu().double().numpy()
         ax.plot(t, e[:, :max_lines], color=color, alpha=0.18, linewidth=0.8)
         ax.plot(t, e.mean(axis=1), color=color, linewidth=2.2, label=f"{trace.label} (mean)")
-    ax.set_title(title, fontsize=11)
+    if all(bool((trace.times == trace.times.round()).all()) for trace in traces):
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # sweeps and updates are counted, not measured
+    ax.set_title(title, fontsize=11, pad=14)  # room for the axis offset (e.g. 1e7) at its left
     ax.set_xlabel(xlabel)
     ax.set_ylabel("energy E")
     ax.grid(alpha=0.3)
