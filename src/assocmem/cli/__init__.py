@@ -13,9 +13,9 @@ from collections.abc import Sequence
 
 from assocmem import __version__
 from assocmem.allocator import retain_freed_memory
-from assocmem.cli import demo
+from assocmem.cli import capacity, demo
 
-COMMANDS = [demo]
+COMMANDS = [demo, capacity]
 
 
 def build_parser() -> argparse.ArgumentParser:

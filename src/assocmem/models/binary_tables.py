@@ -59,6 +59,13 @@ class Values:
         sign, log = self.logs
         return np.where(sign == 0, -math.inf, log / math.log(2.0))
 
+    def signs(self) -> np.ndarray:
+        if self.ints is not None:
+            return np.array([(v > 0) - (v < 0) for v in self.ints], dtype=np.float64)
+        if self.floats is not None:
+            return np.sign(self.floats)
+        return self.logs[0]
+
     def scaled(self, exponent: int) -> np.ndarray:
         """The values divided by ``2^exponent`` (exactly rounded for ints and floats)."""
         if self.ints is not None:
@@ -138,53 +145,61 @@ def _log_2sinh(y: float) -> float:
     return y + math.log1p(-math.exp(-2.0 * y)) if y > 1e-3 else math.log(2.0 * math.sinh(y))
 
 
-def interaction_values(lagrangian: AdditiveLagrangian, n: int) -> tuple[Values, Values, Values]:
-    """``(F(m), SS, DD)`` over ``k = 0..n`` (``m = 2k - n``) for the interaction ``F`` of ``lagrangian``.
+def function_values(lagrangian: AdditiveLagrangian, n: int) -> Values:
+    """``F(m)`` for ``m = -n, -n + 2, ..., n`` (index ``k = (m + n) / 2``).
 
-    Powers and rectified powers of integer degree are exact Python integers; ``Exp`` is in the log domain;
-    any other ``F`` is evaluated in float64 on ``[-n, n]`` and must be finite there.
+    Powers and rectified powers of integer degree are exact Python integers; ``Exp`` is in the log domain; any
+    other ``F`` is evaluated in float64 and must be finite there (integer values are then kept exactly).
     """
     m = list(range(-n, n + 1, 2))
     degree = getattr(lagrangian, "n", None)
     if isinstance(lagrangian, Polynomial) or (isinstance(lagrangian, RePU) and float(degree).is_integer()):
         p = int(degree)
-        rect = isinstance(lagrangian, RePU)
-        f = [(max(x, 0) if rect else x) ** p for x in m]
-        return Values(ints=f), *_differences_int(f)
+        return Values(ints=[(max(x, 0) if isinstance(lagrangian, RePU) else x) ** p for x in m])
     if isinstance(lagrangian, Exp):
-        return _exp_values(lagrangian.beta, n)
-    x = torch.tensor(m, dtype=torch.float64)
+        grid = np.array(m, dtype=np.float64)
+        return Values(logs=(np.ones_like(grid), lagrangian.beta * grid - math.log(lagrangian.beta)))
     with torch.no_grad():
-        f = lagrangian.F(x).numpy().astype(np.float64)
+        f = lagrangian.F(torch.tensor(m, dtype=torch.float64)).numpy().astype(np.float64)
     if not np.all(np.isfinite(f)):
         bad = int(np.argmin(np.isfinite(f)))
         raise ValueError(
             f"BinaryDAM: F is not finite in float64 on the overlaps [-{n}, {n}] (F({m[bad]}) = {f[bad]}); use "
             f"F='power', 'rectified' or 'exp', which are tabulated exactly or in the log domain"
         )
-    ss, dd = _differences_float(f)
-    return _ints_if_integral(f), _ints_if_integral(ss), _ints_if_integral(dd)
+    return _ints_if_integral(f)
 
 
-def _pq(f: list, last: int) -> tuple[list, list]:
-    """``P[k] = D(m - 1) = F(m) - F(m - 2)`` and ``Q[k] = D(m + 1)``, the unreachable end copied from the other."""
-    p = [f[k] - f[k - 1] if k > 0 else None for k in range(last + 1)]
-    q = [f[k + 1] - f[k] if k < last else None for k in range(last + 1)]
-    p[0], q[last] = q[0], p[last]
-    return p, q
+def difference_values(lagrangian: AdditiveLagrangian, n: int) -> Values:
+    """``D(a) = F(a + 1) - F(a - 1)`` for ``a = -(n - 1), ..., n - 1`` (step 2): the KH16 update's one-memory
+    energy difference; ``Exp`` in the log domain, ``D(a) = 2 sinh(beta) e^(beta a) / beta``."""
+    f = function_values(lagrangian, n)
+    if f.ints is not None:
+        return Values(ints=[b - a for a, b in zip(f.ints[:-1], f.ints[1:], strict=True)])
+    if f.floats is not None:
+        return _ints_if_integral(np.diff(f.floats))
+    beta = lagrangian.beta
+    a = np.arange(-(n - 1), n, 2, dtype=np.float64)
+    return Values(logs=(np.ones_like(a), beta * a + _log_2sinh(beta) - math.log(beta)))
 
 
-def _differences_int(f: list[int]) -> tuple[Values, Values]:
-    p, q = _pq(f, len(f) - 1)
-    return Values(ints=[a + b for a, b in zip(p, q, strict=True)]), Values(
-        ints=[a - b for a, b in zip(p, q, strict=True)]
-    )
-
-
-def _differences_float(f: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    p, q = _pq(list(f), len(f) - 1)
-    p, q = np.array(p), np.array(q)
-    return p + q, p - q
+def interaction_values(lagrangian: AdditiveLagrangian, n: int) -> tuple[Values, Values, Values]:
+    """``(F, SS, DD)`` over ``k = 0..n``: ``SS[k] = P + Q``, ``DD[k] = P - Q`` with ``P = D(m - 1)``,
+    ``Q = D(m + 1)`` (the unreachable one at ``m = +-n`` copied from the other)."""
+    f = function_values(lagrangian, n)
+    if f.logs is not None:
+        return _exp_values(lagrangian.beta, n)
+    d = difference_values(lagrangian, n)
+    if d.ints is not None:
+        p, q = [d.ints[0], *d.ints], [*d.ints, d.ints[-1]]
+        return (
+            f,
+            Values(ints=[a + b for a, b in zip(p, q, strict=True)]),
+            Values(ints=[a - b for a, b in zip(p, q, strict=True)]),
+        )
+    vals = d.floats if d.floats is not None else np.array(d.ints, dtype=np.float64)
+    p, q = np.concatenate([vals[:1], vals]), np.concatenate([vals, vals[-1:]])
+    return f, _ints_if_integral(p + q), _ints_if_integral(p - q)
 
 
 def _exp_values(beta: float, n: int) -> tuple[Values, Values, Values]:
