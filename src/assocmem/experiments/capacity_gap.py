@@ -14,10 +14,13 @@ from dataclasses import dataclass
 import torch
 
 from assocmem.data.corruption import flip_bits
+from assocmem.experiments.capacity import random_patterns
 from assocmem.experiments.demo_models import DemoModel
+from assocmem.experiments.theory import ags_critical_load
 
-#: Classical Hopfield critical load K/N (Amit, Gutfreund & Sompolinsky 1985; REFERENCE.md section 5).
-CLASSICAL_LOAD = 0.138
+#: Classical Hopfield critical load K/N, 0.138 (Amit, Gutfreund & Sompolinsky 1985; REFERENCE.md section 5),
+#: solved from their mean-field equations.
+CLASSICAL_LOAD = round(ags_critical_load()[0], 3)
 
 
 @dataclass(frozen=True)
@@ -93,7 +96,7 @@ def capacity_gap(
             sets, per_set = -(-cues // k), min(k, cues)
             exact = 0
             for _ in range(sets):
-                patterns = torch.where(torch.rand(k, neurons, generator=gen) < 0.5, 1.0, -1.0)
+                patterns = random_patterns(k, neurons, gen)
                 shown = patterns[:per_set]  # random patterns: the first ones are as good as any
                 run = model.recall(patterns, flip_bits(shown, flip, generator=gen), gen, record=False)
                 exact += int((run.states == shown).all(dim=1).sum())
