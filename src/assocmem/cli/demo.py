@@ -31,7 +31,7 @@ and well within the dense models' capacity. A capacity sweep then stores more an
 Prints a table (model, memories stored, corruption, recall accuracy, energy start -> end, time) and writes
 report.html into --out (default: the current folder): the stored, corrupted and recalled pictures of each model,
 its energy against time, the capacity gap, and each model's energy function. About 15 s on 2 cores; --quick
-runs a smaller capacity sweep in about 6 s.
+runs a smaller capacity sweep in about 5 s.
 """
 
 #: The capacity sweep (random patterns of N bits; numbers of stored patterns; cues per point), full and quick.
@@ -113,7 +113,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help="a smaller capacity sweep (measured: 6 s instead of 15 s on 2 cores)",
+        help="a smaller capacity sweep (measured: 4-6 s instead of 12-14 s on 2 cores)",
     )
     parser.add_argument("--memories", type=int, default=48, metavar="K", help="sprites stored (default 48)")
     parser.add_argument(
