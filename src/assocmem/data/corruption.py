@@ -14,7 +14,7 @@ from torch import Tensor
 
 def _check_fraction(fraction: object, who: str, name: str) -> float:
     if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"{who}: {name} must be a fraction in [0, 1], got {fraction!r}")
+        raise ValueError(f"{who}: {name} must be a number in [0, 1], got {fraction!r}")
     return float(fraction)
 
 
