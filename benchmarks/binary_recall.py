@@ -9,9 +9,9 @@ the final states must agree bit for bit; the script checks that and prints per-c
 - torch:        recall(backend="torch"): the batched pure-PyTorch sweep (any device), one spin of every cue a step.
 - numba:        recall(backend="numba"): the fused kernel, cues in parallel (torch.get_num_threads() threads).
 
-Run: .venv/bin/python benchmarks/binary_recall.py [--repeats 3]. The first numba call of a process compiles the
-kernel or loads it from numba's cache (reported as "first call"); set NUMBA_CACHE_DIR to an empty folder to
-measure a cold compile. Timings on a shared machine are noisy: compare the ratios of one run.
+Run: .venv/bin/python benchmarks/binary_recall.py [--repeats 3] [--threads T]. The first numba call of a process
+compiles the kernel or loads it from numba's cache (reported as "first call"); set NUMBA_CACHE_DIR to an empty
+folder to measure a cold compile. Timings on a shared machine are noisy: compare the ratios of one run.
 """
 
 from __future__ import annotations
@@ -130,7 +130,10 @@ def main():
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="torch (and so numba) threads")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(
         f"torch threads {torch.get_num_threads()}, load average {os.getloadavg()[0]:.2f} "
         f"on {os.cpu_count()} cores; all four give identical final states (checked)"

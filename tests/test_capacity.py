@@ -35,6 +35,9 @@ def test_theory_functions_reproduce_the_published_table_to_its_rounding():
     assert round(alpha_c, 3) == 0.138 and round(m_c, 3) == 0.967
     assert math.isnan(theory.ags_overlap(0.14)) and theory.ags_overlap(0.1) > m_c
     assert [round(theory.error_free_capacity(n, 100), -1) for n in (2, 3, 4)] == [10, 360, 7240]
+    assert 0.13 < theory.ags_load_at_bit_error(0.01) < alpha_c == theory.ags_load_at_bit_error(0.05)
+    assert theory.exp_capacity_exponent(0.0) == pytest.approx(math.log(2) / 2)  # K ~ 2^(N/2)
+    assert theory.exp_snr_exponent(1.0) == pytest.approx(2 - math.log(math.cosh(2)))
     # the finite-N moments converge to KH16's large-N formula
     for n in (2, 3):
         exact = theory.one_step_error(Polynomial(n), 3000, 200 if n == 2 else 600_000)
@@ -154,6 +157,7 @@ def test_capacity_command_sweeps_neurons_and_fits(tmp_path, capsys):
         (["--model", "power"], "needs its degree n"),
         (["--model", "classical", "--n", "3"], "classical network has n = 2"),
         (["--trials", "0"], "--trials must be an integer >= 1"),
+        (["--max-sweeps", "0"], "--max-sweeps must be an integer >= 1"),
     ],
 )
 def test_capacity_command_rejects_bad_options(tmp_path, capsys, options, message):
@@ -163,3 +167,24 @@ def test_capacity_command_rejects_bad_options(tmp_path, capsys, options, message
     argv = ["capacity", *[x for kv in base.items() for x in kv], "--out", str(tmp_path)]
     assert main(argv) == 2
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
+
+
+def test_sweep_figure_draws_power_and_exponential_laws(tmp_path):
+    from assocmem.report import save_figure
+    from assocmem.report.capacity import sweep_figure
+
+    for spec, sizes, kmax in [
+        (ModelSpec("exp"), [12, 16, 20], [80, 1200, 20000]),
+        (ModelSpec("classical"), [100, 200, 400], [13, 26, 51]),
+    ]:
+        fit = fit_scaling(spec, sizes, kmax)
+        fit["one_step_theory_constant"] = 0.675 if spec.model == "exp" else 0.185
+        points = [{"neurons": n, "largest_memories": k} for n, k in zip(sizes, kmax, strict=True)]
+        results = {"points": points, "fit": fit, "threshold": 0.01, "model": {"description": spec.describe()}}
+        fig = sweep_figure(results)
+        labels = [line.get_label() for line in fig.axes[0].get_lines()]
+        assert any(label.startswith("fit:") for label in labels) and any(
+            "theory" in label for label in labels
+        )
+        assert fig.axes[0].get_xscale() == ("linear" if spec.model == "exp" else "log")
+        assert save_figure(fig, tmp_path / f"{spec.model}.png").stat().st_size > 5_000

@@ -93,6 +93,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"fit: {fit['law']} with c = {fit['constant']:.4g}{extra}")
             if "one_step_theory_constant" in fit:
                 print(f"one-step signal-to-noise theory: c = {fit['one_step_theory_constant']:.4g}")
+            if "demircigil_bound" in fit:
+                print(
+                    f"Demircigil et al. 2017 (N -> inf, proven storable): c < {fit['demircigil_bound']:.4g}"
+                )
+            if "ags_theory_constant" in fit:
+                print(
+                    f"AGS retrieval state, N -> inf (after the dynamics): c = {fit['ags_theory_constant']:.4g}"
+                )
         fig = sweep_figure(results)
     else:
         if args.neurons is None or args.memories is None:
@@ -143,18 +151,27 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--model", required=True, choices=MODELS, help="binary network")
-    parser.add_argument("--n", type=float, default=None, help="degree n of F for power and rectified")
-    parser.add_argument("--beta", type=float, default=None, help="inverse temperature of F = exp (default 1)")
-    parser.add_argument("--neurons", type=int, default=None, help="neurons N (pattern length)")
     parser.add_argument(
-        "--memories", default=None, help="comma-separated numbers of stored patterns K1,K2,..."
+        "--n", type=float, default=None, metavar="N_DEGREE", help="degree n of F for power and rectified"
     )
-    parser.add_argument("--trials", type=int, default=100, help="recalls per K (default 100)")
+    parser.add_argument("--beta", type=float, default=None, help="inverse temperature of F = exp (default 1)")
+    parser.add_argument("--neurons", type=int, default=None, metavar="N", help="neurons N (pattern length)")
     parser.add_argument(
-        "--flip", type=float, default=0.1, help="fraction of cue bits flipped, in [0, 1] (0.1)"
+        "--memories",
+        default=None,
+        metavar="K1,K2,...",
+        help="comma-separated numbers of stored patterns K1,K2,...",
+    )
+    parser.add_argument("--trials", type=int, default=100, metavar="T", help="recalls per K (default 100)")
+    parser.add_argument(
+        "--flip",
+        type=float,
+        default=0.1,
+        metavar="FRACTION",
+        help="fraction of cue bits flipped, in [0, 1] (0.1)",
     )
     parser.add_argument("--mode", default="async", choices=("async", "sync"), help="update order (async)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
     parser.add_argument("--max-sweeps", type=int, default=100, help="sweeps before giving up (default 100)")
     parser.add_argument(
         "--sweep-neurons", default=None, help="comma-separated N: find the largest K for each"
@@ -162,5 +179,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threshold", type=float, default=0.01, help="bit-error threshold of the sweep (0.01)"
     )
-    parser.add_argument("--out", required=True, help="output folder for results.json and capacity.png")
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder for results.json and capacity.png"
+    )
     parser.set_defaults(func=run)

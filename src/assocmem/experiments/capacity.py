@@ -25,6 +25,8 @@ from assocmem.models import BinaryDAM, ClassicalHopfield, interaction
 from assocmem.models.binary import BinaryNetwork
 
 MODELS = ("classical", "power", "rectified", "exp")
+#: A recall counts as "retrieved" (near the memory, the retrieval state of AGS) at final overlap >= 0.9.
+RETRIEVED = 0.05
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,8 @@ def wilson(successes: int, trials: int, z: float = 1.959963984540054) -> tuple[f
     denom = 1.0 + z * z / trials
     center = (p + z * z / (2 * trials)) / denom
     half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denom
-    return (max(0.0, center - half), min(1.0, center + half))
+    lo = 0.0 if successes == 0 else max(0.0, center - half)
+    return (lo, 1.0 if successes == trials else min(1.0, center + half))
 
 
 def random_patterns(count: int, neurons: int, generator: torch.Generator) -> Tensor:
@@ -98,7 +101,9 @@ def corrupt(patterns: Tensor, flipped: int, generator: torch.Generator) -> Tenso
     return torch.where(mask, -patterns, patterns)
 
 
-def check_run(neurons: int, memories: list[int], trials: int, flip: float, mode: str) -> None:
+def check_run(
+    neurons: int, memories: list[int], trials: int, flip: float, mode: str, max_sweeps: int = 1
+) -> None:
     if isinstance(neurons, bool) or not isinstance(neurons, int) or neurons < 1:
         raise ValueError(f"--neurons must be an integer >= 1, got {neurons!r}")
     if not memories or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in memories):
@@ -109,6 +114,8 @@ def check_run(neurons: int, memories: list[int], trials: int, flip: float, mode:
         raise ValueError(f"--flip must be a fraction in [0, 1], got {flip!r}")
     if mode not in ("async", "sync"):
         raise ValueError(f"--mode must be async or sync, got {mode!r}")
+    if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int) or max_sweeps < 1:
+        raise ValueError(f"--max-sweeps must be an integer >= 1, got {max_sweeps!r}")
 
 
 def measure_load(
@@ -127,7 +134,7 @@ def measure_load(
     A new pattern set is drawn for every block of ``min(trials, K)`` cues, each cue from a different pattern.
     """
     flipped = round(flip * neurons)
-    perfect = wrong = converged = sweeps = 0
+    perfect = wrong = converged = sweeps = retrieved = 0
     done, start = 0, time.perf_counter()
     per_trial = []
     while done < trials:
@@ -142,6 +149,7 @@ def measure_load(
         errors = (res.states != patterns[:block]).sum(dim=1)
         per_trial.append(errors.double() / neurons)
         perfect += int((errors == 0).sum())
+        retrieved += int((errors <= RETRIEVED * neurons).sum())
         wrong += int(errors.sum())
         converged += int(res.converged.sum())
         sweeps += int(res.sweeps.sum())
@@ -168,6 +176,11 @@ def measure_load(
             "bits": bits,
         },
         "mean_final_overlap": {"value": 1 - 2 * rate, "ci95": [1 - 2 * hi, 1 - 2 * lo]},
+        "retrieved": {
+            "fraction": retrieved / trials,
+            "ci95": list(wilson(retrieved, trials)),
+            "count": retrieved,
+        },
         "converged_fraction": converged / trials,
         "mean_sweeps": sweeps / trials,
         "seconds": time.perf_counter() - start,
@@ -193,7 +206,7 @@ def measure_loads(
     progress: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """:func:`measure_load` for each ``K`` in ``memories`` (one generator seeded with ``seed``)."""
-    check_run(neurons, memories, trials, flip, mode)
+    check_run(neurons, memories, trials, flip, mode, max_sweeps)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for k in memories:
@@ -292,7 +305,7 @@ def sweep_neurons(
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """For each ``N``: the largest ``K`` whose bit-error rate is at most ``threshold``; then the fitted law."""
-    check_run(min(neurons) if neurons else 0, [1], trials, flip, mode)
+    check_run(min(neurons) if neurons else 0, [1], trials, flip, mode, max_sweeps)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"--threshold must be a bit-error rate in (0, 1), got {threshold!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -310,4 +323,10 @@ def sweep_neurons(
     fit = fit_scaling(spec, [p["neurons"] for p in points], [p["largest_memories"] for p in points])
     if spec.model in ("classical", "power") and spec.degree >= 2 and flip == 0:
         fit["one_step_theory_constant"] = theory.small_error_capacity(int(spec.degree), threshold)
+        if spec.degree == 2:
+            fit["ags_theory_constant"] = theory.ags_load_at_bit_error(threshold)
+    if spec.model == "exp" and fit.get("law"):
+        fit["one_step_theory_constant"] = theory.exp_snr_exponent(spec.beta or 1.0)
+        if spec.beta in (None, 1.0):
+            fit["demircigil_bound"] = theory.exp_capacity_exponent(flip)
     return {"threshold": threshold, "points": points, "fit": fit}

@@ -65,6 +65,22 @@ def error_free_capacity(n: int, neurons: int) -> float:
     return neurons ** (n - 1) / (2 * double_factorial(2 * n - 3) * math.log(neurons))
 
 
+def exp_capacity_exponent(flip: float = 0.0) -> float:
+    """Demircigil et al. 2017: ``F = exp`` stores ``K = e^(c N)`` memories, each with a basin reaching a fraction
+    ``flip`` of flipped bits, for ``c < I(1 - 2 flip)/2`` with ``I(x) = ((1+x) ln(1+x) + (1-x) ln(1-x))/2``;
+    ``ln(2)/2`` at ``flip = 0``, i.e. ``K ~ 2^(N/2)``."""
+    x = 1.0 - 2.0 * flip
+    rate = 0.5 * ((1 + x) * math.log1p(x) + ((1 - x) * math.log1p(-x) if x < 1 else 0.0))
+    return rate / 2.0
+
+
+def exp_snr_exponent(beta: float = 1.0) -> float:
+    """The one-step signal-to-noise estimate for ``F = exp(beta x)/beta`` from a stored pattern: the signal is
+    ``D(N - 1) ~ e^(beta (N - 1))``, the noise variance ``(K - 1) E[D(a)^2] ~ K cosh(2 beta)^(N - 1)``, so a fixed
+    bit-error rate is reached at ``K ~ e^(c N)`` with ``c = 2 beta - ln cosh(2 beta)`` (0.675 at ``beta = 1``)."""
+    return 2.0 * beta - (2.0 * beta + math.log1p(math.exp(-4.0 * beta)) - math.log(2.0))
+
+
 def _log_binomial_pmf(trials: int) -> np.ndarray:
     j = np.arange(trials + 1)
     lg = np.vectorize(math.lgamma)
@@ -117,6 +133,19 @@ def ags_critical_load() -> tuple[float, float]:
     """``(alpha_c, m_c)``: the largest load with a retrieval state and its overlap there (AGS: 0.138, 0.967)."""
     y_peak, g_peak = _ags_peak()
     return g_peak**2 / 2.0, math.erf(y_peak)
+
+
+def ags_load_at_bit_error(bit_error: float) -> float:
+    """The load where AGS's retrieval state has ``(1 - m)/2 = bit_error`` wrong bits: the classical network's
+    small-error capacity after the dynamics has settled (``alpha_c`` for rates above the 1.6% there)."""
+    alpha_c, m_c = ags_critical_load()
+    if bit_error >= (1.0 - m_c) / 2.0:
+        return alpha_c
+    lo, hi = 1e-6, alpha_c
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if (1.0 - ags_overlap(mid)) / 2.0 < bit_error else (lo, mid)
+    return 0.5 * (lo + hi)
 
 
 def _ags_g(y: float) -> float:

@@ -102,8 +102,12 @@ class BinaryNetwork:
         self._field_table = scaled_table([ss, dd], self.N, self.K).to(device)
         self._energy_table = scaled_table([f_values], self.N, self.K).to(device)
         self._xi64 = patterns.to(torch.float64)
-        self._xi_t64 = self._xi64.T.contiguous()
-        self._xi_t8 = self._xi_t64.to(torch.int8) if device.type == "cpu" else None
+        self._xi_t: dict[bool, Tensor] = {}  # the transposed patterns each sweep reads: int8 (numba), float64
+
+    def _transposed(self, numba: bool) -> Tensor:
+        if numba not in self._xi_t:
+            self._xi_t[numba] = self._xi64.T.to(torch.int8 if numba else torch.float64).contiguous()
+        return self._xi_t[numba]
 
     @property
     def exact(self) -> bool:
@@ -188,8 +192,9 @@ class BinaryNetwork:
             else:
                 perms = kernel.random_orders(active.numel(), self.N, generator, cues.device)
                 sweep_fn = kernel.async_sweep_numba if use_numba else kernel.async_sweep_torch
-                xi_t = self._xi_t8 if use_numba else self._xi_t64
-                changed = sweep_fn(self._field_table, xi_t, states, agree, active, perms)
+                changed = sweep_fn(
+                    self._field_table, self._transposed(use_numba), states, agree, active, perms
+                )
             sweeps[active] = sweep
             converged[active[~changed]] = True
             active = active[changed]
@@ -250,11 +255,9 @@ class ClassicalHopfield(BinaryNetwork):
     _who = "ClassicalHopfield"
 
     def __init__(self, patterns: Tensor) -> None:
-        k, n = check_spins(patterns, self._who, "patterns").shape
-        # -1/2 sum_{i != j} T_ij s_i s_j = -1/2 (sum_mu m_mu^2 - K N); the KH16 n = 2 field is 4 h_i.
-        super().__init__(
-            patterns, Polynomial(2), energy_factor=0.5, energy_offset=0.5 * k * n, field_factor=0.25
-        )
+        # E = -1/2 sum_{i != j} T_ij s_i s_j = -1/2 (sum_mu m_mu^2 - K N); the KH16 n = 2 field is 4 h_i.
+        super().__init__(patterns, Polynomial(2), energy_factor=0.5, field_factor=0.25)
+        self._energy_offset = 0.5 * self.K * self.N
 
     @property
     def couplings(self) -> Tensor:

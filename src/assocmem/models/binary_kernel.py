@@ -33,9 +33,13 @@ def numba_available() -> bool:
 
 
 def agreements(xi64: Tensor, states: Tensor) -> Tensor:
-    """``k = (xi . sigma + N) / 2`` as int32, from an exact float64 product (N < 2^53)."""
-    n = xi64.shape[1]
-    return torch.round((states.to(torch.float64) @ xi64.T + n) / 2).to(torch.int32)
+    """``k = (xi . sigma + N) / 2`` as int32, from an exact float64 product (N < 2^53), in chunks of cues."""
+    k, n = xi64.shape
+    out = torch.empty(states.shape[0], k, dtype=torch.int32, device=states.device)
+    step = max(1, CHUNK // k)
+    for lo in range(0, states.shape[0], step):
+        out[lo : lo + step] = torch.round((states[lo : lo + step].to(torch.float64) @ xi64.T + n) / 2)
+    return out
 
 
 def random_orders(count: int, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:

@@ -42,6 +42,7 @@ def async_sweep(xi_t, table, rowmap, states, agree, active, perms, changed):  # 
     Summation order does not matter: the tables are exact integers (exact sums) or scaled floats.
     """
     n, n_mem = xi_t.shape
+    single = table.shape[0] == 1
     for c in nb.prange(active.shape[0]):
         b = active[c]
         s = states[b]
@@ -60,8 +61,23 @@ def async_sweep(xi_t, table, rowmap, states, agree, active, perms, changed):  # 
             if (si > 0 and h < 0.0) or (si < 0 and h > 0.0):
                 si = -si
                 s[i] = si
-                for mu in range(n_mem):
-                    k[mu] += x[mu] * si
-                cc = _refresh(k, table, rowmap, n, svec)
+                if single:  # one unscaled row: move k and re-read S, C in one pass
+                    cc = 0.0
+                    for mu in range(n_mem):
+                        kk = k[mu] + x[mu] * si
+                        k[mu] = kk
+                        svec[mu] = table[0, 0, kk]
+                        cc += table[0, 1, kk]
+                else:  # scaled rows: move k and find the largest |m| (the row), then re-read S, C
+                    big = 0
+                    for mu in range(n_mem):
+                        kk = k[mu] + x[mu] * si
+                        k[mu] = kk
+                        big = max(big, abs(2 * kk - n))
+                    row = rowmap[big]
+                    cc = 0.0
+                    for mu in range(n_mem):
+                        svec[mu] = table[row, 0, k[mu]]
+                        cc += table[row, 1, k[mu]]
                 moved = True
         changed[c] = moved

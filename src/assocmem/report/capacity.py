@@ -53,6 +53,7 @@ def capacity_figure(results: dict) -> Any:
     if "ags_overlap" in curves:
         ags = [math.nan if a is None else a for a in curves["ags_overlap"]]
         axes[2].plot(grid, ags, "k:", label="AGS retrieval overlap (N -> inf)")
+        axes[1].plot(grid, [(1 - a) / 2 for a in ags], "k:", label="AGS retrieval state (N -> inf)")
         alpha_c = curves["critical_load"]
         if alpha_c * n <= 1.5 * max(k):
             for ax in axes:
@@ -85,12 +86,21 @@ def sweep_figure(results: dict) -> Any:
             constant = f"{fit['constant']:.3g}"
             label = "fit: " + fit["law"].replace("c", constant, 1)
         ax.plot(grid, curve, "-", label=label)
-        if "one_step_theory_constant" in fit:
-            c = fit["one_step_theory_constant"]
+        c = fit.get("one_step_theory_constant")
+        if c is not None and "exponent" in fit:
             ax.plot(
                 grid, [c * x ** fit["exponent"] for x in grid], "--", label=f"one-step theory: c = {c:.3g}"
             )
-    ax.set_xscale("log")
+        elif c is not None:  # exp: the theory fixes the rate c; draw it through the middle of the fit
+            mid = 0.5 * (min(neurons) + max(neurons))
+            anchor = fit["prefactor"] * math.exp(fit["constant"] * mid)
+            curve = [anchor * math.exp(c * (x - mid)) for x in grid]
+            ax.plot(grid, curve, "--", label=f"one-step theory rate: c = {c:.3g}")
+        if "ags_theory_constant" in fit:
+            c = fit["ags_theory_constant"]
+            ax.plot(grid, [c * x for x in grid], ":", label=f"AGS retrieval state: c = {c:.3g}")
+    if not (fit.get("law") or "").startswith("K = A exp"):
+        ax.set_xscale("log")  # a power law is a line on log-log axes, an exponential on semi-log ones
     ax.set_yscale("log")
     ax.set_xlabel("neurons N")
     ax.set_ylabel(f"largest K with bit-error rate <= {results['threshold']:g}")
