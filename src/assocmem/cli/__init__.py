@@ -7,6 +7,7 @@ sets ``func`` to the function that runs it; add new commands to ``COMMANDS``.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -22,6 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="assocmem",
         description="Large associative memories in the energy formulation of Krotov & Hopfield: Hopfield networks, "
         "Dense Associative Memories, modern Hopfield networks and their microscopic two-layer theory.",
+        epilog="Start with `assocmem demo` (it writes report.html into the current folder; `--out DIR` "
+        "chooses another). `assocmem COMMAND --help` describes each command and its options.",
     )
     parser.add_argument("--version", action="version", version=f"assocmem {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="command")
@@ -38,6 +41,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     retain_freed_memory()  # this process is ours: reuse freed blocks instead of re-mapping them every step
+    # numba's OpenMP threads (the binary networks' spin loop) keep spinning after a parallel region and slow every
+    # following PyTorch operation down, up to 100x on 2 shared cores (docs/demo.md); its workqueue threads sleep.
+    # numba reads this when it is first imported, at the first binary recall, so setting it here is in time.
+    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, KeyError) as err:
