@@ -1,4 +1,4 @@
-"""Why ``assocmem demo`` runs on one thread with numba's workqueue threads: small PyTorch work after a binary recall.
+"""Why numba runs on its workqueue threads and ``assocmem demo`` on one: small PyTorch work after a binary recall.
 
     python benchmarks/demo_threads.py            # 5 repetitions of each setting
 
@@ -37,10 +37,14 @@ print(json.dumps([alone, after]))
 """
 
 SETTINGS = {
-    "numba default (OpenMP), 2 threads": ({}, 2),
-    "numba default (OpenMP), 1 thread": ({}, 1),
-    "OMP_WAIT_POLICY=passive, 1 thread": ({"OMP_WAIT_POLICY": "passive"}, 1),
-    "NUMBA_THREADING_LAYER=workqueue, 1 thread (the demo)": ({"NUMBA_THREADING_LAYER": "workqueue"}, 1),
+    "NUMBA_THREADING_LAYER=omp (numba's default), 2 threads": ({"NUMBA_THREADING_LAYER": "omp"}, 2),
+    "NUMBA_THREADING_LAYER=omp (numba's default), 1 thread": ({"NUMBA_THREADING_LAYER": "omp"}, 1),
+    "omp with OMP_WAIT_POLICY=passive, 1 thread": (
+        {"NUMBA_THREADING_LAYER": "omp", "OMP_WAIT_POLICY": "passive"},
+        1,
+    ),
+    "workqueue (assocmem's choice), 2 threads": ({}, 2),
+    "workqueue (assocmem's choice), 1 thread (the demo)": ({}, 1),
 }
 
 

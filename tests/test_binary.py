@@ -107,6 +107,18 @@ def test_async_recall_descends_and_ends_in_a_fixed_point(seed, f_index):
     assert (res.states * dam.field(res.states) >= 0).all()
 
 
+def test_numba_runs_on_sleeping_workqueue_threads():
+    """numba's spinning OpenMP threads would slow every later PyTorch operation 11-96x (docs/demo.md)."""
+    import os
+
+    import numba
+
+    xi = spins(20, 30, gen=torch.Generator().manual_seed(0), dtype=torch.float32)
+    BinaryDAM(xi, "power", n=3).recall(xi[:4], backend="numba")
+    expected = os.environ.get("NUMBA_THREADING_LAYER", "workqueue")
+    assert numba.threading_layer() == expected
+
+
 @pytest.mark.parametrize(("F", "kw"), [("power", {"n": 3}), ("rectified", {"n": 30}), ("exp", {"beta": 1.0})])
 def test_numba_and_torch_sweeps_agree_exactly(F, kw):
     """Same generator -> same orders -> the fused kernel and the PyTorch sweep reach the same states."""

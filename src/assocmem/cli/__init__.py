@@ -7,7 +7,6 @@ sets ``func`` to the function that runs it; add new commands to ``COMMANDS``.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 
@@ -41,10 +40,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     retain_freed_memory()  # this process is ours: reuse freed blocks instead of re-mapping them every step
-    # numba's OpenMP threads (the binary networks' spin loop) keep spinning after a parallel region and slow every
-    # following PyTorch operation down, up to 100x on 2 shared cores (docs/demo.md); its workqueue threads sleep.
-    # numba reads this when it is first imported, at the first binary recall, so setting it here is in time.
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     try:
         return int(args.func(args) or 0)
     except (ValueError, TypeError, KeyError) as err:

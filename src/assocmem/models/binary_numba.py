@@ -13,8 +13,17 @@ disk by ``cache=True``).
 
 from __future__ import annotations
 
+import os
+
 import numba as nb
 import numpy as np
+
+# numba's default OpenMP threads keep spinning after a parallel region and slow every PyTorch operation that
+# follows in the process, 11-96x on 2 cores (benchmarks/demo_threads.py, docs/demo.md); its workqueue threads
+# sleep. numba reads the layer at its first parallel launch, which comes after this import. A user's
+# NUMBA_THREADING_LAYER is left alone.
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    nb.config.THREADING_LAYER = "workqueue"
 
 
 @nb.njit(inline="always")
