@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from assocmem.data import flip_bits
 from assocmem.experiments import theory
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial
 from assocmem.models import BinaryDAM, ClassicalHopfield, interaction
@@ -94,13 +95,6 @@ def random_patterns(count: int, neurons: int, generator: torch.Generator) -> Ten
     return torch.randint(0, 2, (count, neurons), generator=generator).float() * 2 - 1
 
 
-def corrupt(patterns: Tensor, flipped: int, generator: torch.Generator) -> Tensor:
-    """Each pattern with exactly ``flipped`` of its bits flipped, chosen uniformly at random."""
-    keys = torch.rand(patterns.shape, generator=generator)
-    mask = keys.argsort(dim=1).argsort(dim=1) < flipped
-    return torch.where(mask, -patterns, patterns)
-
-
 def check_run(
     neurons: int, memories: list[int], trials: int, flip: float, mode: str, max_sweeps: int = 1
 ) -> None:
@@ -141,7 +135,7 @@ def measure_load(
         block = min(trials - done, memories)
         patterns = random_patterns(memories, neurons, generator)
         res = spec.build(patterns).recall(
-            corrupt(patterns[:block], flipped, generator),
+            flip_bits(patterns[:block], flip, generator=generator),
             mode=mode,
             max_sweeps=max_sweeps,
             generator=generator,
