@@ -16,7 +16,7 @@ import torch
 from assocmem import __version__
 from assocmem.experiments.capacity_gap import CLASSICAL_LOAD, CapacityGap
 from assocmem.experiments.demo import DemoResult, Outcome
-from assocmem.report.capacity_plot import capacity_plot
+from assocmem.report.capacity_gap import capacity_plot
 from assocmem.report.energy_plot import EnergyTrace, energy_descent
 from assocmem.report.figure import figure_png
 from assocmem.report.html import escape, image, math, page, table, write_page
