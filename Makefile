@@ -17,17 +17,18 @@ demo: $(STAMP)
 	$(BIN)/assocmem demo
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks experiments
+	$(BIN)/ruff format --check src tests benchmarks experiments
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step.py
 	$(BIN)/python benchmarks/solvers.py
 	$(BIN)/python benchmarks/retrieval.py
+	$(BIN)/python benchmarks/binary_recall.py
 	$(BIN)/python benchmarks/classifier_epoch.py
 
 clean:

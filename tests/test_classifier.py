@@ -8,7 +8,7 @@ from torch import nn
 
 import assocmem as am
 from assocmem.experiments.classifier import loss_gradient
-from assocmem.models import DAMClassifier, interaction, model_a
+from assocmem.models import BinaryDAM, DAMClassifier, interaction, model_a
 from assocmem.models.class_update import Kernels, class_fields, fields_reference
 from assocmem.models.classifier import Activation
 
@@ -44,6 +44,23 @@ def test_class_update_is_the_energy_difference_of_binary_model_a(F, n):
     v = torch.sign(torch.randn(6, 12, generator=gen, dtype=F64))
     want = torch.tanh(energy_fields(model, v, am.Abs()))
     torch.testing.assert_close(model(v), want)
+
+
+@pytest.mark.parametrize(("F", "n"), [("power", 3), ("power", 4), ("rectified", 2), ("rectified", 5)])
+def test_class_update_is_the_binary_dams_energy_difference(F, n):
+    """+-1 memories and pixels: z_a = beta (E(x_a = -1) - E(x_a = +1)) with BinaryDAM's energy and spin field."""
+    gen = torch.Generator().manual_seed(10 + n)
+    xi = torch.sign(torch.randn(12, 19, generator=gen, dtype=F64))
+    model = DAMClassifier(xi, pixels=15, classes=4, n=n, F=F, temperature=3.0)
+    v = torch.sign(torch.randn(5, 15, generator=gen, dtype=F64))
+    sigma = torch.cat([v, -torch.ones(5, 4, dtype=F64)], 1)
+    dam, beta = BinaryDAM(xi, F=F, n=n), 3.0 ** (-n)
+    torch.testing.assert_close(model.fields(v).detach(), beta * dam.field(sigma)[:, 15:])
+    flipped = sigma.clone()
+    flipped[:, 15 + 2] = 1.0
+    torch.testing.assert_close(
+        model.fields(v).detach()[:, 2], beta * (dam.energy(sigma) - dam.energy(flipped))
+    )
 
 
 @pytest.mark.parametrize("x0", [-1.0, -0.3])

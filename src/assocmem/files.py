@@ -15,15 +15,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def _new_file_mode() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return 0o666 & ~mask
-
-
-_NEW_FILE_MODE = _new_file_mode()
-
-
 @contextmanager
 def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``dest``; rename it to ``dest`` when the block ends without an error.
@@ -38,14 +29,19 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     os.close(fd)
     tmp = Path(name)
-    # mkstemp makes the file private (0600); give it the mode a plain open() would: the old file's, else umask's
-    os.chmod(tmp, dest.stat().st_mode & 0o777 if dest.exists() else _NEW_FILE_MODE)
+    tmp.chmod(0o666 & ~_umask())  # mkstemp makes the file private (0600); give it an ordinary file's mode
     try:
         yield tmp
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_text(dest: str | os.PathLike, text: str) -> Path:

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 from assocmem import __version__
 from assocmem.allocator import retain_freed_memory
-from assocmem.cli import classify, demo
+from assocmem.cli import capacity, classify, demo
 
-COMMANDS = [demo, classify]
+COMMANDS = [demo, capacity, classify]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="assocmem",
         description="Large associative memories in the energy formulation of Krotov & Hopfield: Hopfield networks, "
         "Dense Associative Memories, modern Hopfield networks and their microscopic two-layer theory.",
+        epilog="Start with `assocmem demo` (it writes report.html into the current folder; `--out DIR` "
+        "chooses another). `assocmem COMMAND --help` describes each command and its options.",
     )
     parser.add_argument("--version", action="version", version=f"assocmem {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="command")

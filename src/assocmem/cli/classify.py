@@ -159,10 +159,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="action", metavar="action", required=True)
+    sub = parser.add_subparsers(
+        dest="action",
+        metavar="action",
+        required=True,
+        help="train (a run folder), eval (its test error) or prototypes (the features-to-prototypes measure)",
+    )
 
     def data_options(p: argparse.ArgumentParser, dataset_default: str | None) -> None:
-        p.add_argument("--dataset", default=dataset_default, choices=["mnist", "fashion-mnist"])
+        p.add_argument(
+            "--dataset",
+            default=dataset_default,
+            choices=["mnist", "fashion-mnist"],
+            help=f"data set (default {dataset_default})"
+            if dataset_default
+            else "data set (default: the run's)",
+        )
         p.add_argument(
             "--data-dir", default=None, help="a folder holding the four IDX .gz files of the data set"
         )
@@ -192,11 +204,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--unbalanced", action="store_true", help="random minibatches instead of per-class balanced"
     )
-    t.add_argument("--init-mean", type=float, default=-0.3)
-    t.add_argument("--init-std", type=float, default=0.3)
+    t.add_argument("--init-mean", type=float, default=-0.3, help="mean of the initial memories (-0.3)")
+    t.add_argument("--init-std", type=float, default=0.3, help="their standard deviation (0.3)")
     t.add_argument("--train-size", type=int, default=None, help="use only the first N training images")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    t.add_argument("--seed", type=int, default=0, help="seed of the initial memories and the minibatches (0)")
+    t.add_argument("--dtype", default="float32", choices=["float32", "float64"], help="float type (float32)")
     t.add_argument("--checkpoint-every", type=int, default=10, help="epochs between checkpoints (10)")
     t.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     t.add_argument("--device", default=None, help="torch device (default cpu)")
@@ -214,6 +226,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("dirs", nargs="+", help="run folders (e.g. n = 2, 3, 20, 30)")
     data_options(p, None)
-    p.add_argument("--out", default=None, help="write the side-by-side figure here (PNG)")
+    p.add_argument("--out", default=None, help="write the side-by-side figure here (PNG; default: no figure)")
     p.add_argument("--json", default=None, help="write the measures here (JSON)")
     p.set_defaults(func=run_prototypes)

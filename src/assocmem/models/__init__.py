@@ -1,5 +1,7 @@
-"""Named models: presets of the general network (REFERENCE.md section 2) and recall measures."""
+"""Named models: presets of the general network (REFERENCE.md section 2), the binary networks (section 3) and
+recall measures."""
 
+from assocmem.models.binary import BinaryDAM, ClassicalHopfield, Recall
 from assocmem.models.classifier import DAMClassifier
 from assocmem.models.effective import continuous_hopfield, model_a, model_b, model_c
 from assocmem.models.interaction import KINDS, interaction
@@ -12,7 +14,10 @@ __all__ = [
     "HIDDEN",
     "KINDS",
     "SYNAPSE",
+    "BinaryDAM",
+    "ClassicalHopfield",
     "DAMClassifier",
+    "Recall",
     "Retrieval",
     "continuous_hopfield",
     "interaction",

@@ -8,6 +8,7 @@ only when a figure is made, so importing assocmem stays fast. Figures are writte
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,22 @@ def new_figure(nrows: int = 1, ncols: int = 1, **kwargs: Any) -> tuple[Any, Any]
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 
+def _save(fig: Any, target: Any, fmt: str, dpi: int) -> None:
+    fig.savefig(target, dpi=dpi, bbox_inches="tight", format=fmt)
+
+
 def save_figure(fig: Any, dest: str | os.PathLike, *, dpi: int = 120) -> Path:
     """Save ``fig`` to ``dest`` (format from the suffix, default PNG) atomically; returns the path."""
     from assocmem.files import atomic_path
 
     dest = Path(dest)
     with atomic_path(dest) as tmp:
-        fig.savefig(tmp, dpi=dpi, bbox_inches="tight", format=dest.suffix.lstrip(".") or "png")
+        _save(fig, tmp, dest.suffix.lstrip(".") or "png", dpi)
     return dest
+
+
+def figure_png(fig: Any, *, dpi: int = 120) -> bytes:
+    """The figure as PNG bytes (cropped like :func:`save_figure`), e.g. to embed in an HTML page."""
+    buffer = io.BytesIO()
+    _save(fig, buffer, "png", dpi)
+    return buffer.getvalue()

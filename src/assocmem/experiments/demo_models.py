@@ -1,0 +1,167 @@
+"""The six memories of ``assocmem demo``, each with its energy, a short explanation and a uniform recall call.
+
+Every model stores the same ``(K, N)`` +-1 patterns and is given the same +-1 cues; :class:`RecallRun` holds the
++-1 read-out of the final state and the energy of every cue along the way, so the demo can tabulate and plot
+them alike. The gains scale with ``N`` so the models work at any image size:
+
+| model | energy (REFERENCE.md section) | dynamics |
+|---|---|---|
+| classical Hopfield | ``-1/2 sum_{i != j} T_ij s_i s_j``, ``T = xi^T xi`` (s2) | asynchronous sign-of-field sweeps |
+| DAM n = 3, n = 10 | ``-sum_mu (xi_mu . s)^n`` (s3) | asynchronous energy-difference sweeps |
+| exponential DAM | ``-sum_mu beta^-1 exp(beta xi_mu . s)``, ``beta = 64/N`` (s3) | the same |
+| modern Hopfield | ``1/2 |v|^2 - beta^-1 lse(beta xi v)``, ``beta = 20/N`` (s2, B) | ``v <- xi^T softmax(beta xi v)`` |
+| microscopic | model B's two-layer energy, ``tau_h = 0.05 tau_f`` (s1) | ``relax(method="stiff")`` |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from assocmem.dynamics import relax
+from assocmem.models import BinaryDAM, ClassicalHopfield, model_b, retrieve
+
+#: The binary models stop after this many sweeps if they have not settled (they settle in a few).
+MAX_SWEEPS = 50
+
+
+@dataclass(frozen=True)
+class RecallRun:
+    """One model's recall of a batch of cues.
+
+    ``states``: the +-1 read-out of the final state, ``(B, N)``; ``energies``: the energy of every cue at each
+    recorded time, ``(T, B)``; ``times``: those times, ``(T,)``, in the model's own unit (:attr:`DemoModel.clock`).
+    ``energies`` and ``times`` are ``None`` when the recall was asked not to record them.
+    """
+
+    states: Tensor
+    energies: Tensor | None
+    times: Tensor | None
+
+
+@dataclass(frozen=True)
+class DemoModel:
+    """A model of the demo: its names, its energy function, a paragraph about it and how it recalls.
+
+    ``recall(patterns, cues, generator, record=True)`` stores ``patterns`` ``(K, N)`` and returns a
+    :class:`RecallRun` for the ``cues`` ``(B, N)``, with the energies along the way when ``record``.
+    ``dense`` marks the models whose capacity exceeds the classical network's ``0.14 N``.
+    """
+
+    key: str
+    name: str
+    energy: str
+    about: str
+    clock: str
+    dense: bool
+    recall: Callable[..., RecallRun]
+
+
+def _steps(states: Tensor, energies: Tensor | None) -> RecallRun:
+    """A run whose energies were recorded once per sweep or update: times 0, 1, 2, ..."""
+    times = None if energies is None else torch.arange(energies.shape[0], dtype=energies.dtype)
+    return RecallRun(states, energies, times)
+
+
+def _binary(make: Callable[[Tensor], object]) -> Callable[..., RecallRun]:
+    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> RecallRun:
+        run = make(patterns).recall(
+            cues, mode="async", max_sweeps=MAX_SWEEPS, generator=generator, record_energy=record
+        )
+        return _steps(run.states, run.energies)
+
+    return recall
+
+
+def _softmax(beta_n: float) -> Callable[..., RecallRun]:
+    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> RecallRun:
+        beta = beta_n / patterns.shape[1]
+        res = retrieve(patterns, cues, beta=beta, steps=None, tol=1e-4, max_steps=100, return_energy=True)
+        return _steps(torch.sign(res.states), res.energies if record else None)
+
+    return recall
+
+
+def _microscopic(beta_n: float, tau_h: float) -> Callable[..., RecallRun]:
+    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> RecallRun:
+        net = model_b(patterns, beta=beta_n / patterns.shape[1], tau_h=tau_h)
+        hidden = torch.zeros(cues.shape[0], patterns.shape[0], dtype=cues.dtype)
+        traj = relax(net, {"v": cues, "h": hidden}, method="stiff", t_max=30.0, tol=1e-2, record=record)
+        states = torch.sign(traj.state["v"]).detach()
+        return RecallRun(states, traj.energies, traj.times) if record else RecallRun(states, None, None)
+
+    return recall
+
+
+def demo_models() -> list[DemoModel]:
+    """The classical network, DAM n = 3 and n = 10, the exponential DAM, the softmax model and the microscopic
+    network, in that order (REFERENCE.md sections 1-3)."""
+    return [
+        DemoModel(
+            "classical",
+            "Classical Hopfield network",
+            "E(σ) = −½ Σ_{i≠j} T_{ij} σ_i σ_j,   T_{ij} = Σ_μ ξ_{μi} ξ_{μj}",
+            "Hopfield (1982): Hebbian couplings between pairs of neurons, and each neuron in turn takes the sign of "
+            "its input field. It stores about 0.14 N random patterns; beyond that load the stored patterns stop "
+            "being attractors: the energy still goes down, but into spurious minima that are no stored picture.",
+            "sweeps",
+            False,
+            _binary(ClassicalHopfield),
+        ),
+        DemoModel(
+            "dam3",
+            "Dense Associative Memory, n = 3",
+            "E(σ) = −Σ_μ (ξ_μ · σ)³",
+            "Krotov & Hopfield (2016): an energy that grows faster than quadratically separates the memories; the "
+            "capacity grows as N^{n−1}, i.e. N² here. A neuron flips when flipping lowers the energy (the "
+            "energy-difference update).",
+            "sweeps",
+            True,
+            _binary(lambda xi: BinaryDAM(xi, F="power", n=3)),
+        ),
+        DemoModel(
+            "dam10",
+            "Dense Associative Memory, n = 10",
+            "E(σ) = −Σ_μ (ξ_μ · σ)¹⁰",
+            "The same network with n = 10: capacity of order N⁹, and basins of attraction so deep that heavily "
+            "corrupted cues still fall back into their memory. With an even n the inverted image −ξ is a memory too.",
+            "sweeps",
+            True,
+            _binary(lambda xi: BinaryDAM(xi, F="power", n=10)),
+        ),
+        DemoModel(
+            "exp",
+            "Exponential DAM",
+            "E(σ) = −Σ_μ β⁻¹ exp(β ξ_μ · σ),   β = 64/N",
+            "Demircigil et al. (2017): an exponential interaction gives a capacity exponential in N, with large "
+            "basins of attraction.",
+            "sweeps",
+            True,
+            _binary(lambda xi: BinaryDAM(xi, F="exp", beta=64.0 / xi.shape[1])),
+        ),
+        DemoModel(
+            "softmax",
+            "Modern Hopfield network (softmax)",
+            "E(v) = ½ |v|² − β⁻¹ log Σ_μ exp(β ξ_μ · v),   β = 20/N",
+            "Model B of Krotov & Hopfield (2021), the modern Hopfield network of Ramsauer et al. (2020): continuous "
+            "neurons, and one update v ← ξᵀ softmax(β ξ v) is the attention of a transformer. Read out as sign(v).",
+            "updates",
+            True,
+            _softmax(20.0),
+        ),
+        DemoModel(
+            "microscopic",
+            "Microscopic two-layer network",
+            "E(v, h) = [v·g − L_v] + [h·f − L_h] − fᵀ ξ g,   L_v = ½|v|²,  L_h = β⁻¹ log Σ_μ exp(β h_μ)",
+            "The theory behind all of the above (Krotov & Hopfield 2021): feature neurons v and one memory neuron "
+            "h_μ per pattern, joined only by two-body synapses ξ, with τ_h = 0.05 τ_f. Integrating out the fast "
+            "memory neurons gives the softmax model. The memory neurons start at rest (h = 0), so the energy starts "
+            'higher than the softmax model\'s; the differential equations are integrated with relax(method="stiff").',
+            "time (τ_f)",
+            True,
+            _microscopic(20.0, 0.05),
+        ),
+    ]

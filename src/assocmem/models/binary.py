@@ -1,0 +1,270 @@
+"""Binary associative memories: the Dense Associative Memory of Krotov & Hopfield 2016 and the classical
+Hopfield network of 1982 (REFERENCE.md sections 2 and 3).
+
+- :class:`BinaryDAM`: ``E = -sum_mu F(xi_mu . sigma)``; the update of spin ``i`` (ties keep the state) is
+  ``sigma_i <- Sign[sum_mu F(xi_mu,i + a_mu) - F(-xi_mu,i + a_mu)]`` with ``a_mu = sum_{j != i} xi_mu,j sigma_j``.
+- :class:`ClassicalHopfield`: ``E = -1/2 sum_{i != j} T_ij sigma_i sigma_j`` with ``T = xi^T xi``; the update is
+  ``sigma_i <- Sign[sum_{j != i} T_ij sigma_j]`` (ties keep).
+
+The binary DAM is model A of the general network (``L_v = sum |v|``, ``L_h = sum_mu F(h_mu)``) with the hidden
+layer integrated out: :meth:`BinaryDAM.energy` equals ``model_a(xi, interaction(F), feature=Abs(),
+reduced=True).energy``. With ``F(x) = x^2`` the KH16 update (self-coupling included) is exactly the classical
+zero-diagonal update: its field is ``4 sum_mu xi_mu,i a_mu = 4 sum_{j != i} T_ij sigma_j``, so both classes share
+one implementation (:mod:`assocmem.models.binary_kernel`, on the tables of :mod:`assocmem.models.binary_tables`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from assocmem.lagrangians import AdditiveLagrangian, Polynomial
+from assocmem.models import binary_kernel as kernel
+from assocmem.models.binary_tables import interaction_values, scaled_table
+from assocmem.models.interaction import interaction
+from assocmem.models.microscopic import check_patterns
+
+MODES = ("async", "sync")
+BACKENDS = ("auto", "numba", "torch")
+
+
+@dataclass
+class Recall:
+    """What :meth:`BinaryDAM.recall` returns, one entry per cue.
+
+    ``states`` (B, N): final +-1 states, the cues' dtype; ``sweeps`` (B,) int64: sweeps done (the last one, when
+    converged, changed nothing); ``converged`` (B,) bool: a full sweep changed nothing (a fixed point);
+    ``energies`` (sweeps + 1, B): the energy after each sweep, row 0 the cues', a finished cue keeping its value
+    (only with ``record_energy=True``, else None).
+    """
+
+    states: Tensor
+    sweeps: Tensor
+    converged: Tensor
+    energies: Tensor | None = None
+
+
+def check_spins(x: object, who: str, name: str, n: int | None = None) -> Tensor:
+    """A 2-D tensor of +-1 (any real dtype); with ``n``, of ``n`` columns. Anything else is a clear error."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{who}: {name} must be a torch.Tensor of +1 and -1, got {type(x).__name__}")
+    if x.dtype == torch.bool or x.is_complex():
+        raise TypeError(f"{who}: {name} must be a real tensor of +1 and -1, got dtype {x.dtype}")
+    if name == "patterns":  # (K, N) with at least one memory
+        check_patterns(x if x.is_floating_point() else x.to(torch.get_default_dtype()), who)
+    elif x.dim() != 2:
+        raise ValueError(f"{who}: {name} must have shape (batch, N), got {tuple(x.shape)}")
+    if n is not None and x.shape[1] != n:
+        raise ValueError(
+            f"{who}: {name} must have N = {n} columns (one per neuron), got shape {tuple(x.shape)}"
+        )
+    bad = ~((x == 1) | (x == -1))
+    if bool(bad.any()):
+        where = tuple(int(i) for i in bad.nonzero()[0])
+        raise ValueError(
+            f"{who}: {name} must hold only +1 and -1 (binary spins), found {x[where].item()} at index {where}; "
+            f"use torch.sign and map zeros to +1 or -1"
+        )
+    return x
+
+
+class BinaryNetwork:
+    """Shared machinery of the binary networks: ``E = a (-sum_mu F(m_mu)) + e0`` and the KH16 update of ``F``.
+
+    Subclasses fix ``F`` (as an additive Lagrangian), the energy's factor ``a`` and offset ``e0``, and the
+    factor that turns the energy difference into the field they report.
+    """
+
+    _who = "BinaryNetwork"
+
+    def __init__(
+        self,
+        patterns: Tensor,
+        lagrangian: AdditiveLagrangian,
+        *,
+        energy_factor: float = 1.0,
+        energy_offset: float = 0.0,
+        field_factor: float = 1.0,
+    ) -> None:
+        self.patterns = check_spins(patterns, self._who, "patterns")
+        self.K, self.N = patterns.shape
+        self.lagrangian = lagrangian
+        self._energy_factor, self._energy_offset, self._field_factor = (
+            energy_factor,
+            energy_offset,
+            field_factor,
+        )
+        f_values, ss, dd = interaction_values(lagrangian, self.N)
+        device = patterns.device
+        self._field_table = scaled_table([ss, dd], self.N, self.K).to(device)
+        self._energy_table = scaled_table([f_values], self.N, self.K).to(device)
+        self._xi64 = patterns.to(torch.float64)
+        self._xi_t: dict[bool, Tensor] = {}  # the transposed patterns each sweep reads: int8 (numba), float64
+
+    def _transposed(self, numba: bool) -> Tensor:
+        if numba not in self._xi_t:
+            self._xi_t[numba] = self._xi64.T.to(torch.int8 if numba else torch.float64).contiguous()
+        return self._xi_t[numba]
+
+    @property
+    def exact(self) -> bool:
+        """True when every field is an exact integer sum (ties ``h_i = 0`` are exact and keep the state)."""
+        return self._field_table.exact
+
+    def _spins(self, sigma: object, name: str) -> Tensor:
+        sigma = check_spins(sigma, self._who, name, self.N)
+        if sigma.device != self.patterns.device:
+            raise ValueError(
+                f"{self._who}: {name} is on {sigma.device} but the patterns are on {self.patterns.device}; "
+                f"move one of them with .to(device)"
+            )
+        return sigma
+
+    def _out_dtype(self, sigma: Tensor) -> torch.dtype:
+        return sigma.dtype if sigma.is_floating_point() else torch.get_default_dtype()
+
+    def _energy(self, agree: Tensor) -> Tensor:
+        total = kernel.sum_table(self._energy_table, agree)
+        return -self._energy_factor * total + self._energy_offset
+
+    def energy(self, sigma: Tensor) -> Tensor:
+        """The energy of each +-1 state ``(B, N) -> (B,)``, in ``sigma``'s floating dtype (default dtype for
+        integer states). Computed in float64 from scaled tables (exact for integer ``F`` when it fits), so the
+        result is ``+-inf`` only when the energy itself is outside the dtype's range (e.g. ``F = exp`` at large
+        ``N`` in float32)."""
+        sigma = self._spins(sigma, "sigma")
+        return self._energy(kernel.agreements(self._xi64, sigma)).to(self._out_dtype(sigma))
+
+    def field(self, sigma: Tensor) -> Tensor:
+        """The field of every spin ``(B, N) -> (B, N)``: the update sets ``sigma_i`` to its sign (0 keeps it)."""
+        sigma = self._spins(sigma, "sigma")
+        h = kernel.fields(self._field_table, self._xi64, sigma, kernel.agreements(self._xi64, sigma))
+        return (h * self._field_factor).to(self._out_dtype(sigma))
+
+    def recall(
+        self,
+        cues: Tensor,
+        mode: str = "async",
+        max_sweeps: int = 100,
+        generator: torch.Generator | None = None,
+        record_energy: bool = False,
+        *,
+        backend: str = "auto",
+    ) -> Recall:
+        """Run the update from each cue ``(B, N)`` until a whole sweep changes nothing or ``max_sweeps``.
+
+        ``mode="async"``: one spin at a time, in a random order drawn anew for every sweep from ``generator``
+        (reproducible: the same generator state gives the same orders and the same states); the energy never
+        increases. ``mode="sync"``: every spin from the same state at once (may end in a 2-cycle, then
+        ``converged`` is False). ``backend``: ``"numba"`` (CPU, fused loop), ``"torch"`` (any device), or
+        ``"auto"`` (numba on CPU when installed). Both make exactly the same moves.
+
+        Example: ``BinaryDAM(xi, F="power", n=3).recall(cues, generator=torch.Generator().manual_seed(0)).states``
+        """
+        cues = self._spins(cues, "cues")
+        if mode not in MODES:
+            raise ValueError(f"{self._who}.recall: mode must be 'async' or 'sync', got {mode!r}")
+        if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int) or max_sweeps < 1:
+            raise ValueError(f"{self._who}.recall: max_sweeps must be an integer >= 1, got {max_sweeps!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"{self._who}.recall: backend must be one of {BACKENDS}, got {backend!r}")
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(f"{self._who}.recall: generator must be a torch.Generator or None")
+        cpu = cues.device.type == "cpu"
+        if backend == "numba" and not (cpu and kernel.numba_available()):
+            raise ValueError(f"{self._who}.recall: backend='numba' needs CPU tensors and numba installed")
+        use_numba = backend == "numba" or (backend == "auto" and cpu and kernel.numba_available())
+        states = cues.to(torch.int8)
+        agree = kernel.agreements(self._xi64, states)
+        b = cues.shape[0]
+        sweeps = torch.zeros(b, dtype=torch.int64, device=cues.device)
+        converged = torch.zeros(b, dtype=torch.bool, device=cues.device)
+        energies = [self._energy(agree)] if record_energy else None
+        active = torch.arange(b, device=cues.device)
+        for sweep in range(1, max_sweeps + 1):
+            if active.numel() == 0:
+                break
+            if mode == "sync":
+                changed = kernel.sync_sweep(self._field_table, self._xi64, states, agree, active)
+            else:
+                perms = kernel.random_orders(active.numel(), self.N, generator, cues.device)
+                sweep_fn = kernel.async_sweep_numba if use_numba else kernel.async_sweep_torch
+                changed = sweep_fn(
+                    self._field_table, self._transposed(use_numba), states, agree, active, perms
+                )
+            sweeps[active] = sweep
+            converged[active[~changed]] = True
+            active = active[changed]
+            if energies is not None:
+                energies.append(self._energy(agree))
+        out = self._out_dtype(cues)
+        return Recall(
+            states.to(cues.dtype),
+            sweeps,
+            converged,
+            torch.stack(energies).to(out) if energies is not None else None,
+        )
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(K={self.K}, N={self.N}, {self._describe()}, exact={self.exact})"
+
+    def _describe(self) -> str:
+        return repr(self.lagrangian)
+
+
+class BinaryDAM(BinaryNetwork):
+    """The binary Dense Associative Memory (KH16, REFERENCE.md section 3): ``E = -sum_mu F(xi_mu . sigma)``.
+
+    ``patterns`` (K, N) of +-1; ``F`` is ``"power"`` (``x^n``; ``n = 2`` is the classical network with
+    self-coupling), ``"rectified"`` (``max(x, 0)^n``), ``"exp"`` (``beta^-1 exp(beta x)``, Demircigil et al.
+    2017), a callable, or an additive Lagrangian (see :func:`assocmem.models.interaction`). The update of spin ``i``
+    is the sign of the energy difference ``E(sigma_i = -1) - E(sigma_i = +1)`` (self-coupling included, ties keep).
+
+    Example::
+
+        xi = torch.sign(torch.randn(50, 100))
+        dam = BinaryDAM(xi, F="rectified", n=3)
+        res = dam.recall(torch.where(torch.rand(50, 100) < 0.2, -xi, xi))
+        (res.states == xi).all(dim=1)  # every memory recalled
+    """
+
+    _who = "BinaryDAM"
+
+    def __init__(
+        self,
+        patterns: Tensor,
+        F: str | Callable[[Tensor], Tensor] | AdditiveLagrangian = "power",
+        n: float | None = None,
+        beta: float | None = None,
+    ) -> None:
+        self.F, self.n, self.beta = F, n, beta
+        super().__init__(patterns, interaction(F, n, beta, who="BinaryDAM"))
+
+
+class ClassicalHopfield(BinaryNetwork):
+    """The Hopfield network of 1982 (REFERENCE.md section 2): Hebbian ``T = xi^T xi`` with zero diagonal.
+
+    ``E = -1/2 sum_{i != j} T_ij sigma_i sigma_j``; the update sets ``sigma_i`` to the sign of its local field
+    ``h_i = sum_{j != i} T_ij sigma_j`` (ties keep). This is :class:`BinaryDAM` with ``F(x) = x^2`` (whose
+    energy difference is ``4 h_i``), run by the same code; :meth:`field` returns ``h_i`` itself.
+    """
+
+    _who = "ClassicalHopfield"
+
+    def __init__(self, patterns: Tensor) -> None:
+        # E = -1/2 sum_{i != j} T_ij s_i s_j = -1/2 (sum_mu m_mu^2 - K N); the KH16 n = 2 field is 4 h_i.
+        super().__init__(patterns, Polynomial(2), energy_factor=0.5, field_factor=0.25)
+        self._energy_offset = 0.5 * self.K * self.N
+
+    @property
+    def couplings(self) -> Tensor:
+        """``T = xi^T xi`` with zero diagonal (N, N), in the patterns' floating dtype (default for integers)."""
+        xi = self.patterns.to(self._out_dtype(self.patterns))
+        t = xi.T @ xi
+        return t.fill_diagonal_(0)
+
+    def _describe(self) -> str:
+        return "T=xi^T xi, zero diagonal"
