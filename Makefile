@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/solvers.py
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/binary_recall.py
+	$(BIN)/python benchmarks/classifier_epoch.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .ruff_cache .hypothesis

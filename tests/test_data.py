@@ -170,3 +170,11 @@ def test_wrong_file_in_named_folder_fails_known_checksum(tmp_path):
     fake_set(folder)  # right names, wrong contents: the built-in MNIST digests catch it
     with pytest.raises(DataError, match="checksum mismatch"):
         load("mnist", data_dir=folder)
+
+
+def test_corrupt_file_in_the_cache_is_named(tmp_path, fake_source):
+    ds = load("fake", cache_dir=tmp_path / "c")
+    cached = ds.folder / FILES[0]
+    cached.write_bytes(cached.read_bytes()[:-3])  # truncated after the download, e.g. by a full disk
+    with pytest.raises(DataError, match=f"checksum mismatch for {cached}.*delete it and download"):
+        load("fake", cache_dir=tmp_path / "c")

@@ -25,7 +25,7 @@ from assocmem.lagrangians import (
     Spherical,
     Tanh,
 )
-from assocmem.models import Retrieval, retrieve
+from assocmem.models import DAMClassifier, Retrieval, retrieve
 from assocmem.network import ConvSynapse, DenseSynapse, EnergyTerm, Layer, ManyBodyTerm, Network, Synapse
 
 __version__ = "0.1.0"
@@ -34,6 +34,7 @@ __all__ = [
     "Abs",
     "Additive",
     "ConvSynapse",
+    "DAMClassifier",
     "DenseSynapse",
     "EnergyTerm",
     "Exp",

@@ -12,9 +12,9 @@ from collections.abc import Sequence
 
 from assocmem import __version__
 from assocmem.allocator import retain_freed_memory
-from assocmem.cli import capacity, demo
+from assocmem.cli import capacity, classify, demo
 
-COMMANDS = [demo, capacity]
+COMMANDS = [demo, capacity, classify]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,6 +42,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     retain_freed_memory()  # this process is ours: reuse freed blocks instead of re-mapping them every step
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, KeyError) as err:
+    except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
         print(f"assocmem {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 recall measures."""
 
 from assocmem.models.binary import BinaryDAM, ClassicalHopfield, Recall
+from assocmem.models.classifier import DAMClassifier
 from assocmem.models.effective import continuous_hopfield, model_a, model_b, model_c
 from assocmem.models.interaction import KINDS, interaction
 from assocmem.models.microscopic import FEATURE, HIDDEN, SYNAPSE, microscopic
@@ -15,6 +16,7 @@ __all__ = [
     "SYNAPSE",
     "BinaryDAM",
     "ClassicalHopfield",
+    "DAMClassifier",
     "Recall",
     "Retrieval",
     "continuous_hopfield",

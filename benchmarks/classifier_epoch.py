@@ -1,0 +1,174 @@
+"""One training epoch of the DAM classifier against the matrix products it needs, measured in the same run.
+
+    python benchmarks/classifier_epoch.py                    # 60,000 MNIST images, K = 2000, n = 3, compiled
+    python benchmarks/classifier_epoch.py --threads 1 --repeat 5
+    python benchmarks/classifier_epoch.py --eager             # the eager (uncompiled) kernels
+    python benchmarks/classifier_epoch.py --notebook          # also the per-class-repeated float64 formulation
+
+An epoch is 60 minibatches of 1000 images (KH16's algorithm: class update, loss gradient, momentum, per-memory
+normalised update, clipping). Its floor is the two products per minibatch that the gradient needs: forward
+``(1000, 784) x (784, K)`` and backward ``(K, 1000) x (1000, 784)``, timed as plain contiguous torch.mm calls.
+Each minibatch's training step is followed by those two products on the same images, timed separately, so that
+load from other processes hits the epoch and its floor alike; the ratio of each of ``--repeat`` epochs is
+printed, then the median and spread. Target (issue 5): ratio <= 1.5.
+``--notebook`` times two minibatches of the formulation in KH16's public notebook (NumPy float64, the batch
+repeated once per class, both overlap matrices computed per class) and scales it to an epoch.
+MNIST is read from --data-dir or ../shared/data/mnist; without it, random images of the same shape are used
+(the timing does not depend on the pixel values).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+from assocmem.allocator import retain_freed_memory
+from assocmem.experiments.classifier import Data, Step, TrainConfig, targets, to_pixels, train_epoch
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+
+
+def mnist(data_dir: Path | None) -> Data:
+    folder = data_dir or SHARED
+    if (folder / "train-images-idx3-ubyte.gz").is_file():
+        from assocmem.data import load
+
+        ds = load("mnist", data_dir=folder)
+        print(f"data: MNIST from {folder}")
+        return Data(to_pixels(ds.train.images), ds.train.labels, to_pixels(ds.test.images), ds.test.labels)
+    print("data: random images (no MNIST found; pass --data-dir)")
+    gen = torch.Generator().manual_seed(0)
+    return Data(
+        torch.rand(60000, 784, generator=gen) * 2 - 1,
+        torch.arange(60000) % 10,
+        torch.rand(1000, 784, generator=gen) * 2 - 1,
+        torch.arange(1000) % 10,
+    )
+
+
+class Interleaved:
+    """A training step that also times, right after it, the two products its minibatch needs (the floor).
+
+    Interleaving per minibatch lets load from other processes hit the epoch and its floor alike. The epoch's
+    own time is then the epoch's measured time minus the floor's.
+    """
+
+    def __init__(self, step: Step, config: TrainConfig) -> None:
+        gen = torch.Generator().manual_seed(1)
+        self.step, self.model = step, step.model
+        self.w = torch.randn(config.memories, config.pixels, generator=gen)
+        self.g = torch.randn(config.batch_size, config.memories, generator=gen)
+        self.out_h = torch.empty(config.batch_size, config.memories)
+        self.out_w = torch.empty(config.memories, config.pixels)
+        self.floor = 0.0
+
+    def __call__(self, images, t, eps):
+        result = self.step(images, t, eps)
+        start = time.perf_counter()
+        torch.mm(images, self.w.T, out=self.out_h)  # forward: (B, P) x (P, K)
+        torch.mm(self.g.T, images, out=self.out_w)  # backward: (K, B) x (B, P)
+        self.floor += time.perf_counter() - start
+        return result
+
+
+def notebook_epoch(config: TrainConfig, data: Data, batches: int, measured: int = 2) -> float:
+    """Seconds per epoch of the per-class-repeated float64 formulation, from ``measured`` minibatches."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    P, C, K, B, n, m = (
+        config.pixels,
+        config.classes,
+        config.memories,
+        config.batch_size,
+        int(config.n),
+        config.m,
+    )
+    xi = rng.normal(config.init_mean, config.init_std, (K, P + C))
+    beta = 1.0 / config.final_temperature**n
+    start = time.perf_counter()
+    for b in range(measured):
+        v = data.train_images[b * B : (b + 1) * B].double().numpy().T  # (P, B)
+        t = targets(data.train_labels[b * B : (b + 1) * B], C, torch.float64).numpy().T.reshape(1, C * B)
+        base = np.concatenate([v, -np.ones((C, B))], 0)  # every class neuron at -1
+        rest = np.tile(base, (1, C))  # (P + C, C B): the batch once per class
+        flip = rest.copy()
+        for a in range(C):
+            flip[P + a, a * B : (a + 1) * B] = 1.0  # class a at +1 in its copy
+        up, down = np.maximum(xi @ flip, 0), np.maximum(xi @ rest, 0)
+        c = np.tanh(beta * (up**n - down**n).sum(0))
+        w = (t - c) ** (2 * m - 1) * (1 - c) * (1 + c)
+        grad = (w * up ** (n - 1)) @ flip.T - (w * down ** (n - 1)) @ rest.T
+        xi += 0.01 * grad / np.maximum(np.abs(grad).max(1, keepdims=True), 1e-30)
+    return (time.perf_counter() - start) / measured * batches
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--memories", type=int, default=2000)
+    parser.add_argument("--n", type=float, default=3)
+    parser.add_argument("--F", default="rectified", choices=["rectified", "power"])
+    parser.add_argument("--repeat", type=int, default=3, help="epochs to time (default 3)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--eager", action="store_true", help="eager kernels instead of torch.compile")
+    parser.add_argument("--notebook", action="store_true", help="also time the notebook's formulation")
+    parser.add_argument("--data-dir", type=Path, default=None)
+    args = parser.parse_args()
+    retain_freed_memory()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    data = mnist(args.data_dir)
+    config = TrainConfig(
+        memories=args.memories, n=args.n, F=args.F, temperature=300.0, final_temperature=50.0
+    )
+    batches = data.train_labels.numel() // config.batch_size
+    gen = torch.Generator().manual_seed(0)
+    model = config.model(gen, compile=not args.eager)
+    step = Step(model, config)
+    t_all = targets(data.train_labels, config.classes)
+    print(
+        f"K={config.memories}, n={config.n:g} ({config.F}), {batches} minibatches of {config.batch_size}, "
+        f"{torch.get_num_threads()} threads, kernels {'eager' if args.eager else 'torch.compile'}"
+    )
+    warm = time.perf_counter()
+    step(
+        data.train_images[: config.batch_size], t_all[: config.batch_size], config.lr
+    )  # compile, warm caches
+    model.error(data.test_images, data.test_labels)
+    print(f"warm-up (compilation) {time.perf_counter() - warm:.1f} s")
+    ratios, epochs, floors = [], [], []
+    timed = Interleaved(step, config)
+    for r in range(args.repeat):
+        timed.floor = 0.0
+        record = train_epoch(timed, data, t_all, config, r, gen)
+        epoch, floor = record["seconds"] - timed.floor, timed.floor
+        epochs.append(epoch)
+        floors.append(floor)
+        ratios.append(epoch / floor)
+        print(
+            f"epoch {r + 1}: {epoch:.2f} s (then test evaluation {record['eval_seconds']:.2f} s, test error "
+            f"{record['test_error']:.4f}); its matrix products {floor:.2f} s -> ratio {ratios[-1]:.3f}"
+        )
+    print(
+        f"epoch / matrix products: median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, "
+        f"max {max(ratios):.3f} over {args.repeat} epochs (target <= 1.5); median epoch "
+        f"{statistics.median(epochs):.2f} s, median floor {statistics.median(floors):.2f} s"
+    )
+    if args.notebook:
+        nb = notebook_epoch(config, data, batches)
+        floor = statistics.median(floors)
+        print(
+            f"notebook formulation (float64, batch repeated per class): {nb:.1f} s per epoch, "
+            f"{nb / floor:.1f}x the matrix products ({floor:.2f} s), "
+            f"{nb / statistics.median(epochs):.1f}x assocmem's epoch"
+        )
+
+
+if __name__ == "__main__":
+    main()
