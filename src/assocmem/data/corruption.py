@@ -11,9 +11,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from assocmem.checks import is_fraction
+
 
 def _check_fraction(fraction: object, who: str, name: str) -> float:
-    if isinstance(fraction, bool) or not isinstance(fraction, int | float) or not 0.0 <= fraction <= 1.0:
+    if not is_fraction(fraction):
         raise ValueError(f"{who}: {name} must be a number in [0, 1], got {fraction!r}")
     return float(fraction)
 

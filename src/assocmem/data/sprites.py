@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from assocmem.checks import is_count
+
 
 def sprites(count: int, size: int = 16, *, seed: int = 0, dtype: torch.dtype = torch.float32) -> Tensor:
     """``count`` distinct mirror-symmetric sprites of ``size x size`` +-1 pixels, shape ``(count, size, size)``.
@@ -22,7 +24,7 @@ def sprites(count: int, size: int = 16, *, seed: int = 0, dtype: torch.dtype = t
     Example: ``sprites(48, 16).flatten(1)`` is the demo's 48 memories of N = 256 pixels.
     """
     for name, value, least in (("count", count, 1), ("size", size, 2)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        if not is_count(value, least):
             raise ValueError(f"sprites: {name} must be an int >= {least}, got {value!r}")
     if size % 2:
         raise ValueError(f"sprites: size must be even (the right half mirrors the left), got {size}")

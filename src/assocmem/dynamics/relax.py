@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from assocmem.checks import is_count
 from assocmem.dynamics.steppers import METHODS
 from assocmem.dynamics.system import System
 from assocmem.dynamics.trajectory import Trajectory
@@ -69,7 +70,7 @@ def relax(
     atol = _number(atol, "atol")
     if dt is not None:
         dt = _number(dt, "dt")
-    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+    if not is_count(max_steps):
         raise ValueError(f"relax: max_steps must be a positive int, got {max_steps!r}")
     if not allow_nonconvex:
         for name, layer in network.layers.items():

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from assocmem.checks import is_count, is_fraction
 from assocmem.data import flip_bits
 from assocmem.experiments import theory
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial
@@ -98,17 +99,17 @@ def random_patterns(count: int, neurons: int, generator: torch.Generator) -> Ten
 def check_run(
     neurons: int, memories: list[int], trials: int, flip: float, mode: str, max_sweeps: int = 1
 ) -> None:
-    if isinstance(neurons, bool) or not isinstance(neurons, int) or neurons < 1:
+    if not is_count(neurons):
         raise ValueError(f"--neurons must be an integer >= 1, got {neurons!r}")
-    if not memories or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in memories):
+    if not memories or any(not is_count(k) for k in memories):
         raise ValueError(f"--memories must list integers >= 1 (e.g. 10,20,40), got {memories!r}")
-    if isinstance(trials, bool) or not isinstance(trials, int) or trials < 1:
+    if not is_count(trials):
         raise ValueError(f"--trials must be an integer >= 1, got {trials!r}")
-    if not (isinstance(flip, int | float) and 0.0 <= flip <= 1.0):  # also rejects NaN
+    if not is_fraction(flip):
         raise ValueError(f"--flip must be a fraction in [0, 1], got {flip!r}")
     if mode not in ("async", "sync"):
         raise ValueError(f"--mode must be async or sync, got {mode!r}")
-    if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int) or max_sweeps < 1:
+    if not is_count(max_sweeps):
         raise ValueError(f"--max-sweeps must be an integer >= 1, got {max_sweeps!r}")
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
+from assocmem.checks import is_count
 from assocmem.data.corruption import flip_bits
 from assocmem.experiments.capacity import random_patterns
 from assocmem.experiments.demo_models import DemoModel
@@ -81,11 +82,11 @@ def capacity_gap(
 
     Example: ``capacity_gap(demo_models()[:2], [5, 10, 20, 40], neurons=100)``.
     """
-    if not memories or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in memories):
+    if not memories or any(not is_count(k) for k in memories):
         raise ValueError(
             f"capacity_gap: memories must be a non-empty list of positive ints, got {memories!r}"
         )
-    if isinstance(neurons, bool) or not isinstance(neurons, int) or neurons < 2:
+    if not is_count(neurons, 2):
         raise ValueError(f"capacity_gap: neurons must be an int >= 2, got {neurons!r}")
     recalled: dict[str, list[float]] = {model.name: [] for model in models}
     counts = []

@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from assocmem.checks import is_count
 from assocmem.models.class_update import Fused
 from assocmem.models.classifier import DAMClassifier
 
@@ -67,7 +68,7 @@ class TrainConfig:
         positive_ints = ("memories", "m", "epochs", "batch_size", "pixels", "classes")
         for name in positive_ints:
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value):
                 raise ValueError(f"TrainConfig: {name} must be a positive int, got {value!r}")
         if (
             isinstance(self.ramp_epochs, bool)

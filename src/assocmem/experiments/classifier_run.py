@@ -21,6 +21,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from assocmem.checks import is_count
 from assocmem.experiments.classifier import (
     Data,
     EpochCallback,
@@ -166,7 +167,7 @@ def train(
     configuration must match; ``epochs`` may grow); without it an existing run in ``out`` is an error.
     ``callback(record)`` is called after every epoch. ``compile`` fuses the elementwise work (torch.compile).
     """
-    if isinstance(checkpoint_every, bool) or not isinstance(checkpoint_every, int) or checkpoint_every < 1:
+    if not is_count(checkpoint_every):
         raise ValueError(f"train: checkpoint_every must be a positive int, got {checkpoint_every!r}")
     folder = Path(out) if out is not None else None
     dtype = getattr(torch, config.dtype)

@@ -88,7 +88,7 @@ def _softmax(beta_n: float) -> Callable[..., RecallRun]:
 def _microscopic(beta_n: float, tau_h: float) -> Callable[..., RecallRun]:
     def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> RecallRun:
         net = model_b(patterns, beta=beta_n / patterns.shape[1], tau_h=tau_h)
-        hidden = torch.zeros(cues.shape[0], patterns.shape[0], dtype=cues.dtype)
+        hidden = torch.zeros(cues.shape[0], patterns.shape[0], dtype=cues.dtype, device=cues.device)
         traj = relax(net, {"v": cues, "h": hidden}, method="stiff", t_max=30.0, tol=1e-2, record=record)
         states = torch.sign(traj.state["v"]).detach()
         return RecallRun(states, traj.energies, traj.times) if record else RecallRun(states, None, None)

@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as TF
 from torch import Tensor
 
-from assocmem.lagrangians.base import Lagrangian, check_batched, positive_float, sum_features
+from assocmem.checks import is_count, positive_float
+from assocmem.lagrangians.base import Lagrangian, check_batched, sum_features
 
 
 class AdditiveLagrangian(Lagrangian):
@@ -135,7 +136,7 @@ class Polynomial(AdditiveLagrangian):
 
     def __init__(self, n: int) -> None:
         super().__init__()
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        if not is_count(n):
             raise ValueError(f"Polynomial: n must be an integer >= 1, got {n!r}")
         self.n = n
         self.convex = n == 1 or n % 2 == 0

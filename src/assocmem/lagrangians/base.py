@@ -51,17 +51,6 @@ def sum_features(t: Tensor) -> Tensor:
     return t.reshape(t.shape[0], -1).sum(1)
 
 
-def positive_float(value: float, name: str, who: str) -> float:
-    """Validate a strictly positive, finite scalar hyper-parameter."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{who}: {name} must be a positive number, got {value!r}") from None
-    if not (v > 0 and v < float("inf")):
-        raise ValueError(f"{who}: {name} must be a positive finite number, got {value!r}")
-    return v
-
-
 def register_value(module: nn.Module, name: str, value: float | Tensor) -> None:
     """Store a hyper-parameter: an ``nn.Parameter`` is trainable, another tensor a buffer, a number stays a number."""
     if isinstance(value, nn.Parameter):

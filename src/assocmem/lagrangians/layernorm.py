@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from assocmem.lagrangians.base import Lagrangian, check_batched, positive_float, register_value, sum_features
+from assocmem.checks import positive_float
+from assocmem.lagrangians.base import Lagrangian, check_batched, register_value, sum_features
 
 
 class LayerNorm(Lagrangian):

@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from assocmem.lagrangians.base import Lagrangian, as_feature_dim, check_batched, positive_float
+from assocmem.checks import positive_float
+from assocmem.lagrangians.base import Lagrangian, as_feature_dim, check_batched
 
 
 class LogSumExp(Lagrangian):

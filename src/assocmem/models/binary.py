@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from assocmem.checks import is_count
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial
 from assocmem.models import binary_kernel as kernel
 from assocmem.models.binary_tables import interaction_values, scaled_table
@@ -167,7 +168,7 @@ class BinaryNetwork:
         cues = self._spins(cues, "cues")
         if mode not in MODES:
             raise ValueError(f"{self._who}.recall: mode must be 'async' or 'sync', got {mode!r}")
-        if isinstance(max_sweeps, bool) or not isinstance(max_sweeps, int) or max_sweeps < 1:
+        if not is_count(max_sweeps):
             raise ValueError(f"{self._who}.recall: max_sweeps must be an integer >= 1, got {max_sweeps!r}")
         if backend not in BACKENDS:
             raise ValueError(f"{self._who}.recall: backend must be one of {BACKENDS}, got {backend!r}")

@@ -22,8 +22,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from assocmem.checks import is_count, positive_float
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial, RePU
-from assocmem.lagrangians.base import positive_float
 from assocmem.models.class_update import Kernels, class_fields
 from assocmem.models.interaction import interaction
 
@@ -80,7 +80,7 @@ class DAMClassifier(nn.Module):
     ) -> None:
         super().__init__()
         for name, value in (("pixels", pixels), ("classes", classes)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_count(value):
                 raise ValueError(f"DAMClassifier: {name} must be a positive int, got {value!r}")
         self.pixels, self.classes = pixels, classes
         if isinstance(F, str):
@@ -116,7 +116,7 @@ class DAMClassifier(nn.Module):
                 raise TypeError(f"DAMClassifier: memories must be floating point, got {memories.dtype}")
             xi = memories.detach().to(dtype=dtype or memories.dtype, device=device).clone()
         else:
-            if isinstance(memories, bool) or not isinstance(memories, int) or memories < 1:
+            if not is_count(memories):
                 raise ValueError(
                     f"DAMClassifier: memories must be a positive int K or a tensor, got {memories!r}"
                 )

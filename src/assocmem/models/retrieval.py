@@ -20,6 +20,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from assocmem.checks import is_count
+
 #: Score matrices up to this many bytes are computed in one piece; larger ones are streamed in chunks.
 SCORE_BUDGET_BYTES = 1 << 27
 
@@ -85,9 +87,9 @@ def _check(
             raise ValueError("retrieve: beta must be positive")
     elif not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
         raise ValueError(f"retrieve: beta must be a positive finite number or tensor, got {beta!r}")
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+    if steps is not None and not is_count(steps):
         raise ValueError(f"retrieve: steps must be an int >= 1 or None (until converged), got {steps!r}")
-    if chunk is not None and (isinstance(chunk, bool) or not isinstance(chunk, int) or chunk < 1):
+    if chunk is not None and not is_count(chunk):
         raise ValueError(f"retrieve: chunk_size must be a positive int or None, got {chunk!r}")
     if not _compiling() and bool(torch.isnan(queries).any()):
         raise ValueError("retrieve: queries contain NaN")

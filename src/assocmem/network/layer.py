@@ -7,8 +7,9 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from assocmem.checks import positive_float
 from assocmem.lagrangians import Lagrangian
-from assocmem.lagrangians.base import positive_float, sum_features
+from assocmem.lagrangians.base import sum_features
 
 
 class Layer(nn.Module):
