@@ -4,7 +4,7 @@ Both run in the same process on the same cues with the same sweep orders (drawn 
 the final states must agree bit for bit; the script checks that and prints per-cue times and their ratios:
 
 - numpy:        per cue, per spin: a = m - xi_i sigma_i; h = sum(F(a + xi_i) - F(a - xi_i)); overlaps m kept
-                up to date on a flip (O(K)): the REFERENCE.md update written directly in NumPy.
+                up to date on a flip (O(K)): the KH16 update (docs/reference.md §3) written directly in NumPy.
 - numpy+table:  the same with F(a + 1) - F(a - 1) read from a lookup table (a tuned NumPy baseline).
 - torch:        recall(backend="torch"): the batched pure-PyTorch sweep (any device), one spin of every cue a step.
 - numba:        recall(backend="numba"): the fused kernel, cues in parallel (torch.get_num_threads() threads).
@@ -23,8 +23,8 @@ import time
 import numpy as np
 import torch
 
-from assocmem.models import BinaryDAM
-from assocmem.models.binary_kernel import random_orders
+from assocmem.engines import BinaryDAM
+from assocmem.engines.binary.sweeps import random_orders
 
 CONFIGS = [
     # (name, N, K, F, n, flip or None for random starts, cues for numba, torch, numpy)

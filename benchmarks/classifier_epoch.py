@@ -27,7 +27,8 @@ from pathlib import Path
 import torch
 
 from assocmem.allocator import retain_freed_memory
-from assocmem.experiments.classifier import Data, Step, TrainConfig, targets, to_pixels, train_epoch
+from assocmem.classifier.data import Data, to_pixels
+from assocmem.classifier.training import Step, TrainConfig, targets, train_epoch
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 

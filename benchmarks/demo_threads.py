@@ -20,7 +20,7 @@ CHILD = r"""
 import json, sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
 from assocmem.data import flip_bits, sprites
-from assocmem.experiments.demo_models import demo_models
+from assocmem.laboratory.demo_models import demo_models
 patterns = sprites(48).flatten(1)
 gen = torch.Generator().manual_seed(0)
 cues = flip_bits(patterns, 0.2, generator=gen)

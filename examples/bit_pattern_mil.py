@@ -2,7 +2,7 @@
 
 Every bag holds ``--bag-size`` random +-1 patterns of ``--bits`` bits; a positive bag has one of them replaced by
 a fixed signal pattern. Instances are embedded by a small MLP and pooled by ``HopfieldPooling`` (a learned state
-pattern retrieves the instance most like it: Model B's update, REFERENCE.md s2) or, as a baseline, by the mean;
+pattern retrieves the instance most like it: Model B's update, docs/reference.md §2) or, as a baseline, by the mean;
 the pooled vector is classified. The mean dilutes the one signal instance among the others; the Hopfield
 pooling picks it out.
 

@@ -2,7 +2,7 @@
 
 A bag is a set of instances with one label; a bag model embeds every instance, pools the set into one vector
 and classifies it. The poolings compared are ``assocmem.nn.HopfieldPooling`` (a learned state pattern retrieves
-from the instances: Model B's update, REFERENCE.md section 2) and the attention pooling of Ilse et al. 2018
+from the instances: Model B's update, docs/reference.md §2) and the attention pooling of Ilse et al. 2018
 (``a = softmax_i(w^T tanh(V h_i))``, ``z = sum_i a_i h_i``), or a plain mean.
 """
 

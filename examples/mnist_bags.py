@@ -3,7 +3,7 @@
 A bag holds a Gaussian number of MNIST digits (mean ``--bag-mean``, sd ``--bag-sd``, at least 2); it is positive
 when one of them is a ``--target``. Bags of different sizes are padded and the padding is passed as the
 stored-pattern padding mask. Each digit is embedded by the same MLP; the bag is pooled by
-``assocmem.nn.HopfieldPooling`` (a learned state pattern retrieves from the digits, Model B, REFERENCE.md s2) or
+``assocmem.nn.HopfieldPooling`` (a learned state pattern retrieves from the digits, Model B, docs/reference.md §2) or
 by Ilse et al.'s attention pooling ``z = sum_i softmax_i(w^T tanh(V h_i)) h_i``, then classified.
 
     python examples/mnist_bags.py --data-dir ../shared/data/mnist

@@ -1,4 +1,4 @@
-"""Retrieve MNIST digits from half-masked images with Model B, and show the role of beta (REFERENCE.md s2).
+"""Retrieve MNIST digits from half-masked images with Model B, and show the role of beta (docs/reference.md §2).
 
 K training digits (pixels scaled to [-1, 1]) are the memories; each query is one of them with its lower half
 set to 0 (unknown). One update x <- xi^T softmax(beta xi x) is run for several inverse temperatures beta.

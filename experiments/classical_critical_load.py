@@ -19,8 +19,8 @@ import time
 
 import numpy as np
 
-from assocmem.experiments import theory
-from assocmem.experiments.capacity import ModelSpec, measure_loads
+from assocmem.laboratory import theory
+from assocmem.laboratory.capacity import ModelSpec, measure_loads
 
 LOADS = [0.08, 0.10, 0.12, 0.13, 0.14, 0.15, 0.16, 0.17, 0.18, 0.20, 0.22]
 

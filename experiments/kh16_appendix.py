@@ -1,5 +1,5 @@
 """KH16's appendix experiment: N = 100 neurons, K = 2000 random memories, 10^4 random starts, F = x^n and
-ReP_n for n = 2..5 (REFERENCE.md section 5). Each start relaxes asynchronously until a sweep changes nothing; a
+ReP_n for n = 2..5 (docs/reference.md §5). Each start relaxes asynchronously until a sweep changes nothing; a
 start "recovers" a memory when it ends exactly on one (for even powers also on a negated memory -xi, which is an
 equally deep minimum since E(-sigma) = E(sigma); for odd powers -xi is a maximum and for ReP_n it is not a
 minimum, so only +xi counts there).
@@ -15,8 +15,8 @@ import time
 
 import torch
 
-from assocmem.experiments.capacity import ModelSpec
-from assocmem.experiments.random_starts import random_start_recovery
+from assocmem.laboratory.capacity import ModelSpec
+from assocmem.laboratory.random_starts import random_start_recovery
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The binary Dense Associative Memory and the classical Hopfield network (REFERENCE.md sections 2-3):
+"""The binary Dense Associative Memory and the classical Hopfield network (docs/reference.md §2-3):
 energies against the general network, the KH16 update against energy differences, XOR, the classical
 equivalence, exactness at the extremes against big-integer / high-precision references, the numba and PyTorch
 sweeps against each other, and bad input."""
@@ -12,9 +12,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import assocmem as am
+from assocmem.engines.binary.dam import BinaryDAM, ClassicalHopfield, Recall
+from assocmem.engines.binary.sweeps import random_orders
 from assocmem.models import interaction, model_a
-from assocmem.models.binary import BinaryDAM, ClassicalHopfield, Recall
-from assocmem.models.binary_kernel import random_orders
 
 F64 = torch.float64
 NAMED = [("power", {"n": 2}), ("power", {"n": 3}), ("rectified", {"n": 4}), ("exp", {"beta": 0.3})]

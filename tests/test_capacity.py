@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from assocmem.cli import main
-from assocmem.experiments import theory
-from assocmem.experiments.capacity import (
+from assocmem.engines import ClassicalHopfield
+from assocmem.laboratory import theory
+from assocmem.laboratory.capacity import (
     ModelSpec,
     fit_scaling,
     largest_memories,
@@ -17,9 +18,8 @@ from assocmem.experiments.capacity import (
     random_patterns,
     wilson,
 )
-from assocmem.experiments.random_starts import random_start_recovery
+from assocmem.laboratory.random_starts import random_start_recovery
 from assocmem.lagrangians import Polynomial
-from assocmem.models import ClassicalHopfield
 
 
 def test_theory_functions_reproduce_the_published_table_to_its_rounding():
@@ -171,7 +171,7 @@ def test_capacity_command_rejects_bad_options(tmp_path, capsys, options, message
 
 def test_sweep_figure_draws_power_and_exponential_laws(tmp_path):
     from assocmem.report import save_figure
-    from assocmem.report.capacity import sweep_figure
+    from assocmem.report.capacity_figure import sweep_figure
 
     for spec, sizes, kmax in [
         (ModelSpec("exp"), [12, 16, 20], [80, 1200, 20000]),

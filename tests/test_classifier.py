@@ -7,10 +7,12 @@ import torch
 from torch import nn
 
 import assocmem as am
-from assocmem.experiments.classifier import loss_gradient
-from assocmem.models import BinaryDAM, DAMClassifier, interaction, model_a
-from assocmem.models.class_update import Kernels, class_fields, fields_reference
-from assocmem.models.classifier import Activation
+from assocmem.classifier import DAMClassifier
+from assocmem.classifier.class_update import Kernels, class_fields, fields_reference
+from assocmem.classifier.model import Activation
+from assocmem.classifier.training import loss_gradient
+from assocmem.engines import BinaryDAM
+from assocmem.models import interaction, model_a
 
 F64 = torch.float64
 

@@ -5,20 +5,19 @@ import json
 import pytest
 import torch
 
-from assocmem.cli import build_parser, main
-from assocmem.data import load
-from assocmem.experiments.classifier import (
-    Data,
+from assocmem.classifier import DAMClassifier
+from assocmem.classifier.data import Data, to_pixels
+from assocmem.classifier.prototypes import active, votes
+from assocmem.classifier.run import CHECKPOINT, load_run, train
+from assocmem.classifier.training import (
     Step,
     TrainConfig,
     loss_gradient,
     minibatches,
     targets,
-    to_pixels,
 )
-from assocmem.experiments.classifier_run import CHECKPOINT, load_run, train
-from assocmem.experiments.prototypes import active, votes
-from assocmem.models import DAMClassifier
+from assocmem.cli import build_parser, main
+from assocmem.data import load
 from tests.conftest import SHARED_DATA, needs_data
 
 needs_mnist = needs_data("mnist")
@@ -153,7 +152,7 @@ def test_schedule_and_config_checks():
 
 
 def test_momentum_and_normalised_update_are_kh16s():
-    """One step: V = p V - grad, xi += eps V / max|V| per memory, clipped to [-1, 1] (REFERENCE.md s3)."""
+    """One step: V = p V - grad, xi += eps V / max|V| per memory, clipped to [-1, 1] (docs/reference.md §3)."""
     data, config = synthetic(), small_config(momentum=0.7)
     model = config.model(torch.Generator().manual_seed(0))
     step = Step(model, config)

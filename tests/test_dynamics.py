@@ -17,7 +17,7 @@ F64 = torch.float64
 @settings(max_examples=20)
 @given(spec=specs(), seed=st.integers(0, 1000), method=st.sampled_from(["dopri5", "stiff"]))
 def test_energy_never_increases_along_trajectories(spec, seed, method):
-    """REFERENCE s1: dE/dt = -sum_A tau_A xdot^T Hess(L_A) xdot <= 0 for convex Lagrangians.
+    """docs/reference.md §1: dE/dt = -sum_A tau_A xdot^T Hess(L_A) xdot <= 0 for convex Lagrangians.
 
     Tolerance: the integrators keep each step's local error below rtol |x| + atol (rtol = 1e-9 here), so the
     recorded energy can rise by at most |dE/dx| times that error per step; with states and energy gradients
@@ -146,7 +146,7 @@ def test_explicit_step_beyond_stability_raises_a_helpful_error():
     ],
 )
 def test_microscopic_trajectory_approaches_the_reduced_one(make):
-    """For tau_h / tau_f -> 0 the two-layer feature trajectory tends to the reduced one (REFERENCE s1).
+    """For tau_h / tau_f -> 0 the two-layer feature trajectory tends to the reduced one (docs/reference.md §1).
 
     Stated tolerance: the deviation is O(tau_h / tau_f); we require max |v_micro - v_red| <= 10 (tau_h/tau_f)
     max |v_red| at tau_h / tau_f = 1e-3 (measured: 0.5-6 times the ratio), and that it shrinks roughly tenfold

@@ -1,4 +1,5 @@
-"""Lagrangians: closed-form activations against autograd, per-sample independence, convexity (REFERENCE s1-2)."""
+"""Lagrangians: closed-form activations against autograd, per-sample independence,
+convexity (docs/reference.md §1-2)."""
 
 import math
 

@@ -1,4 +1,4 @@
-"""Named models as presets of the general network: their energies and updates (REFERENCE.md section 2)."""
+"""Named models as presets of the general network: their energies and updates (docs/reference.md §2)."""
 
 import math
 
@@ -6,7 +6,8 @@ import pytest
 import torch
 
 import assocmem as am
-from assocmem.models import continuous_hopfield, interaction, microscopic, model_a, model_b, model_c, overlap
+from assocmem.laboratory import overlap
+from assocmem.models import continuous_hopfield, interaction, microscopic, model_a, model_b, model_c
 
 F64 = torch.float64
 

@@ -15,7 +15,7 @@ from tests.networks import build, random_state, specs
 def definitional_energy(net, x, g, inputs=None):
     """E from the definition, with x and g independent: sum_A [x.g - L(x)] + sum_t E_t(g) - sum_A I.g.
 
-    Its gradient with respect to g (x held fixed) is dE/dg of REFERENCE.md s1: the Legendre term contributes x.
+    Its gradient with respect to g (x held fixed) is dE/dg of docs/reference.md §1: the Legendre term contributes x.
     """
     inputs = inputs or {}
     e = sum(sum_features(x[n] * g[n]) - layer.lagrangian(x[n]) for n, layer in net.layers.items())
@@ -45,7 +45,7 @@ def test_velocity_is_minus_energy_gradient_over_tau(spec, seed):
 
 @given(spec=specs(), seed=st.integers(0, 1000))
 def test_energy_descent_identity(spec, seed):
-    """dE/dt = grad_x E . xdot = -sum_A tau_A xdot_A^T Hess(L_A) xdot_A <= 0 at any state (REFERENCE s1)."""
+    """dE/dt = grad_x E . xdot = -sum_A tau_A xdot_A^T Hess(L_A) xdot_A <= 0 at any state (docs/reference.md §1)."""
     net = build(spec)
     x = {n: t.requires_grad_(True) for n, t in random_state(net, batch=2, seed=seed).items()}
     (grads) = torch.autograd.grad(net.energy(x).sum(), list(x.values()))
@@ -60,7 +60,7 @@ def test_energy_descent_identity(spec, seed):
 
 
 def test_energy_terms_sum_and_microscopic_formula():
-    """E = [(v - I).g - L_v] + [h.f - L_h] - f^T xi g (REFERENCE s1)."""
+    """E = [(v - I).g - L_v] + [h.f - L_h] - f^T xi g (docs/reference.md §1)."""
     xi = torch.randn(5, 8, dtype=torch.float64)
     lv, lh = am.Tanh(1.3), am.LogSumExp(2.0)
     net = microscopic(xi, lv, lh)
@@ -76,7 +76,7 @@ def test_energy_terms_sum_and_microscopic_formula():
 
 
 def test_integrate_out_is_the_adiabatic_limit():
-    """At h = xi g(v) + I_h the two-layer energy and feature velocity equal the reduced ones (REFERENCE s1)."""
+    """At h = xi g(v) + I_h the two-layer energy and feature velocity equal the reduced ones (docs/reference.md §1)."""
     xi = torch.randn(6, 9, dtype=torch.float64)
     for lh in (am.RePU(3), am.LogSumExp(1.5), am.Identity(), am.Exp(0.3)):
         net = microscopic(xi, am.Tanh(0.9), lh, tau_h=0.5)

@@ -8,8 +8,8 @@ import torch
 
 from assocmem.data.corruption import flip_bits, mask_rows
 from assocmem.data.sprites import sprites
-from assocmem.experiments.capacity_gap import capacity_gap
-from assocmem.experiments.demo_models import demo_models
+from assocmem.laboratory.capacity_gap import capacity_gap
+from assocmem.laboratory.demo_models import demo_models
 from assocmem.report.html import data_uri, escape, image, math, page, table
 from assocmem.report.sprite_grid import BORDER, FRAMES, HIDDEN, GridRow, compose
 

@@ -1,4 +1,4 @@
-"""The retrieval engine against the attention formula and the general network's Model B (REFERENCE.md s2)."""
+"""The retrieval engine against the attention formula and the general network's Model B (docs/reference.md §2)."""
 
 import pytest
 import torch
@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import assocmem as am
+from assocmem.engines.retrieval import energy
 from assocmem.models import model_b
-from assocmem.models.retrieval import energy
 
 F64 = torch.float64
 
@@ -133,7 +133,7 @@ def test_bad_input_is_a_clear_error(call, match):
 @pytest.mark.parametrize("shape", ["shared", "per_item"])
 def test_the_fused_attention_path_gives_the_same_result(monkeypatch, shape):
     """On CUDA a plain association goes through scaled_dot_product_attention; forced here on the CPU."""
-    from assocmem.models import retrieval
+    from assocmem.engines import retrieval
 
     monkeypatch.setattr(retrieval, "SDPA_DEVICES", {"cpu"})
     k = torch.randn(20, 4, dtype=F64) if shape == "shared" else torch.randn(3, 20, 4, dtype=F64)

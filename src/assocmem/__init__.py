@@ -3,12 +3,15 @@
 A network is a set of neuron layers (state, Lagrangian, time constant) and synapses between them; its energy
 never increases under the dynamics when the Lagrangians are convex, and integrating out a fast layer turns the
 two-body network into the classical Hopfield network, the Dense Associative Memory, or the modern Hopfield
-network (REFERENCE.md sections 1-2).
+network (docs/reference.md §1-2).
 """
 
-from assocmem import lagrangians, models
+from assocmem import engines, lagrangians, models, nn
 from assocmem.allocator import retain_freed_memory
+from assocmem.classifier import DAMClassifier
 from assocmem.dynamics import Trajectory, relax
+from assocmem.engines import BinaryDAM, ClassicalHopfield, Recall, Retrieval, retrieve
+from assocmem.laboratory import overlap
 from assocmem.lagrangians import (
     Abs,
     Additive,
@@ -25,14 +28,14 @@ from assocmem.lagrangians import (
     Spherical,
     Tanh,
 )
-from assocmem.models import DAMClassifier, Retrieval, retrieve
 from assocmem.network import ConvSynapse, DenseSynapse, EnergyTerm, Layer, ManyBodyTerm, Network, Synapse
-
-__version__ = "0.1.0"
+from assocmem.version import __version__
 
 __all__ = [
     "Abs",
     "Additive",
+    "BinaryDAM",
+    "ClassicalHopfield",
     "ConvSynapse",
     "DAMClassifier",
     "DenseSynapse",
@@ -48,6 +51,7 @@ __all__ = [
     "Polynomial",
     "ReLU",
     "RePU",
+    "Recall",
     "Retrieval",
     "Sigmoid",
     "Softmax",
@@ -56,8 +60,11 @@ __all__ = [
     "Tanh",
     "Trajectory",
     "__version__",
+    "engines",
     "lagrangians",
     "models",
+    "nn",
+    "overlap",
     "relax",
     "retain_freed_memory",
     "retrieve",

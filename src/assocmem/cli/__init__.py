@@ -10,9 +10,9 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from assocmem import __version__
 from assocmem.allocator import retain_freed_memory
 from assocmem.cli import capacity, classify, demo
+from assocmem.version import __version__
 
 COMMANDS = [demo, capacity, classify]
 

@@ -1,4 +1,4 @@
-"""``assocmem capacity``: the capacity laboratory of the binary networks (REFERENCE.md sections 3 and 5).
+"""``assocmem capacity``: the capacity laboratory of the binary networks (docs/reference.md §3 and §5).
 
 Stores K random +-1 patterns of N bits for each K asked, recalls each from a cue with a fraction of its bits
 flipped, and writes DIR/results.json (per K: fraction of perfect recalls, mean final overlap, mean bit-error
@@ -20,10 +20,10 @@ import argparse
 import math
 import sys
 
-from assocmem.experiments.capacity import MODELS, ModelSpec, measure_loads, sweep_neurons, theory_curves
 from assocmem.files import write_json
+from assocmem.laboratory.capacity import MODELS, ModelSpec, measure_loads, sweep_neurons, theory_curves
 from assocmem.report import save_figure
-from assocmem.report.capacity import capacity_figure, sweep_figure
+from assocmem.report.capacity_figure import capacity_figure, sweep_figure
 
 
 def int_list(text: str, option: str) -> list[int]:

@@ -7,7 +7,7 @@
 
 Options not given take KH16's settings for the regime of n (TrainConfig.for_degree): small n (< 10) ramps the
 temperature from 300 down to 100 over 200 epochs with a loss power m = 3; large n keeps T = 540 with m = 30
-(REFERENCE.md section 3).
+(docs/reference.md §3).
 """
 
 from __future__ import annotations
@@ -19,20 +19,22 @@ from pathlib import Path
 
 import torch
 
-from assocmem.experiments.classifier import Data, TrainConfig, to_pixels
-from assocmem.experiments.classifier_run import CHECKPOINT, METRICS, load_run, train
-from assocmem.experiments.prototypes import active, votes
+from assocmem.classifier.data import Data, load_data
+from assocmem.classifier.prototypes import active, votes
+from assocmem.classifier.run import CHECKPOINT, METRICS, load_run, train
+from assocmem.classifier.training import TrainConfig
 from assocmem.files import write_json
 
 
-def load_data(args: argparse.Namespace, train_size: int | None) -> Data:
-    from assocmem.data import load
-
-    ds = load(args.dataset, data_dir=args.data_dir, cache_dir=args.cache_dir, download=not args.no_download)
-    train_images, train_labels = ds.train.images, ds.train.labels
-    if train_size is not None:
-        train_images, train_labels = train_images[:train_size], train_labels[:train_size]
-    return Data(to_pixels(train_images), train_labels, to_pixels(ds.test.images), ds.test.labels)
+def data_from(args: argparse.Namespace, train_size: int | None) -> Data:
+    """The data the options name (``--dataset``, ``--data-dir``, ``--cache-dir``, ``--no-download``)."""
+    return load_data(
+        args.dataset,
+        data_dir=args.data_dir,
+        cache_dir=args.cache_dir,
+        download=not args.no_download,
+        train_size=train_size,
+    )
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
@@ -46,12 +48,12 @@ def config_from(args: argparse.Namespace) -> TrainConfig:
 def run_train(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from assocmem.report.memories import memories_figure
+    from assocmem.report.memory_grids import memories_figure
 
     if args.threads:
         torch.set_num_threads(args.threads)
     config = config_from(args)
-    data = load_data(args, config.train_size)
+    data = data_from(args, config.train_size)
     config.pixels = data.train_images.shape[1]
     config.classes = max(2, int(data.train_labels.max()) + 1)
     out = Path(args.out)
@@ -107,7 +109,7 @@ def run_train(args: argparse.Namespace) -> int:
 def run_eval(args: argparse.Namespace) -> int:
     run = load_run(args.dir)
     args.dataset = args.dataset or run.config.dataset
-    data = load_data(args, run.config.train_size)
+    data = data_from(args, run.config.train_size)
     test_error = run.model.error(data.test_images, data.test_labels)
     line = f"{args.dir}: test error {100 * test_error:.2f}% on {len(data.test_labels)} images (epoch {run.epoch})"
     if args.train:
@@ -117,7 +119,7 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_prototypes(args: argparse.Namespace) -> int:
-    from assocmem.report.memories import prototypes_figure
+    from assocmem.report.memory_grids import prototypes_figure
 
     panels, summaries, test = [], {}, {}
     print(
@@ -130,7 +132,7 @@ def run_prototypes(args: argparse.Namespace) -> int:
         dataset = args.dataset or run.config.dataset
         if dataset not in test:
             args.dataset = dataset
-            test[dataset] = load_data(args, 0).test_images
+            test[dataset] = data_from(args, 0).test_images
         live = active(model, test[dataset])
         summary = votes(model.memories[live, model.pixels :]).summary()
         summary.update(epoch=run.epoch, n=model.n, live=int(live.sum()), total=model.num_memories)

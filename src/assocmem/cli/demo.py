@@ -1,6 +1,6 @@
 """``assocmem demo``: the main job. Pictures stored in six associative memories, recalled from corrupted cues.
 
-The work is in :mod:`assocmem.experiments.demo` (the models and measurements) and :mod:`assocmem.report.demo_page`
+The work is in :mod:`assocmem.laboratory.demo` (the models and measurements) and :mod:`assocmem.report.demo_page`
 (the page); this module parses the options, shows the progress and prints the table.
 """
 
@@ -14,9 +14,9 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from assocmem.experiments.capacity_gap import CLASSICAL_LOAD, capacity_gap
-from assocmem.experiments.demo import run_demo
-from assocmem.experiments.demo_models import demo_models
+from assocmem.laboratory.capacity_gap import CLASSICAL_LOAD, capacity_gap
+from assocmem.laboratory.demo import run_demo
+from assocmem.laboratory.demo_models import demo_models
 from assocmem.report.demo_page import write_demo_report
 
 DESCRIPTION = """\

@@ -1,4 +1,4 @@
-"""Dynamics: integrate the network's equations of motion until the state settles (REFERENCE.md section 1)."""
+"""Dynamics: integrate the network's equations of motion until the state settles (docs/reference.md §1)."""
 
 from assocmem.dynamics.relax import relax
 from assocmem.dynamics.steppers import METHODS

@@ -1,4 +1,4 @@
-"""Relaxation: integrate ``tau_A dx_A/dt = -dE/dg_A`` until the state stops moving (REFERENCE.md section 1)."""
+"""Relaxation: integrate ``tau_A dx_A/dt = -dE/dg_A`` until the state stops moving (docs/reference.md §1)."""
 
 from __future__ import annotations
 

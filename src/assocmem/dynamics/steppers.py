@@ -1,4 +1,4 @@
-"""One step of each integration method for ``tau dx/dt = u(x) - x`` (REFERENCE.md section 1).
+"""One step of each integration method for ``tau dx/dt = u(x) - x`` (docs/reference.md §1).
 
 Fixed step: ``euler``, ``exp_euler`` (integrating factor: the decay is exact, stable at any dt), ``rk4``.
 Adaptive, error-controlled: ``dopri5`` (Dormand-Prince 5(4), first-same-as-last) and ``stiff``, a second-order

@@ -1,6 +1,6 @@
 """Lagrangians of neuron layers: ``L(x)`` per sample, closed-form activation ``g = dL/dx``, and convexity.
 
-See REFERENCE.md sections 1, 2 and 4. Every activation is checked in the tests against automatic
+See docs/reference.md §1, §2 and 4. Every activation is checked in the tests against automatic
 differentiation of its Lagrangian, on single samples and batches.
 """
 

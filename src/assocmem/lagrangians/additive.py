@@ -1,4 +1,4 @@
-"""Additive Lagrangians ``L(x) = sum_i F(x_i)``: one function of each neuron's own state (REFERENCE.md s1-2).
+"""Additive Lagrangians ``L(x) = sum_i F(x_i)``: one function of each neuron's own state (docs/reference.md §1-2).
 
 The activation is ``g_i = F'(x_i)`` and the Hessian is diagonal with entries ``F''(x_i)``, so ``L`` is convex
 exactly when ``F`` is. For additive Lagrangians a monotone activation already guarantees energy descent.
@@ -102,7 +102,7 @@ class ReLU(AdditiveLagrangian):
 class RePU(AdditiveLagrangian):
     """Rectified polynomial ``L = sum ReP_n(x) = sum max(x, 0)^n``, ``g = n max(x, 0)^(n-1)``.
 
-    ``F = ReP_n`` is the energy function of the rectified Dense Associative Memory (KH16, REFERENCE.md s3):
+    ``F = ReP_n`` is the energy function of the rectified Dense Associative Memory (KH16, docs/reference.md §3):
     used as the hidden Lagrangian, integrating the hidden layer out gives ``E = -sum_mu ReP_n(xi_mu . g)``.
     Convex for every ``n >= 1``.
     """

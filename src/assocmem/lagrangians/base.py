@@ -1,4 +1,4 @@
-"""The Lagrangian of a layer of neurons (REFERENCE.md section 1).
+"""The Lagrangian of a layer of neurons (docs/reference.md §1).
 
 A layer's state ``x`` has shape ``(batch, *shape)``. Its Lagrangian ``L`` is a scalar function of one sample's
 state, evaluated for every sample at once: ``L(x)`` has shape ``(batch,)``. The activation is its gradient,

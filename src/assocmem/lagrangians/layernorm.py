@@ -1,4 +1,4 @@
-"""The layer-norm Lagrangian (Krotov 2021, hierarchical associative memory; REFERENCE.md section 4).
+"""The layer-norm Lagrangian (Krotov 2021, hierarchical associative memory; docs/reference.md §4).
 
 For a sample with ``D`` units, mean ``m`` and variance ``s^2 = mean((x - m)^2)``:
 

@@ -1,4 +1,4 @@
-"""The log-sum-exp Lagrangian, whose activation is the softmax (REFERENCE.md section 2, model B).
+"""The log-sum-exp Lagrangian, whose activation is the softmax (docs/reference.md §2, model B).
 
 ``L(x) = beta^-1 log sum_mu exp(beta x_mu)`` and ``g = softmax(beta x)``. As the hidden Lagrangian of the
 two-layer network it gives, once the hidden layer is integrated out, the modern Hopfield energy

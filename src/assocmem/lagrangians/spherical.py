@@ -1,4 +1,4 @@
-"""The spherical Lagrangian of model C (REFERENCE.md section 2): ``L = |x|``, ``g = x / |x|``.
+"""The spherical Lagrangian of model C (docs/reference.md §2): ``L = |x|``, ``g = x / |x|``.
 
 The activation is the unit vector along the sample's state (all feature dimensions together), so the effective
 energy ``-sum_mu F(xi_mu . v/|v|)`` depends only on the direction of ``v``. Convex; its Hessian

@@ -1,4 +1,4 @@
-"""Named models: presets of the microscopic network with particular Lagrangians (REFERENCE.md section 2).
+"""Named models: presets of the microscopic network with particular Lagrangians (docs/reference.md §2).
 
 | model | L_v | L_h | effective energy (h integrated out) |
 |---|---|---|---|
@@ -85,7 +85,7 @@ def model_c(
 ) -> Network:
     """Model C, the spherical memory: ``E = -sum_mu F(xi_mu . v/|v|)`` (default ``F = RePU(3)``).
 
-    The general network gives ``tau dv/dt = xi^T f(xi v/|v|) - v``, i.e. the REFERENCE's ``alpha = 1``; since the
+    The general network gives ``tau dv/dt = xi^T f(xi v/|v|) - v``, i.e. docs/reference.md §2's ``alpha = 1``; since the
     energy depends only on the direction of ``v``, every ``alpha > 0`` has the same fixed directions.
     """
     return microscopic(

@@ -1,4 +1,4 @@
-"""The interaction function ``F`` of the Dense Associative Memory (KH16; REFERENCE.md sections 2 and 3).
+"""The interaction function ``F`` of the Dense Associative Memory (KH16; docs/reference.md §2 and §3).
 
 The binary DAM's energy is ``E = -sum_mu F(xi_mu . sigma)``. In the general network ``F`` is the per-neuron
 function of the hidden layer's additive Lagrangian ``L_h = sum_mu F(h_mu)`` (model A), so an interaction function

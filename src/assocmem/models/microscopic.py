@@ -1,4 +1,4 @@
-"""The microscopic two-body network of Krotov & Hopfield 2021 (REFERENCE.md section 1).
+"""The microscopic two-body network of Krotov & Hopfield 2021 (docs/reference.md §1).
 
 Feature neurons ``v`` (N of them) and hidden memory neurons ``h`` (K of them) joined by one symmetric synapse
 matrix ``xi`` (the stored patterns, shape ``(K, N)``):

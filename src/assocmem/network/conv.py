@@ -1,4 +1,4 @@
-"""Convolutional (locally connected, weight-shared) synapses (Krotov 2021; REFERENCE.md section 4).
+"""Convolutional (locally connected, weight-shared) synapses (Krotov 2021; docs/reference.md §4).
 
 Energy ``E = -g_post . conv(W, g_pre)``: the bottom-up drive into ``post`` is the convolution of ``g_pre`` with
 ``W``; the top-down drive into ``pre`` is its adjoint, the transposed convolution of ``g_post``. 1-, 2- and 3-d

@@ -1,4 +1,4 @@
-"""A layer of neurons: shape, Lagrangian and time constant (REFERENCE.md sections 1 and 4)."""
+"""A layer of neurons: shape, Lagrangian and time constant (docs/reference.md §1 and §4)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ class Layer(nn.Module):
     """Neurons with state ``x`` of shape ``(batch, *shape)``, Lagrangian ``L`` and time constant ``tau``.
 
     The layer's share of the network energy is the Legendre term ``x . g - L(x)`` with ``g = dL/dx``;
-    its dynamics are ``tau dx/dt = -dE/dg`` (REFERENCE.md section 1).
+    its dynamics are ``tau dx/dt = -dE/dg`` (docs/reference.md §1).
 
     Example: ``Layer(784, Tanh(beta=1.0), tau=1.0)``; ``Layer((1, 28, 28), Identity())`` for an image layer.
     """

@@ -1,4 +1,4 @@
-"""The many-body energy term left when a layer is integrated out (REFERENCE.md section 1, adiabatic limit).
+"""The many-body energy term left when a layer is integrated out (docs/reference.md §1, adiabatic limit).
 
 When the time constant of a layer ``h`` goes to zero, its state follows its input at every instant:
 ``x_h = u_h = sum_s D_s(g_s) + I_h`` (the drives of the synapses that touch it, plus its input current). Putting

@@ -1,4 +1,4 @@
-"""The network: layers, energy terms, energy, forces and dynamics (REFERENCE.md sections 1 and 4).
+"""The network: layers, energy terms, energy, forces and dynamics (docs/reference.md §1 and §4).
 
     E = sum_A [ x_A . g_A - L_A(x_A) ] + sum_terms E_t(g) - sum_A I_A . g_A
     tau_A dx_A/dt = -dE/dg_A = u_A - x_A,   with   u_A = sum_terms F_t,A(g) + I_A
@@ -158,7 +158,7 @@ class Network(nn.Module):
         return terms
 
     def energy(self, state: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
-        """Total energy per sample, shape ``(batch,)`` (REFERENCE.md s1). Differentiable in states and weights."""
+        """Total energy per sample, shape ``(batch,)`` (docs/reference.md §1). Differentiable in states and weights."""
         return torch.stack(list(self.energy_terms(state, inputs).values())).sum(0)
 
     def forward(self, state: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
@@ -217,7 +217,7 @@ class Network(nn.Module):
 
     # ----------------------------------------------------------------- reduction
     def integrate_out(self, name: str) -> Network:
-        """The effective network on the other layers, in the limit ``tau_name -> 0`` (REFERENCE.md s1).
+        """The effective network on the other layers, in the limit ``tau_name -> 0`` (docs/reference.md §1).
 
         Layer ``name`` and every synapse touching it are replaced by one :class:`ManyBodyTerm`
         ``-L_name(sum_s D_s g_s + I_name)``. The result shares layers and weights with this network, and accepts

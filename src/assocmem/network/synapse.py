@@ -1,4 +1,4 @@
-"""Two-body synapses: energies bilinear in the activations of two layers (REFERENCE.md sections 1 and 4).
+"""Two-body synapses: energies bilinear in the activations of two layers (docs/reference.md §1 and §4).
 
 A synapse between layers ``pre`` and ``post`` has energy ``E_s = -g_post . D(g_pre)`` for a linear map ``D``
 (a matrix for :class:`DenseSynapse`, a convolution for :class:`~assocmem.network.conv.ConvSynapse`). Its force

@@ -1,4 +1,4 @@
-"""Energy terms: any function of the activations of some layers (REFERENCE.md sections 1 and 4).
+"""Energy terms: any function of the activations of some layers (docs/reference.md §1 and §4).
 
 A network's energy is the layers' Legendre terms plus a sum of energy terms. The two-body synapses of
 :mod:`assocmem.network.synapse` are energy terms, and so is the many-body term left behind when a layer is

@@ -1,4 +1,4 @@
-"""Deep-learning layers built on the modern Hopfield (Model B) update (REFERENCE.md section 2).
+"""Deep-learning layers built on the modern Hopfield (Model B) update (docs/reference.md §2).
 
 ``Hopfield`` (any stored/state/projection inputs), ``HopfieldLayer`` (trainable stored patterns),
 ``HopfieldPooling`` (trainable state patterns), and ``HopfieldEncoderLayer`` / ``HopfieldDecoderLayer`` for
@@ -9,8 +9,8 @@ docs/hopfield-layers.md for what Q, K, V and beta are in the paper's terms.
 from assocmem.nn import functional
 from assocmem.nn.functional import Association, hopfield_update
 from assocmem.nn.hopfield import Hopfield
-from assocmem.nn.layer import HopfieldLayer
-from assocmem.nn.pooling import HopfieldPooling
+from assocmem.nn.hopfield_layer import HopfieldLayer
+from assocmem.nn.hopfield_pooling import HopfieldPooling
 from assocmem.nn.transformer import HopfieldDecoderLayer, HopfieldEncoderLayer
 
 __all__ = [

@@ -2,7 +2,7 @@
 
 Every head ``h`` holds state patterns ``R`` (``(B, H, L, d_k)``: the queries), stored patterns ``Y``
 (``(B, H, S, d_k)``: the keys) and pattern projections ``V`` (``(B, H, S, d_v)``: the values). The association
-matrix and the update (REFERENCE.md section 2, Ramsauer et al. 2020 eq. 10) are
+matrix and the update (docs/reference.md §2, Ramsauer et al. 2020 eq. 10) are
 
     A = softmax(beta_h R Y^T + M),      R <- A Y        (repeated while the head is active)
     Z = dropout(A) V
@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from assocmem.models.retrieval import model_b_energy
+from assocmem.engines.retrieval import model_b_energy
 
 #: Cap on the number of updates when a head iterates until convergence (``update_steps_max=None``).
 UNTIL_CONVERGED_CAP = 10_000

@@ -1,4 +1,4 @@
-"""``Hopfield``: the modern Hopfield network as a deep-learning layer (REFERENCE.md section 2, model B).
+"""``Hopfield``: the modern Hopfield network as a deep-learning layer (docs/reference.md §2, model B).
 
 In the paper's terms (Ramsauer et al. 2020, "Hopfield Networks is All You Need"): the *state patterns* ``R``
 (the queries ``Q = R W_Q``) are the initial states ``x`` of Model B, the *stored patterns* ``Y`` (the keys
@@ -15,8 +15,8 @@ import math
 import torch
 from torch import Tensor, nn
 
-from assocmem.nn.core import AssociationCore
 from assocmem.nn.functional import Association
+from assocmem.nn.projections import AssociationCore
 
 Inputs = Tensor | tuple[Tensor, Tensor, Tensor]
 
@@ -34,7 +34,7 @@ def _norm(enabled: bool, affine: bool, size: int | None, eps: float, what: str) 
 
 
 class Hopfield(nn.Module):
-    """A Hopfield association layer: ``Z = softmax(beta Q K^T) V`` iterated on ``Q`` (REFERENCE.md section 2).
+    """A Hopfield association layer: ``Z = softmax(beta Q K^T) V`` iterated on ``Q`` (docs/reference.md §2).
 
     ``forward(input)`` takes one tensor (used as stored pattern, state pattern and pattern projection: a
     Hopfield self-association) or a tuple ``(stored_pattern, state_pattern, pattern_projection)``, each
@@ -281,7 +281,7 @@ class Hopfield(nn.Module):
         association_mask: Tensor | None = None,
     ) -> Tensor:
         """Model B's energy ``E(q) = 1/2 |q|^2 - beta^-1 log sum_s exp(beta q . k_s)`` of the state patterns in
-        the Hopfield space (before any update), per head: ``(B, H, L)`` (REFERENCE.md section 2)."""
+        the Hopfield space (before any update), per head: ``(B, H, L)`` (docs/reference.md §2)."""
         return self.retrieve(input, stored_pattern_padding_mask, association_mask).energies[0]
 
     def association_matrix(

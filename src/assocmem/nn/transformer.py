@@ -2,7 +2,7 @@
 ``TransformerDecoderLayer`` (inside ``torch.nn.TransformerEncoder`` / ``TransformerDecoder`` too).
 
 The structure is torch's post-norm layer with the attention replaced by a :class:`Hopfield` association
-(REFERENCE.md section 2): ``x = norm(x + dropout(hopfield(x)))``, then ``x = norm(x + dropout(ff(x)))`` with
+(docs/reference.md §2): ``x = norm(x + dropout(hopfield(x)))``, then ``x = norm(x + dropout(ff(x)))`` with
 ``ff(x) = W_2 dropout(act(W_1 x))``. Parameter names follow hflayers' layers.
 """
 

@@ -1,4 +1,4 @@
-"""The page ``assocmem demo`` writes: ``report.html``, one self-contained file (REFERENCE.md sections 1-3, 5).
+"""The page ``assocmem demo`` writes: ``report.html``, one self-contained file (docs/reference.md §1-3, 5).
 
 It shows, for each model, the stored, corrupted and recalled sprites (green frame: exact recall, red: not) and
 the energy of every cue against time; a table of all the measurements; and, when given, the capacity gap: the
@@ -13,14 +13,14 @@ from pathlib import Path
 
 import torch
 
-from assocmem import __version__
-from assocmem.experiments.capacity_gap import CLASSICAL_LOAD, CapacityGap
-from assocmem.experiments.demo import DemoResult, Outcome
-from assocmem.report.capacity_gap import capacity_plot
+from assocmem.laboratory.capacity_gap import CLASSICAL_LOAD, CapacityGap
+from assocmem.laboratory.demo import DemoResult, Outcome
+from assocmem.report.capacity_gap_figure import capacity_plot
 from assocmem.report.energy_plot import EnergyTrace, energy_descent
 from assocmem.report.figure import figure_png
 from assocmem.report.html import escape, image, math, page, table, write_page
 from assocmem.report.sprite_grid import GridRow, sprite_grid
+from assocmem.version import __version__
 
 #: Sprites shown in each model's grid (the table counts all of them).
 SHOWN = 10

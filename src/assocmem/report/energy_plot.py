@@ -1,7 +1,7 @@
 """Energy against time: the descent of each cue's energy along a model's dynamics, one panel per model.
 
 Every cue is a thin line; the mean over the cues of each kind is a thick one. The energy never increases along
-the dynamics of any of the demo's models (REFERENCE.md sections 1-3), which the panel shows at a glance.
+the dynamics of any of the demo's models (docs/reference.md §1-3), which the panel shows at a glance.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
-"""The capacity laboratory: how many random +-1 memories a binary network recalls (REFERENCE.md sections 3, 5).
+"""The capacity laboratory: how many random +-1 memories a binary network recalls (docs/reference.md §3, §5).
 
 :func:`measure_loads` stores ``K`` random patterns for each ``K`` asked, corrupts each cue by flipping exactly
-``round(flip N)`` of its pattern's bits, runs :meth:`~assocmem.models.BinaryDAM.recall`, and counts perfect
+``round(flip N)`` of its pattern's bits, runs :meth:`~assocmem.engines.BinaryDAM.recall`, and counts perfect
 recalls and wrong bits, with Wilson confidence intervals and the theory values of
-:mod:`assocmem.experiments.theory` beside them. :func:`sweep_neurons` finds, for several ``N``, the largest ``K``
+:mod:`assocmem.laboratory.theory` beside them. :func:`sweep_neurons` finds, for several ``N``, the largest ``K``
 whose bit-error rate stays below a threshold and fits the scaling law: ``K = c N`` for the classical network
 (``n = 2``), ``K = c N^(n-1)`` for (rectified) powers, ``K = A e^(c N)`` for ``F = exp``.
 """
@@ -21,10 +21,11 @@ from torch import Tensor
 
 from assocmem.checks import is_count, is_fraction
 from assocmem.data import flip_bits
-from assocmem.experiments import theory
+from assocmem.engines import BinaryDAM, ClassicalHopfield
+from assocmem.engines.binary.dam import BinaryNetwork
+from assocmem.laboratory import theory
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial
-from assocmem.models import BinaryDAM, ClassicalHopfield, interaction
-from assocmem.models.binary import BinaryNetwork
+from assocmem.models import interaction
 
 MODELS = ("classical", "power", "rectified", "exp")
 #: A recall counts as "retrieved" (near the memory, the retrieval state of AGS) at final overlap >= 0.9.

@@ -1,4 +1,4 @@
-"""The feature-to-prototype measure of learned classifier memories (KH16 section 4; REFERENCE.md section 3).
+"""The feature-to-prototype measure of learned classifier memories (KH16 section 4; docs/reference.md §3).
 
 A memory ``xi_mu`` has a pixel part (what it looks like) and a label part ``xi_mu,a``, one weight per class. When
 the memory is active (large ``F'(h_mu)``), flipping class neuron ``a`` to ``+1`` changes the field by about
@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from assocmem.models.classifier import EVAL_CHUNK, DAMClassifier
+from assocmem.classifier.model import EVAL_CHUNK, DAMClassifier
 
 
 @dataclass

@@ -22,8 +22,9 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from assocmem.checks import is_count
-from assocmem.experiments.classifier import (
-    Data,
+from assocmem.classifier.data import Data
+from assocmem.classifier.model import DAMClassifier
+from assocmem.classifier.training import (
     EpochCallback,
     Step,
     TrainConfig,
@@ -31,7 +32,6 @@ from assocmem.experiments.classifier import (
     train_epoch,
 )
 from assocmem.files import atomic_path, write_json
-from assocmem.models.classifier import DAMClassifier
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.json"

@@ -1,4 +1,4 @@
-"""The modern Hopfield retrieval engine: Model B's update ``x <- V^T softmax(beta K x)`` (REFERENCE.md section 2).
+"""The modern Hopfield retrieval engine: Model B's update ``x <- V^T softmax(beta K x)`` (docs/reference.md §2).
 
 The reduced Model B network has the energy ``E(x) = 1/2 |x|^2 - beta^-1 log sum_mu exp(beta xi_mu . x)``; an Euler
 step with ``dt = tau_f`` is the attention update ``x <- xi^T softmax(beta xi x)`` (Ramsauer et al. 2020), and the
@@ -181,7 +181,7 @@ def model_b_energy(states: Tensor, lse: Tensor, beta: float | Tensor) -> Tensor:
 def energy(
     memories: Tensor, states: Tensor, beta: float | Tensor = 1.0, *, chunk_size: int | None = None
 ) -> Tensor:
-    """Model B's energy ``E(x) = 1/2 |x|^2 - beta^-1 log sum_mu exp(beta xi_mu . x)`` (REFERENCE.md section 2).
+    """Model B's energy ``E(x) = 1/2 |x|^2 - beta^-1 log sum_mu exp(beta xi_mu . x)`` (docs/reference.md §2).
 
     The reduced network ``models.model_b(memories, beta, reduced=True)`` has the same energy; this is the fast,
     chunked form for large memories. ``states`` has shape ``(..., d)``; returns ``(...)``.
@@ -207,7 +207,7 @@ def retrieve(
     return_weights: bool = False,
     return_energy: bool = False,
 ) -> Tensor | Retrieval:
-    """Retrieve from a modern Hopfield memory: ``x <- xi^T softmax(beta xi x)`` (REFERENCE.md section 2, model B).
+    """Retrieve from a modern Hopfield memory: ``x <- xi^T softmax(beta xi x)`` (docs/reference.md §2, model B).
 
     ``memories`` (the stored patterns ``xi``): ``(K, d)`` shared by every query, or ``(B, K, d)`` one memory per
     batch item. ``queries`` (the initial states ``x_0``): ``(..., d)`` with a shared memory, ``(B, d)`` or

@@ -1,4 +1,4 @@
-"""``HopfieldLayer``: the input retrieves from trainable stored patterns (a learned memory; REFERENCE.md s2)."""
+"""``HopfieldLayer``: the input retrieves from trainable stored patterns (a learned memory; docs/reference.md §2)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from assocmem.nn.hopfield import Hopfield
-from assocmem.nn.wrapper import LearnedPatterns
+from assocmem.nn.learned_patterns import LearnedPatterns
 
 
 class HopfieldLayer(LearnedPatterns):

@@ -1,12 +1,12 @@
 """``assocmem demo``'s experiment: store a set of sprites in each model, corrupt them, recall them, measure.
 
 :func:`run_demo` stores ``memories`` generated sprites (:func:`assocmem.data.sprites`) of ``size x size`` pixels
-in each model of :func:`~assocmem.experiments.demo_models.demo_models`, makes two kinds of cue from every sprite
+in each model of :func:`~assocmem.laboratory.demo_models.demo_models`, makes two kinds of cue from every sprite
 (a fraction of its pixels flipped; its bottom rows hidden) and recalls them. A recall counts as exact when the +-1
 read-out equals the stored sprite in every pixel. With the default 48 sprites of 256 pixels the load
-``K/N = 0.19`` is beyond the classical network's ``0.138`` (REFERENCE.md section 5) and well within every dense
+``K/N = 0.19`` is beyond the classical network's ``0.138`` (docs/reference.md §5) and well within every dense
 model's capacity, so the table shows the capacity gap directly; the capacity sweep
-(:mod:`assocmem.experiments.capacity_gap`) shows it against the number of memories.
+(:mod:`assocmem.laboratory.capacity_gap`) shows it against the number of memories.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from torch import Tensor
 
 from assocmem.data.corruption import flip_bits, mask_rows
 from assocmem.data.sprites import sprites
-from assocmem.experiments.demo_models import DemoModel, RecallRun, demo_models
+from assocmem.laboratory.demo_models import DemoModel, RecallRun, demo_models
 
 
 @dataclass(frozen=True)

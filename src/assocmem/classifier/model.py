@@ -1,9 +1,9 @@
-"""The Dense Associative Memory as a classifier (Krotov & Hopfield 2016; REFERENCE.md section 3).
+"""The Dense Associative Memory as a classifier (Krotov & Hopfield 2016; docs/reference.md §3).
 
 The visible layer holds ``P`` pixels in ``[-1, 1]`` (clamped to the image) and ``C`` class neurons; ``K`` memories
 ``xi (K, P + C)`` couple them through the energy ``E = -sum_mu F(xi_mu . sigma)`` of model A. The class neurons
 start at ``x0 = -1`` and take one update each, the energy difference of the class neuron at ``-x0`` and at ``x0``
-(:mod:`assocmem.models.class_update`):
+(:mod:`assocmem.classifier.class_update`):
 
     c_a = tanh( beta sum_mu [ F(h_mu - 2 x0 xi_mu,a) - F(h_mu) ] ),   h_mu = xi_mu,pixels . v + x0 sum_a xi_mu,a
 
@@ -23,8 +23,8 @@ import torch
 from torch import Tensor, nn
 
 from assocmem.checks import is_count, positive_float
+from assocmem.classifier.class_update import Kernels, class_fields
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial, RePU
-from assocmem.models.class_update import Kernels, class_fields
 from assocmem.models.interaction import interaction
 
 #: Test images are evaluated in chunks of this many rows by :meth:`DAMClassifier.predict`.
@@ -152,7 +152,7 @@ class DAMClassifier(nn.Module):
         if not images.is_floating_point():
             raise TypeError(
                 f"DAMClassifier: images must be floating point in [-1, 1], got {images.dtype} "
-                "(convert uint8 images with assocmem.experiments.to_pixels)"
+                "(convert uint8 images with assocmem.classifier.to_pixels)"
             )
         if images.dtype != self.memories.dtype or images.device != self.memories.device:
             raise TypeError(
@@ -179,13 +179,18 @@ class DAMClassifier(nn.Module):
         """The class neurons after one update, ``c = tanh(z)`` ``(B, C)``."""
         return torch.tanh(self.fields(images))
 
+    @staticmethod
+    def labels(z: Tensor) -> Tensor:
+        """The decision rule: labels ``(B,)`` from class fields or class neurons ``(B, C)``, ``argmax_a z_a``
+        (``z > 0`` for one class neuron). :meth:`predict` and the training loop's error both use it."""
+        return (z[:, 0] > 0).long() if z.shape[1] == 1 else z.argmax(1)
+
     @torch.no_grad()
     def predict(self, images: Tensor) -> Tensor:
         """Predicted labels ``(B,)``: ``argmax_a z_a`` (``z > 0`` for one class neuron), in chunks."""
         out = []
         for i in range(0, images.shape[0], EVAL_CHUNK):
-            z = self.fields(images[i : i + EVAL_CHUNK])
-            out.append((z[:, 0] > 0).long() if self.classes == 1 else z.argmax(1))
+            out.append(self.labels(self.fields(images[i : i + EVAL_CHUNK])))
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=images.device)
 
     @torch.no_grad()

@@ -1,4 +1,4 @@
-"""Lookup tables of the binary Dense Associative Memory's update and energy (REFERENCE.md section 3).
+"""Lookup tables of the binary Dense Associative Memory's update and energy (docs/reference.md §3).
 
 With +-1 patterns every quantity of the binary DAM is a function of the overlaps ``m_mu = xi_mu . sigma``, which
 are integers in ``[-N, N]`` of the parity of ``N``; we index them by ``k = (m + N) / 2``, the number of bits on

@@ -1,6 +1,6 @@
 """The capacity figures: measured recall against the number of memories, with the theory curves over them.
 
-Drawn from the ``results.json`` dictionaries that ``assocmem capacity`` writes (:mod:`assocmem.experiments.capacity`).
+Drawn from the ``results.json`` dictionaries that ``assocmem capacity`` writes (:mod:`assocmem.laboratory.capacity`).
 """
 
 from __future__ import annotations

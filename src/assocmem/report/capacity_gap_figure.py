@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assocmem.experiments.capacity_gap import CLASSICAL_LOAD, CapacityGap
+from assocmem.laboratory.capacity_gap import CLASSICAL_LOAD, CapacityGap
 from assocmem.report.figure import new_figure
 
 MARKERS = ("o", "s", "^", "D", "v", "P")

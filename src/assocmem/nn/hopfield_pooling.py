@@ -1,4 +1,4 @@
-"""``HopfieldPooling``: a learned state pattern (query) retrieves from the input set (REFERENCE.md section 2)."""
+"""``HopfieldPooling``: a learned state pattern (query) retrieves from the input set (docs/reference.md §2)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from assocmem.nn.hopfield import Hopfield
-from assocmem.nn.wrapper import LearnedPatterns
+from assocmem.nn.learned_patterns import LearnedPatterns
 
 
 class HopfieldPooling(LearnedPatterns):

@@ -1,11 +1,11 @@
-"""Sweeps of the binary Dense Associative Memory on the tables of :mod:`assocmem.models.binary_tables`.
+"""Sweeps of the binary Dense Associative Memory on the tables of :mod:`assocmem.engines.binary.tables`.
 
 Every state is carried as its spins (int8) and its agreements ``k_mu = (xi_mu . sigma + N) / 2`` (int32), kept up
 to date incrementally (O(K) per flip). The field of spin ``i`` is ``2 h_i = xi_:,i . S + sigma_i C`` with ``S`` and
 ``C`` read from the scaled tables at the agreements.
 
 - Asynchronous sweeps: :func:`async_sweep_torch` (pure PyTorch, any device: one spin of every cue per step) and
-  the numba kernel :func:`assocmem.models.binary_numba.async_sweep` (CPU, fused loop, cues in parallel). Both make
+  the numba kernel :func:`assocmem.engines.binary.numba_loop.async_sweep` (CPU, fused loop, cues in parallel). Both make
   the same moves in the same order, given the orders drawn by :func:`random_orders`.
 - Synchronous sweeps: every field from the same state, one matrix product ``S @ xi`` (:func:`sync_sweep`).
 """
@@ -17,7 +17,7 @@ import functools
 import torch
 from torch import Tensor
 
-from assocmem.models.binary_tables import ScaledTable
+from assocmem.engines.binary.tables import ScaledTable
 
 #: Cue chunks of the PyTorch paths hold about this many (cue, memory) entries.
 CHUNK = 1 << 21
@@ -140,7 +140,7 @@ def async_sweep_numba(
     """The same sweep with the fused numba kernel (CPU tensors; ``states`` and ``agree`` updated in place)."""
     import numba
 
-    from assocmem.models.binary_numba import async_sweep
+    from assocmem.engines.binary.numba_loop import async_sweep
 
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     changed = torch.zeros(active.shape[0], dtype=torch.bool)

@@ -4,13 +4,13 @@ Every model stores the same ``(K, N)`` +-1 patterns and is given the same +-1 cu
 +-1 read-out of the final state and the energy of every cue along the way, so the demo can tabulate and plot
 them alike. The gains scale with ``N`` so the models work at any image size:
 
-| model | energy (REFERENCE.md section) | dynamics |
+| model | energy (docs/reference.md section) | dynamics |
 |---|---|---|
-| classical Hopfield | ``-1/2 sum_{i != j} T_ij s_i s_j``, ``T = xi^T xi`` (s2) | asynchronous sign-of-field sweeps |
-| DAM n = 3, n = 10 | ``-sum_mu (xi_mu . s)^n`` (s3) | asynchronous energy-difference sweeps |
-| exponential DAM | ``-sum_mu beta^-1 exp(beta xi_mu . s)``, ``beta = 64/N`` (s3) | the same |
+| classical Hopfield | ``-1/2 sum_{i != j} T_ij s_i s_j``, ``T = xi^T xi`` (§2) | asynchronous sign-of-field sweeps |
+| DAM n = 3, n = 10 | ``-sum_mu (xi_mu . s)^n`` (§3) | asynchronous energy-difference sweeps |
+| exponential DAM | ``-sum_mu beta^-1 exp(beta xi_mu . s)``, ``beta = 64/N`` (§3) | the same |
 | modern Hopfield | ``1/2 |v|^2 - beta^-1 lse(beta xi v)``, ``beta = 20/N`` (s2, B) | ``v <- xi^T softmax(beta xi v)`` |
-| microscopic | model B's two-layer energy, ``tau_h = 0.05 tau_f`` (s1) | ``relax(method="stiff")`` |
+| microscopic | model B's two-layer energy, ``tau_h = 0.05 tau_f`` (§1) | ``relax(method="stiff")`` |
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import torch
 from torch import Tensor
 
 from assocmem.dynamics import relax
-from assocmem.models import BinaryDAM, ClassicalHopfield, model_b, retrieve
+from assocmem.engines import BinaryDAM, ClassicalHopfield, retrieve
+from assocmem.models import model_b
 
 #: The binary models stop after this many sweeps if they have not settled (they settle in a few).
 MAX_SWEEPS = 50
@@ -98,7 +99,7 @@ def _microscopic(beta_n: float, tau_h: float) -> Callable[..., RecallRun]:
 
 def demo_models() -> list[DemoModel]:
     """The classical network, DAM n = 3 and n = 10, the exponential DAM, the softmax model and the microscopic
-    network, in that order (REFERENCE.md sections 1-3)."""
+    network, in that order (docs/reference.md §1-3)."""
     return [
         DemoModel(
             "classical",

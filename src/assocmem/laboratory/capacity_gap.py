@@ -1,4 +1,4 @@
-"""The capacity gap: how many random memories each model recalls as the number stored grows (REFERENCE.md s3, s5).
+"""The capacity gap: how many random memories each model recalls as the number stored grows (docs/reference.md §3, §5).
 
 For each number of memories ``K``, random +-1 patterns of ``N`` bits are stored, cues are made by flipping a
 fraction of the bits of (up to ``cues``) stored patterns, and the fraction of cues recalled exactly is measured.
@@ -15,11 +15,11 @@ import torch
 
 from assocmem.checks import is_count
 from assocmem.data.corruption import flip_bits
-from assocmem.experiments.capacity import random_patterns
-from assocmem.experiments.demo_models import DemoModel
-from assocmem.experiments.theory import ags_critical_load
+from assocmem.laboratory.capacity import random_patterns
+from assocmem.laboratory.demo_models import DemoModel
+from assocmem.laboratory.theory import ags_critical_load
 
-#: Classical Hopfield critical load K/N, 0.138 (Amit, Gutfreund & Sompolinsky 1985; REFERENCE.md section 5),
+#: Classical Hopfield critical load K/N, 0.138 (Amit, Gutfreund & Sompolinsky 1985; docs/reference.md §5),
 #: solved from their mean-field equations.
 CLASSICAL_LOAD = round(ags_critical_load()[0], 3)
 

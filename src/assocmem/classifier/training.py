@@ -1,4 +1,4 @@
-"""Training the Dense Associative Memory classifier with KH16's published algorithm (REFERENCE.md section 3).
+"""Training the Dense Associative Memory classifier with KH16's published algorithm (docs/reference.md §3).
 
 Per epoch ``e`` (counted from 0): learning rate ``eps = eps0 * decay^e``; temperature ``T`` ramping linearly from
 ``temperature`` to ``final_temperature`` over the first ``ramp_epochs`` epochs (constant after), ``beta = 1/T^n``.
@@ -25,10 +25,11 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from assocmem.checks import is_count
-from assocmem.models.class_update import Fused
-from assocmem.models.classifier import DAMClassifier
+from assocmem.classifier.class_update import Fused
+from assocmem.classifier.data import Data
+from assocmem.classifier.model import DAMClassifier
 
-#: KH16's settings for large n (REFERENCE.md s3: m ~ 30, T constant 500-700; the notebook's values at n = 20).
+#: KH16's settings for large n (docs/reference.md §3: m ~ 30, T constant 500-700; the notebook's values at n = 20).
 LARGE_N = {"m": 30, "momentum": 0.6, "temperature": 540.0, "final_temperature": 540.0, "ramp_epochs": 0}
 #: The degree from which :meth:`TrainConfig.for_degree` uses :data:`LARGE_N`.
 LARGE_N_FROM = 10
@@ -159,13 +160,6 @@ class TrainConfig:
         )
 
 
-def to_pixels(images: Tensor) -> Tensor:
-    """uint8 images ``(N, *shape)`` -> float32 ``(N, pixels)`` in ``[-1, 1]`` (``2 x / 255 - 1``, as KH16)."""
-    if images.dtype != torch.uint8:
-        raise TypeError(f"to_pixels: images must be uint8 (0..255), got {images.dtype}")
-    return images.flatten(1).float().mul_(2.0 / 255.0).sub_(1.0)
-
-
 def targets(labels: Tensor, classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
     """``t (N, C)`` with ``+1`` for the label and ``-1`` elsewhere; one neuron (``C = 1``): ``t = 2 label - 1``."""
     if labels.dim() != 1:
@@ -246,7 +240,7 @@ def loss_gradient(
     and ``dloss/dxi_classes = (x0/T) sum_b dhs - (2 x0/T) dds^T``. In scaled form (:class:`Gradient`):
     ``gz`` is computed in the log domain from ``z`` (``|c - t| = 2 sigmoid(-2tz)``, ``1 - c^2 = 4 sigmoid(2z)
     sigmoid(-2z)``; no cancellation in ``1 - c`` near saturation), and the backward is taken per memory relative
-    to its largest term (:func:`~assocmem.models.class_update.scaled_backward`). ``grad_pixels`` may be given as
+    to its largest term (:func:`~assocmem.classifier.class_update.scaled_backward`). ``grad_pixels`` may be given as
     an output buffer ``(K, P)``.
     """
     with torch.no_grad():
@@ -339,21 +333,6 @@ class Step:
         return g.loss, g.c
 
 
-def predictions(c: Tensor) -> Tensor:
-    """Labels from class neurons: ``argmax`` (``c > 0`` for a single neuron)."""
-    return (c[:, 0] > 0).long() if c.shape[1] == 1 else c.argmax(1)
-
-
-@dataclass
-class Data:
-    """Training and test images (float, ``(N, P)`` in ``[-1, 1]``) and labels ``(N,)``."""
-
-    train_images: Tensor
-    train_labels: Tensor
-    test_images: Tensor
-    test_labels: Tensor
-
-
 def train_epoch(
     step: Step, data: Data, t_all: Tensor, config: TrainConfig, epoch: int, generator: torch.Generator
 ) -> dict:
@@ -372,7 +351,7 @@ def train_epoch(
     for index in order:
         loss, c = step(data.train_images[index], t_all[index], eps)
         loss_sum += loss
-        wrong += (predictions(c) != data.train_labels[index]).sum()
+        wrong += (DAMClassifier.labels(c) != data.train_labels[index]).sum()
     seconds = time.perf_counter() - start
     test_error = model.error(data.test_images, data.test_labels)
     seen = order.numel()

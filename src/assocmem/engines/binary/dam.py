@@ -1,5 +1,5 @@
 """Binary associative memories: the Dense Associative Memory of Krotov & Hopfield 2016 and the classical
-Hopfield network of 1982 (REFERENCE.md sections 2 and 3).
+Hopfield network of 1982 (docs/reference.md §2 and §3).
 
 - :class:`BinaryDAM`: ``E = -sum_mu F(xi_mu . sigma)``; the update of spin ``i`` (ties keep the state) is
   ``sigma_i <- Sign[sum_mu F(xi_mu,i + a_mu) - F(-xi_mu,i + a_mu)]`` with ``a_mu = sum_{j != i} xi_mu,j sigma_j``.
@@ -10,7 +10,7 @@ The binary DAM is model A of the general network (``L_v = sum |v|``, ``L_h = sum
 layer integrated out: :meth:`BinaryDAM.energy` equals ``model_a(xi, interaction(F), feature=Abs(),
 reduced=True).energy``. With ``F(x) = x^2`` the KH16 update (self-coupling included) is exactly the classical
 zero-diagonal update: its field is ``4 sum_mu xi_mu,i a_mu = 4 sum_{j != i} T_ij sigma_j``, so both classes share
-one implementation (:mod:`assocmem.models.binary_kernel`, on the tables of :mod:`assocmem.models.binary_tables`).
+one implementation (:mod:`assocmem.engines.binary.sweeps`, on the tables of :mod:`assocmem.engines.binary.tables`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 from torch import Tensor
 
 from assocmem.checks import is_count
+from assocmem.engines.binary import sweeps as kernel
+from assocmem.engines.binary.tables import interaction_values, scaled_table
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial
-from assocmem.models import binary_kernel as kernel
-from assocmem.models.binary_tables import interaction_values, scaled_table
 from assocmem.models.interaction import interaction
 from assocmem.models.microscopic import check_patterns
 
@@ -217,7 +217,7 @@ class BinaryNetwork:
 
 
 class BinaryDAM(BinaryNetwork):
-    """The binary Dense Associative Memory (KH16, REFERENCE.md section 3): ``E = -sum_mu F(xi_mu . sigma)``.
+    """The binary Dense Associative Memory (KH16, docs/reference.md §3): ``E = -sum_mu F(xi_mu . sigma)``.
 
     ``patterns`` (K, N) of +-1; ``F`` is ``"power"`` (``x^n``; ``n = 2`` is the classical network with
     self-coupling), ``"rectified"`` (``max(x, 0)^n``), ``"exp"`` (``beta^-1 exp(beta x)``, Demircigil et al.
@@ -246,7 +246,7 @@ class BinaryDAM(BinaryNetwork):
 
 
 class ClassicalHopfield(BinaryNetwork):
-    """The Hopfield network of 1982 (REFERENCE.md section 2): Hebbian ``T = xi^T xi`` with zero diagonal.
+    """The Hopfield network of 1982 (docs/reference.md §2): Hebbian ``T = xi^T xi`` with zero diagonal.
 
     ``E = -1/2 sum_{i != j} T_ij sigma_i sigma_j``; the update sets ``sigma_i`` to the sign of its local field
     ``h_i = sum_{j != i} T_ij sigma_j`` (ties keep). This is :class:`BinaryDAM` with ``F(x) = x^2`` (whose

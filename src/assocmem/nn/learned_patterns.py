@@ -33,7 +33,7 @@ class LearnedPatterns(nn.Module):
         stored_pattern_padding_mask: Tensor | None = None,
         association_mask: Tensor | None = None,
     ) -> Tensor:
-        """Model B's energy of the state patterns in the Hopfield space, ``(B, H, L)`` (REFERENCE.md s2)."""
+        """Model B's energy of the state patterns in the Hopfield space, ``(B, H, L)`` (docs/reference.md §2)."""
         return self.hopfield.energy(self._inputs(input), stored_pattern_padding_mask, association_mask)
 
     def association_matrix(

@@ -1,7 +1,7 @@
 """Figures of learned classifier memories: a grid of one model's memories, and models of several n side by side.
 
 Each memory's pixel part is drawn as an image on a blue-white-red scale from -1 to 1 (white = 0); the class it
-votes for (:func:`assocmem.experiments.prototypes.votes`) is written in its corner.
+votes for (:func:`assocmem.classifier.prototypes.votes`) is written in its corner.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from assocmem.experiments.prototypes import votes
+from assocmem.classifier.prototypes import votes
 from assocmem.report.figure import new_figure, save_figure
 
 

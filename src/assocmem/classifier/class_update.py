@@ -1,4 +1,4 @@
-"""One update of the class neurons of the Dense Associative Memory classifier (KH16; REFERENCE.md section 3).
+"""One update of the class neurons of the Dense Associative Memory classifier (KH16; docs/reference.md §3).
 
 The visible neurons are the clamped pixels ``v`` and ``C`` class neurons that start at ``x0`` (KH16: ``-1``).
 With every class neuron at ``x0`` the memory ``mu`` receives ``h_mu = xi_mu . v + x0 sum_a xi_mu,a`` (the memory's
@@ -7,7 +7,8 @@ class neuron's update is the energy difference of the two states, ``E = -sum_mu 
 
     c_a = tanh(z_a),   z_a = beta sum_mu [ F(h_mu - 2 x0 xi_mu,a) - F(h_mu) ] = beta (E(x_a = x0) - E(x_a = -x0))
 
-which at ``x0 = -1`` is REFERENCE.md's ``c_a = tanh[beta sum_mu (F(-xi_mu,a x_a + s_mu) - F(xi_mu,a x_a + s_mu))]``.
+which at ``x0 = -1`` is docs/reference.md §3's
+``c_a = tanh[beta sum_mu (F(-xi_mu,a x_a + s_mu) - F(xi_mu,a x_a + s_mu))]``.
 
 For a homogeneous ``F`` of degree ``n`` (``x^n``, ``ReP_n``) and ``beta = 1/T^n``, ``beta F(x) = F(x / T)``: the
 fields are computed from the scaled overlaps ``hs = h / T`` and shifts ``ds_a = -2 x0 xi_a / T``, so ``beta``

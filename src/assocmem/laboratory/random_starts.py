@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from assocmem.experiments.capacity import ModelSpec, random_patterns
+from assocmem.laboratory.capacity import ModelSpec, random_patterns
 
 
 def negation_counts(spec: ModelSpec) -> bool:

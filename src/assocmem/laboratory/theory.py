@@ -1,4 +1,4 @@
-"""Theory curves of the binary networks' capacity (REFERENCE.md sections 3 and 5).
+"""Theory curves of the binary networks' capacity (docs/reference.md §3 and §5).
 
 - Signal-to-noise estimate of the one-step bit error (Hopfield 1982; KH16 section 2 and appendix): the field of
   bit ``i`` of a cue of memory ``mu`` is a signal ``D(a_mu)`` from ``mu`` plus noise ``sum_{nu != mu}
@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
+from assocmem.engines.binary.tables import difference_values
 from assocmem.lagrangians import AdditiveLagrangian
-from assocmem.models.binary_tables import difference_values
 
 
 def normal_cdf(x: float) -> float:

@@ -1,11 +1,11 @@
 """The fused asynchronous spin loop of the binary Dense Associative Memory, compiled with numba (CPU only).
 
 One call runs one asynchronous sweep for each active cue, the cues in parallel (``prange``). Per spin the work is
-the field of :mod:`assocmem.models.binary_tables`, ``2 h_i = xi_:,i . S + sigma_i C``: one contiguous dot product
+the field of :mod:`assocmem.engines.binary.tables`, ``2 h_i = xi_:,i . S + sigma_i C``: one contiguous dot product
 of length K (the stored column, kept transposed as int8, against the per-cue vector ``S``). Only when the spin
 flips are the agreements ``k_mu`` (O(K), ``k_mu += xi_mu,i sigma_i``), the row of the scaled table, ``S`` and ``C``
 updated. The sweep order comes from the caller (drawn with torch from the user's generator), so the pure-PyTorch
-sweep in :mod:`assocmem.models.binary_kernel` makes the same moves in the same order.
+sweep in :mod:`assocmem.engines.binary.sweeps` makes the same moves in the same order.
 
 Imported only when the numba back end is used: numba compiles on the first call (a few seconds, then cached on
 disk by ``cache=True``).
