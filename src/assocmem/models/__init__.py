@@ -1,5 +1,5 @@
-"""Named models: every one is a preset of the general :class:`~assocmem.network.Network` (reference page
-sections 1-3): the microscopic two-layer network, models A, B and C, the continuous Hopfield network, and KH16's
+"""Named models: every one is a preset of the general :class:`~assocmem.network.Network` (docs/reference.md
+§1-3): the microscopic two-layer network, models A, B and C, the continuous Hopfield network, and KH16's
 interaction ``F`` as a hidden Lagrangian. The fast paths that compute the same models live in
 :mod:`assocmem.engines`."""
 
