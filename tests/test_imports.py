@@ -258,40 +258,35 @@ def test_checker_catches_a_planted_bad_import(tmp_path, files, expected):
     assert found and all(expected in v for v in found), found
 
 
-def test_checker_catches_a_planted_cycle(tmp_path):
-    root = _package(
-        tmp_path,
-        {
-            "network/a.py": "from assocmem.network import b\n",
-            "network/b.py": "def f():\n    from . import a\n",
-        },
-    )
-    assert order_violations(root) == []
-    assert cycles(root) == [["assocmem.network.a", "assocmem.network.b"]]
-
-
-def test_checker_catches_a_cycle_through_a_package_init(tmp_path):
-    """``network/__init__`` re-exports ``a``, and ``a`` imports a name from ``network``: a cycle."""
-    root = _package(
-        tmp_path,
-        {
-            "network/__init__.py": "from .a import A\nfrom .b import B\n",
-            "network/a.py": "from assocmem.network import B\nA = 1\n",
-            "network/b.py": "B = 2\n",
-        },
-    )
-    assert cycles(root) == [["assocmem.network", "assocmem.network.a"]]
-
-
-def test_checker_catches_a_cycle_through_an_implicit_parent(tmp_path):
-    """Importing ``network.b`` from ``dynamics`` first runs ``network/__init__``, which imports ``dynamics``."""
-    root = _package(
-        tmp_path,
-        {
-            "network/__init__.py": "from assocmem.dynamics import relax\n",
-            "network/b.py": "",
-            "dynamics/__init__.py": "from assocmem.network.b import x\nrelax = 1\n",
-        },
-    )
-    assert cycles(root) == [["assocmem.dynamics", "assocmem.network"]]
-    assert any("network/__init__.py:1 imports assocmem.dynamics" in v for v in order_violations(root))
+@pytest.mark.parametrize(
+    ("files", "cycle"),
+    [
+        (  # two modules, one import inside a function, one relative
+            {
+                "network/a.py": "from assocmem.network import b\n",
+                "network/b.py": "def f():\n    from . import a\n",
+            },
+            ["assocmem.network.a", "assocmem.network.b"],
+        ),
+        (  # network/__init__ re-exports a, and a imports a name from network
+            {
+                "network/__init__.py": "from .a import A\nfrom .b import B\n",
+                "network/a.py": "from assocmem.network import B\nA = 1\n",
+                "network/b.py": "B = 2\n",
+            },
+            ["assocmem.network", "assocmem.network.a"],
+        ),
+        (  # importing network.b from dynamics first runs network/__init__, which imports dynamics
+            {
+                "network/__init__.py": "from assocmem.dynamics import relax\n",
+                "network/b.py": "",
+                "dynamics/__init__.py": "from assocmem.network.b import x\nrelax = 1\n",
+            },
+            ["assocmem.dynamics", "assocmem.network"],
+        ),
+    ],
+    ids=["two-modules", "through-a-package-init", "through-an-implicit-parent"],
+)
+def test_checker_catches_a_planted_cycle(tmp_path, files, cycle):
+    root = _package(tmp_path, files)
+    assert cycles(root) == [cycle]
