@@ -1,7 +1,8 @@
-"""The binary Dense Associative Memory and the classical Hopfield network (docs/reference.md §2-3):
-energies against the general network, the KH16 update against energy differences, XOR, the classical
-equivalence, exactness at the extremes against big-integer / high-precision references, the numba and PyTorch
-sweeps against each other, and bad input."""
+"""The binary Dense Associative Memory and the classical Hopfield network (docs/reference.md §2-3): callable
+and Lagrangian F against the general network, XOR, the classical equivalence, exactness at the extremes against
+big-integer / high-precision references, the numba and PyTorch sweeps against each other, and bad input.
+Energies, fields and every spin move against model A, for each named F and backend, are rows of the engine x
+preset table (tests/test_engines.py)."""
 
 import decimal
 import math
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 import assocmem as am
 from assocmem.engines.binary.dam import BinaryDAM, ClassicalHopfield, Recall
 from assocmem.engines.binary.sweeps import random_orders
-from assocmem.models import interaction, model_a
+from assocmem.models import model_a
 
 F64 = torch.float64
 NAMED = [("power", {"n": 2}), ("power", {"n": 3}), ("rectified", {"n": 4}), ("exp", {"beta": 0.3})]
@@ -22,28 +23,6 @@ NAMED = [("power", {"n": 2}), ("power", {"n": 3}), ("rectified", {"n": 4}), ("ex
 
 def spins(*shape, gen=None, dtype=F64):
     return torch.where(torch.rand(*shape, generator=gen) < 0.5, -1.0, 1.0).to(dtype)
-
-
-def flip_each(sigma, i, value):
-    out = sigma.clone()
-    out[:, i] = value
-    return out
-
-
-@pytest.mark.parametrize(("F", "kw"), NAMED)
-def test_energy_is_model_a_reduced_energy_and_field_is_its_difference(F, kw):
-    """E = -sum_mu F(xi_mu . sigma) equals the general network's reduced energy with L_v = sum|v| and L_h = sum F;
-    the field is E(sigma_i = -1) - E(sigma_i = +1) of that general energy (self-coupling included)."""
-    xi, sigma = spins(6, 11), spins(9, 11)
-    dam = BinaryDAM(xi, F, **kw)
-    general = model_a(xi, interaction(F, **kw), feature=am.Abs(), reduced=True)
-    torch.testing.assert_close(dam.energy(sigma), general.energy({"v": sigma}))
-    field = dam.field(sigma)
-    for i in range(11):
-        diff = general.energy({"v": flip_each(sigma, i, -1.0)}) - general.energy(
-            {"v": flip_each(sigma, i, 1.0)}
-        )
-        torch.testing.assert_close(field[:, i], diff)
 
 
 def test_callable_F_and_lagrangian_F():

@@ -1,4 +1,5 @@
-"""The DAM classifier's one-step class update (KH16): against the general energy, its gradients, the duality, XOR."""
+"""The DAM classifier's one-step class update (KH16): against the general energy, its gradients, the duality, XOR.
+Binary pixels against model A and BinaryDAM, for each F, are rows of the engine x preset table (test_engines.py)."""
 
 import warnings
 
@@ -11,7 +12,6 @@ from assocmem.classifier import DAMClassifier
 from assocmem.classifier.class_update import Kernels, class_fields, fields_reference
 from assocmem.classifier.model import Activation
 from assocmem.classifier.training import loss_gradient
-from assocmem.engines import BinaryDAM
 from assocmem.models import interaction, model_a
 
 F64 = torch.float64
@@ -34,35 +34,6 @@ def energy_fields(model: DAMClassifier, v: torch.Tensor, feature: am.Lagrangian)
         e_flip = net.energy({"v": clamped_states(v, model.classes, x0, a, -x0)})
         cols.append(beta * (e_start - e_flip))
     return torch.stack(cols, 1)
-
-
-@pytest.mark.parametrize(
-    ("F", "n"), [("power", 2), ("power", 3), ("rectified", 2), ("rectified", 3), ("rectified", 5)]
-)
-def test_class_update_is_the_energy_difference_of_binary_model_a(F, n):
-    """Binary pixels and L_v = sum |v|: model A's energy is KH16's -sum_mu F(xi_mu . sigma) (the BinaryDAM's)."""
-    gen = torch.Generator().manual_seed(n)
-    model = DAMClassifier(9, pixels=12, classes=4, n=n, F=F, temperature=4.0, dtype=F64, generator=gen)
-    v = torch.sign(torch.randn(6, 12, generator=gen, dtype=F64))
-    want = torch.tanh(energy_fields(model, v, am.Abs()))
-    torch.testing.assert_close(model(v), want)
-
-
-@pytest.mark.parametrize(("F", "n"), [("power", 3), ("power", 4), ("rectified", 2), ("rectified", 5)])
-def test_class_update_is_the_binary_dams_energy_difference(F, n):
-    """+-1 memories and pixels: z_a = beta (E(x_a = -1) - E(x_a = +1)) with BinaryDAM's energy and spin field."""
-    gen = torch.Generator().manual_seed(10 + n)
-    xi = torch.sign(torch.randn(12, 19, generator=gen, dtype=F64))
-    model = DAMClassifier(xi, pixels=15, classes=4, n=n, F=F, temperature=3.0)
-    v = torch.sign(torch.randn(5, 15, generator=gen, dtype=F64))
-    sigma = torch.cat([v, -torch.ones(5, 4, dtype=F64)], 1)
-    dam, beta = BinaryDAM(xi, F=F, n=n), 3.0 ** (-n)
-    torch.testing.assert_close(model.fields(v).detach(), beta * dam.field(sigma)[:, 15:])
-    flipped = sigma.clone()
-    flipped[:, 15 + 2] = 1.0
-    torch.testing.assert_close(
-        model.fields(v).detach()[:, 2], beta * (dam.energy(sigma) - dam.energy(flipped))
-    )
 
 
 @pytest.mark.parametrize("x0", [-1.0, -0.3])

@@ -28,7 +28,16 @@ from assocmem.lagrangians import (
     Spherical,
     Tanh,
 )
-from assocmem.network import ConvSynapse, DenseSynapse, EnergyTerm, Layer, ManyBodyTerm, Network, Synapse
+from assocmem.network import (
+    ConvSynapse,
+    DenseSynapse,
+    EnergyTerm,
+    FunctionTerm,
+    Layer,
+    ManyBodyTerm,
+    Network,
+    Synapse,
+)
 from assocmem.version import __version__
 
 __all__ = [
@@ -41,6 +50,7 @@ __all__ = [
     "DenseSynapse",
     "EnergyTerm",
     "Exp",
+    "FunctionTerm",
     "Identity",
     "Lagrangian",
     "Layer",

@@ -33,7 +33,7 @@ def relax(
     network: Network,
     state: Mapping[str, Tensor],
     *,
-    method: str = "dopri5",
+    method: str | None = None,
     dt: float | None = None,
     t_max: float = 100.0,
     tol: float = 1e-4,
@@ -47,6 +47,9 @@ def relax(
 ) -> Trajectory:
     """Integrate the network's dynamics from ``state`` until every sample has ``max |dx/dt| <= tol`` or ``t_max``.
 
+    The default ``method=None`` (or ``"auto"``) picks ``"stiff"`` when the layers' time constants differ by more
+    than a factor of ten (``max tau > 10 min tau``: an explicit method would need steps as small as the fastest
+    layer for as long as the slowest one takes) and ``"dopri5"`` otherwise; ``Trajectory.method`` says which ran.
     Methods: ``"euler"``, ``"exp_euler"`` and ``"rk4"`` (fixed step ``dt``; default ``0.1 min tau``, or
     ``0.1 max tau`` for ``exp_euler``), ``"dopri5"`` (adaptive Dormand-Prince 5(4)) and ``"stiff"`` (adaptive
     exponential trapezoidal rule; use it when some ``tau`` are much smaller than others). Adaptive methods take
@@ -61,8 +64,12 @@ def relax(
     """
     if not isinstance(network, Network):
         raise TypeError(f"relax: network must be an assocmem Network, got {type(network).__name__}")
+    if method is None or method == "auto":
+        method = auto_method(network.tau)
     if method not in METHODS:
-        raise ValueError(f"relax: unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}")
+        raise ValueError(
+            f"relax: unknown method {method!r}; choose one of {', '.join(map(repr, METHODS))}, or None for auto"
+        )
     stepper = METHODS[method]
     t_max = _number(t_max, "t_max")
     tol = _number(tol, "tol", allow_zero=True)
@@ -149,6 +156,16 @@ def relax(
         rejected=rejected,
         evaluations=system.evaluations,
     )
+
+
+#: ``relax``'s default integrator is ``"stiff"`` when ``max tau / min tau`` exceeds this ratio.
+STIFF_RATIO = 10.0
+
+
+def auto_method(tau: Mapping[str, float]) -> str:
+    """``relax``'s default integrator for layers with time constants ``tau``: ``"stiff"`` when the largest is
+    more than :data:`STIFF_RATIO` times the smallest, else ``"dopri5"``."""
+    return "stiff" if max(tau.values()) > STIFF_RATIO * min(tau.values()) else "dopri5"
 
 
 def _step_factor(ratio: float, order: int) -> float:

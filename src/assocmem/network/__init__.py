@@ -5,13 +5,14 @@ from assocmem.network.layer import Layer
 from assocmem.network.manybody import ManyBodyTerm
 from assocmem.network.network import Evaluation, Network, State
 from assocmem.network.synapse import DenseSynapse, Synapse
-from assocmem.network.term import EnergyTerm
+from assocmem.network.term import EnergyTerm, FunctionTerm
 
 __all__ = [
     "ConvSynapse",
     "DenseSynapse",
     "EnergyTerm",
     "Evaluation",
+    "FunctionTerm",
     "Layer",
     "ManyBodyTerm",
     "Network",

@@ -20,8 +20,8 @@ from assocmem.lagrangians.base import sum_features
 from assocmem.network.layer import Layer
 from assocmem.network.manybody import ManyBodyTerm
 from assocmem.network.state import Clamp, check_clamp, check_inputs, check_state
-from assocmem.network.synapse import Synapse, check_layer_name
-from assocmem.network.term import EnergyTerm
+from assocmem.network.synapse import Synapse
+from assocmem.network.term import EnergyTerm, check_layer_name
 
 State = dict[str, Tensor]
 

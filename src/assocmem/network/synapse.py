@@ -16,13 +16,7 @@ from torch import Tensor, nn
 from torch.nn import functional as TF
 
 from assocmem.lagrangians.base import sum_features
-from assocmem.network.term import EnergyTerm
-
-
-def check_layer_name(value: object, arg: str, who: str) -> str:
-    if not isinstance(value, str) or not value or "." in value:
-        raise ValueError(f"{who}: {arg} must be a non-empty layer name without '.', got {value!r}")
-    return value
+from assocmem.network.term import EnergyTerm, check_layer_name
 
 
 def register_weight(module: nn.Module, weight: Tensor, who: str, dims: tuple[int, ...]) -> None:

@@ -2,16 +2,31 @@
 
 A network's energy is the layers' Legendre terms plus a sum of energy terms. The two-body synapses of
 :mod:`assocmem.network.synapse` are energy terms, and so is the many-body term left behind when a layer is
-integrated out. A custom term (pooling, attention, a constraint) only has to implement :meth:`EnergyTerm.energy`;
-its forces ``-dE/dg`` then come from automatic differentiation.
+integrated out. A custom term (pooling, attention, a constraint) is one line: a function of the activations of
+the layers it names, batch first, returning the energy of every sample::
+
+    quartic = EnergyTerm.of(lambda g: -(g["v"] ** 4).sum(1), "v")
+    net = Network(layers, [DenseSynapse("v", "h", xi), quartic])
+
+Its forces ``F_A = -dE/dg_A`` (the input it sends into each layer ``A`` it names) come from automatic
+differentiation, so the dynamics ``tau_A dx_A/dt = F_A + ... - x_A`` descend the total energy as for any other
+term. A subclass of :class:`EnergyTerm` that implements :meth:`EnergyTerm.energy` is the longer form, for a term
+with its own parameters or a closed-form force.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
+
+
+def check_layer_name(value: object, arg: str, who: str) -> str:
+    """A layer or term name: a non-empty string without ``'.'`` (module names in ``nn.Module`` cannot hold one)."""
+    if not isinstance(value, str) or not value or "." in value:
+        raise ValueError(f"{who}: {arg} must be a non-empty layer name without '.', got {value!r}")
+    return value
 
 
 class EnergyTerm(nn.Module):
@@ -46,18 +61,117 @@ class EnergyTerm(nn.Module):
         self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None, need_energy: bool = True
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Energy (or None when not needed) and forces together, sharing work. Default: autograd of :meth:`energy`."""
-        create_graph = torch.is_grad_enabled()
+        # Keep the graph of the forces only when something upstream needs it (states or the term's own weights):
+        # a graph back to the detached leaves below would serve nobody and keep the forces "requiring grad".
+        create_graph = torch.is_grad_enabled() and (
+            any(g[name].requires_grad for name in self.layers)
+            or any(p.requires_grad for p in self.parameters())
+        )
         with torch.enable_grad():
             leaves = {}
             for name in self.layers:
                 t = g[name]
                 leaves[name] = t if (create_graph and t.requires_grad) else t.detach().requires_grad_(True)
             energy = self.energy({**g, **leaves}, inputs)
-            grads = torch.autograd.grad(energy.sum(), list(leaves.values()), create_graph=create_graph)
-        forces = {name: -grad for name, grad in zip(leaves, grads, strict=True)}
+            grads: tuple[Tensor | None, ...] = (None,) * len(leaves)
+            if energy.requires_grad:  # a term may ignore some (or all) of the layers it names
+                grads = torch.autograd.grad(
+                    energy.sum(), list(leaves.values()), create_graph=create_graph, allow_unused=True
+                )
+        forces = {
+            name: torch.zeros_like(t) if grad is None else -grad
+            for (name, t), grad in zip(leaves.items(), grads, strict=True)
+        }
         if not create_graph:
             energy = energy.detach()
         return (energy if need_energy else None), forces
 
     def bind(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         """Called by :class:`~assocmem.Network` with the shapes of the layers; raise ValueError on a mismatch."""
+
+    @staticmethod
+    def of(
+        fn: Callable[[Mapping[str, Tensor]], Tensor], *layers: str, name: str | None = None
+    ) -> FunctionTerm:
+        """The energy term ``E = fn(g)`` of the activations of ``layers``: a custom term in one line.
+
+        ``fn`` receives the activations of the named layers (a mapping ``name -> (batch, *shape)``; reading a
+        layer not named is an error, since its force would be missing) and returns the energy of every sample,
+        shape ``(batch,)``. It must be differentiable in the activations; ``-dE/dg`` comes from autograd. An
+        ``nn.Module`` ``fn`` has its parameters trained with the network (also through the dynamics); a tensor
+        a lambda captures is a constant to the forces' graph, so put trainable weights in a module. ``name``
+        (unique within a network) defaults to ``fn``'s name, or ``"custom_<layers>"`` for a lambda;
+        :meth:`Network.energy_terms` lists the term under ``"custom:<name>"``.
+
+        Example: ``EnergyTerm.of(lambda g: -(g["v"] ** 4).sum(1), "v")`` rewards large activations of ``v``;
+        ``EnergyTerm.of(lambda g: (g["v"].sum(1) - g["h"].sum(1)) ** 2, "v", "h", name="balance")``.
+        """
+        return FunctionTerm(fn, *layers, name=name)
+
+
+class _Named(Mapping[str, Tensor]):
+    """The activations a :class:`FunctionTerm` declared; reading another layer is a clear error."""
+
+    def __init__(self, g: Mapping[str, Tensor], term: FunctionTerm) -> None:
+        self._g = g
+        self._term = term
+
+    def __getitem__(self, key: str) -> Tensor:
+        if key not in self._term.layers:
+            raise KeyError(
+                f"energy term {self._term.name!r} reads layer {key!r} but names only {self._term.layers}; "
+                f"list every layer it reads, e.g. EnergyTerm.of(fn, {', '.join(map(repr, (*self._term.layers, key)))})"
+            )
+        return self._g[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._term.layers)
+
+    def __len__(self) -> int:
+        return len(self._term.layers)
+
+
+class FunctionTerm(EnergyTerm):
+    """``E = fn(g)``, a function of the activations of some layers; made by :meth:`EnergyTerm.of`."""
+
+    kind = "custom"
+
+    def __init__(
+        self, fn: Callable[[Mapping[str, Tensor]], Tensor], *layers: str, name: str | None = None
+    ) -> None:
+        super().__init__()
+        if not callable(fn):
+            raise TypeError(
+                f"EnergyTerm.of: fn must be a callable of the activations, got {type(fn).__name__}"
+            )
+        if not layers:
+            raise ValueError("EnergyTerm.of: name at least one layer whose activations fn reads, e.g. 'v'")
+        for layer in layers:
+            check_layer_name(layer, "every layer", "EnergyTerm.of")
+        if len(set(layers)) != len(layers):
+            raise ValueError(f"EnergyTerm.of: layers must be distinct, got {layers}")
+        if name is None:
+            own = getattr(fn, "__name__", "<lambda>")
+            name = own if own.isidentifier() else "custom_" + "_".join(layers)
+        self.name = check_layer_name(name, "name", "EnergyTerm.of")
+        self.layers = tuple(layers)
+        self.fn = fn  # an nn.Module is registered as a submodule, so its parameters train with the network
+
+    def energy(self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
+        named = _Named(g, self)
+        energy = self.fn(named)
+        like = g[self.layers[0]]
+        if not isinstance(energy, Tensor):
+            raise TypeError(
+                f"energy term {self.name!r}: fn must return a tensor of shape (batch,), got {type(energy).__name__}"
+            )
+        if energy.shape != like.shape[:1]:
+            raise ValueError(
+                f"energy term {self.name!r}: fn must return the energy of every sample, shape (batch,) = "
+                f"{tuple(like.shape[:1])}, got {tuple(energy.shape)}; sum over the feature dimensions, "
+                f"e.g. (...).sum(1), and not over the batch"
+            )
+        return energy
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, layers={self.layers}"
