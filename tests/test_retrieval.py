@@ -133,9 +133,9 @@ def test_bad_input_is_a_clear_error(call, match):
 @pytest.mark.parametrize("shape", ["shared", "per_item"])
 def test_the_fused_attention_path_gives_the_same_result(monkeypatch, shape):
     """On CUDA a plain association goes through scaled_dot_product_attention; forced here on the CPU."""
-    from assocmem.engines import retrieval
+    from assocmem.engines import association
 
-    monkeypatch.setattr(retrieval, "SDPA_DEVICES", {"cpu"})
+    monkeypatch.setattr(association, "SDPA_DEVICES", {"cpu"})
     k = torch.randn(20, 4, dtype=F64) if shape == "shared" else torch.randn(3, 20, 4, dtype=F64)
     q = torch.randn(3, 4, dtype=F64)
     mask = torch.zeros(20, dtype=F64)
