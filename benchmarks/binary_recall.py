@@ -99,8 +99,8 @@ def run_config(name, n, k, F, degree, flip, n_numba, n_torch, n_numpy, repeats):
             states = numpy_recall(xi.numpy(), cues[:n_numpy].numpy(), f_np, 100, rep, table=table)
             times[label] = per_cue(time.perf_counter() - t0, n_numpy)
             assert np.array_equal(states, small.states.numpy()), f"{label} disagrees with recall"
-        sweeps = float(ours.sweeps.double().mean())
-        checks = float(ours.sweeps.double().sum()) * n * k  # multiply-adds of the spin checks alone
+        sweeps = float(ours.steps.double().mean())
+        checks = float(ours.steps.double().sum()) * n * k  # multiply-adds of the spin checks alone
         a = torch.randn(1500, 1500, dtype=torch.float64)
         t0 = time.perf_counter()
         a @ a

@@ -75,7 +75,7 @@ def stiff_vs_scipy(n_features, n_memories, ratios, rtols, beta):
                 net, unflat(y0[None]), method="stiff", t_max=5.0, tol=0, rtol=rtol, atol=rtol * 1e-2
             )
             t_stiff = time.perf_counter() - t0
-            ours = torch.cat([traj.state["v"], traj.state["h"]], dim=1)[0]
+            ours = torch.cat([traj.states["v"], traj.states["h"]], dim=1)[0]
             print(
                 f"{ratio:>11g} {'assocmem stiff':>14} {rtol:>6g} {(ours - ref).abs().max() / scale:>10.1e} "
                 f"{traj.evaluations:>12d} {1.0:>12.2f}"
@@ -107,7 +107,7 @@ def dopri5_vs_torchdiffeq():
     v0 = xi[torch.arange(64) % 32] * (1 - 2 * (torch.rand(64, 64, generator=gen) < 0.2))
     net = model_b(xi, beta=0.1, reduced=True)
     f, _, counter = flat_field(net)
-    ref = am.relax(net, {"v": v0}, method="dopri5", t_max=5.0, tol=0, rtol=1e-12, atol=1e-14).state["v"]
+    ref = am.relax(net, {"v": v0}, method="dopri5", t_max=5.0, tol=0, rtol=1e-12, atol=1e-14).states["v"]
     print("   (a) to t = 5, rtol = 1e-6, atol = 1e-8")
     t0 = time.perf_counter()
     ours = am.relax(net, {"v": v0}, method="dopri5", t_max=5.0, tol=0, rtol=1e-6, atol=1e-8)
@@ -119,7 +119,7 @@ def dopri5_vs_torchdiffeq():
     )[-1]
     t_theirs = time.perf_counter() - t0
     print(
-        f"       assocmem     error {(ours.state['v'] - ref).abs().max():.1e}  evaluations {ours.evaluations:5d}"
+        f"       assocmem     error {(ours.states['v'] - ref).abs().max():.1e}  evaluations {ours.evaluations:5d}"
     )
     print(
         f"       torchdiffeq  error {(theirs - ref).abs().max():.1e}  evaluations {counter['n']:5d}  "

@@ -48,7 +48,7 @@ def test_xor_fields():
     # z = Sign[-xy] is a fixed point of the odd-power and rectified networks: the update computes XOR.
     for dam in (BinaryDAM(xor, "power", n=3), BinaryDAM(xor, "rectified", n=2)):
         cues = torch.cat([xor[:, :2], -xor[:, 2:]], dim=1)  # z wrong
-        assert torch.equal(dam.recall(cues, mode="sync", max_sweeps=1).states[:, 2], xor[:, 2])
+        assert torch.equal(dam.recall(cues, mode="sync", max_steps=1).states[:, 2], xor[:, 2])
 
 
 def test_classical_hopfield_is_the_n2_dam():
@@ -64,12 +64,12 @@ def test_classical_hopfield_is_the_n2_dam():
     for mode in ("async", "sync"):
         a = hop.recall(sigma, mode=mode, generator=torch.Generator().manual_seed(1))
         b = dam.recall(sigma, mode=mode, generator=torch.Generator().manual_seed(1))
-        assert torch.equal(a.states, b.states) and torch.equal(a.sweeps, b.sweeps)
+        assert torch.equal(a.states, b.states) and torch.equal(a.steps, b.steps)
     # the classical sync step by hand, ties (field exactly 0, even N) keeping the state
     h = sigma @ t
     step = torch.where(h > 0, 1.0, torch.where(h < 0, -1.0, sigma))
     assert (h == 0).any()
-    assert torch.equal(hop.recall(sigma, mode="sync", max_sweeps=1).states, step)
+    assert torch.equal(hop.recall(sigma, mode="sync", max_steps=1).states, step)
 
 
 @given(seed=st.integers(0, 10_000), f_index=st.integers(0, 3))
@@ -78,10 +78,10 @@ def test_async_recall_descends_and_ends_in_a_fixed_point(seed, f_index):
     gen = torch.Generator().manual_seed(seed)
     F, kw = NAMED[f_index]
     dam = BinaryDAM(spins(7, 16, gen=gen), F, **kw)
-    res = dam.recall(spins(5, 16, gen=gen), generator=gen, record_energy=True)
+    res = dam.recall(spins(5, 16, gen=gen), generator=gen, record=True)
     assert isinstance(res, Recall) and res.converged.all()
     assert (res.energies.diff(dim=0) <= 1e-9 * res.energies[0].abs().clamp(min=1)).all()
-    assert res.energies.shape == (int(res.sweeps.max()) + 1, 5)
+    assert res.energies.shape == (int(res.steps.max()) + 1, 5)
     torch.testing.assert_close(res.energies[-1], dam.energy(res.states))
     assert (res.states * dam.field(res.states) >= 0).all()
 
@@ -106,11 +106,11 @@ def test_numba_and_torch_sweeps_agree_exactly(F, kw):
     cues = torch.where(torch.rand(40, 50, generator=gen) < 0.3, -xi[:40], xi[:40])
     dam = BinaryDAM(xi, F, **kw)
     runs = [
-        dam.recall(cues, generator=torch.Generator().manual_seed(11), backend=b, record_energy=True)
+        dam.recall(cues, generator=torch.Generator().manual_seed(11), backend=b, record=True)
         for b in ("numba", "torch")
     ]
     assert torch.equal(runs[0].states, runs[1].states)
-    assert torch.equal(runs[0].sweeps, runs[1].sweeps)
+    assert torch.equal(runs[0].steps, runs[1].steps)
     torch.testing.assert_close(runs[0].energies, runs[1].energies)
     assert runs[0].states.dtype == torch.float32
 
@@ -172,7 +172,7 @@ def test_extreme_degrees_and_exp_at_784_match_exact_arithmetic(case):
     assert math.isclose(float(dam.energy(cues.double())[0]), float(energy), rel_tol=1e-12)
     orders = random_orders(2, n_neurons, torch.Generator().manual_seed(9), torch.device("cpu"))
     for backend in ("numba", "torch"):
-        res = dam.recall(cues, max_sweeps=1, generator=torch.Generator().manual_seed(9), backend=backend)
+        res = dam.recall(cues, max_steps=1, generator=torch.Generator().manual_seed(9), backend=backend)
         for b in range(2):
             ref = _python_sweep(rows, [int(v) for v in cues[b].tolist()], orders[b].tolist(), F)
             assert res.states[b].tolist() == ref, (backend, b)
@@ -192,11 +192,11 @@ def test_sync_mode_and_convergence_flags():
     cues = torch.where(torch.rand(3, 64, generator=gen) < 0.2, -xi, xi)
     res = dam.recall(cues, mode="sync")
     assert torch.equal(res.states, xi) and res.converged.all()
-    assert (res.sweeps == 2).all()  # one sweep to fix the bits, one that changes nothing
-    stuck = dam.recall(cues, max_sweeps=1)
-    assert not stuck.converged.any() and (stuck.sweeps == 1).all()
+    assert (res.steps == 2).all()  # one sweep to fix the bits, one that changes nothing
+    stuck = dam.recall(cues, max_steps=1)
+    assert not stuck.converged.any() and (stuck.steps == 1).all()
     # integer states keep their dtype; energies come in the default dtype
-    out = dam.recall(cues.to(torch.int8), record_energy=True)
+    out = dam.recall(cues.to(torch.int8), record=True)
     assert out.states.dtype == torch.int8 and out.energies.dtype == torch.get_default_dtype()
 
 
@@ -218,7 +218,7 @@ def test_sync_mode_and_convergence_flags():
         (lambda: BinaryDAM(torch.ones(2, 3), "exp").recall(torch.ones(3)), "shape \\(batch, N\\)"),
         (lambda: BinaryDAM(torch.ones(2, 3), "exp").energy(torch.zeros(1, 3)), "sigma must hold only"),
         (lambda: BinaryDAM(torch.ones(2, 3), "exp").recall(torch.ones(1, 3), mode="fast"), "mode must be"),
-        (lambda: BinaryDAM(torch.ones(2, 3), "exp").recall(torch.ones(1, 3), max_sweeps=0), "max_sweeps"),
+        (lambda: BinaryDAM(torch.ones(2, 3), "exp").recall(torch.ones(1, 3), max_steps=0), "max_steps"),
         (lambda: BinaryDAM(torch.ones(2, 3), "exp").recall(torch.ones(1, 3), backend="gpu"), "backend"),
         (lambda: BinaryDAM(torch.ones(2, 3), "exp").recall(torch.ones(1, 3), generator=3), "generator"),
     ],

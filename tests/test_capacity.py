@@ -58,7 +58,7 @@ def test_classical_one_step_bit_errors_match_signal_to_noise_within_sampling_err
     rates = []
     for _ in range(networks):
         xi = random_patterns(memories, neurons, gen)
-        step = ClassicalHopfield(xi).recall(xi, mode="sync", max_sweeps=1).states
+        step = ClassicalHopfield(xi).recall(xi, mode="sync", max_steps=1).states
         rates.append(float((step != xi).double().mean()))
     rate = sum(rates) / networks
     expected = theory.classical_one_step_error(memories / neurons)

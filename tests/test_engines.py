@@ -33,13 +33,13 @@ from assocmem.nn.functional import hopfield_update
 
 F64 = torch.float64
 
-# ------------------------------------------------------------------------------------------- adapters (today's API)
+# ------------------------------------------------------------------------------- adapters (the loops' one vocabulary)
 
 
 def retrieve(patterns, queries, beta, steps, values=None, chunk=None):
     """-> (states, energies (T, batch)) of ``n = steps`` updates."""
     res = am.retrieve(
-        patterns, queries, beta, values=values, steps=steps, chunk_size=chunk, return_energy=True
+        patterns, queries, beta, values=values, steps=steps, chunk_size=chunk, record=True
     )
     return res.states, res.energies
 
@@ -47,7 +47,7 @@ def retrieve(patterns, queries, beta, steps, values=None, chunk=None):
 def relax_euler(net, v, tau, steps):
     """-> (v after exactly ``steps`` Euler steps of ``dt = tau``, energies (steps + 1, batch), steps done)."""
     traj = am.relax(net, {"v": v}, method="euler", dt=tau, t_max=steps * tau, tol=0)
-    return traj.state["v"], traj.energies, traj.steps
+    return traj.states["v"], traj.energies, traj.steps
 
 
 def one_sweep(memory, cues, backend, seed):
@@ -55,7 +55,7 @@ def one_sweep(memory, cues, backend, seed):
     generator seeded ``seed`` draws) or "sync"."""
     gen = torch.Generator().manual_seed(seed)
     mode, backend = ("sync", "auto") if backend == "sync" else ("async", backend)
-    res = memory.recall(cues, mode=mode, max_sweeps=1, generator=gen, record_energy=True, backend=backend)
+    res = memory.recall(cues, mode=mode, max_steps=1, generator=gen, record=True, backend=backend)
     return res.states, res.energies
 
 
@@ -70,7 +70,7 @@ def functional_association(patterns, queries, values, beta, steps):
     stored = patterns.expand(b, 1, *patterns.shape)
     projections = values.expand(b, 1, *values.shape)
     res = hopfield_update(
-        queries[:, None], stored, projections, beta, steps_max=steps - 1, eps=0.0, return_energies=True
+        queries[:, None], stored, projections, beta, max_steps=steps - 1, tol=0.0, record=True
     )
     return res.output[:, 0], res.energies[:, :, 0]
 
@@ -133,7 +133,7 @@ def check_retrieval(size, gen, *, reduce, chunk, tau, beta):
     for steps in (1, 2, 5):
         states, energies = retrieve(xi, queries, beta, steps, chunk=chunk)
         v, general, done = relax_euler(net, queries, tau, steps)
-        assert done == steps
+        assert (done == steps).all()
         torch.testing.assert_close(states, v, rtol=1e-12, atol=1e-12)
         assert energies.shape == (steps + 1, batch)
         torch.testing.assert_close(energies, general, rtol=1e-12, atol=1e-12)

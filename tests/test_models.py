@@ -19,7 +19,7 @@ def test_model_b_euler_step_is_the_attention_update():
     for beta, tau_f in [(0.5, 1.0), (3.0, 2.5)]:
         net = model_b(xi, beta=beta, tau_f=tau_f, reduced=True)
         step = am.relax(net, {"v": v}, method="euler", dt=tau_f, t_max=tau_f, tol=0)
-        torch.testing.assert_close(step.state["v"], torch.softmax(beta * v @ xi.T, dim=1) @ xi)
+        torch.testing.assert_close(step.states["v"], torch.softmax(beta * v @ xi.T, dim=1) @ xi)
 
 
 def test_model_b_energy_differs_from_ramsauer_by_a_constant():
@@ -89,7 +89,7 @@ def test_every_model_recalls_stored_patterns_from_corrupted_cues(make):
     cue = xi * torch.where(torch.rand(4, 64, generator=gen) < 0.15, -1.0, 1.0)
     net = make(xi)
     traj = am.relax(net, {"v": cue, "h": torch.zeros(4, 4)}, method="stiff", t_max=50.0)
-    m = overlap(torch.sign(traj.state["v"]), xi).diagonal()
+    m = overlap(torch.sign(traj.states["v"]), xi).diagonal()
     assert (m == 1).all(), m
     assert (traj.energy < traj.energies[0]).all()
 

@@ -17,7 +17,7 @@ def test_the_readme_two_layer_model_converges_by_default():
     traj = am.relax(net, {"v": cues, "h": torch.zeros(48, 48)})
     assert traj.method == "stiff"
     assert bool(traj.converged.all()), traj
-    assert int((traj.state["v"].sign() == patterns).all(dim=1).sum()) == 48
+    assert int((traj.states["v"].sign() == patterns).all(dim=1).sum()) == 48
 
 
 @pytest.mark.parametrize("method", [None, "auto"])
@@ -29,7 +29,7 @@ def test_equal_time_constants_pick_dopri5(method):
     assert traj.method == "dopri5"
     assert bool(traj.converged.all())
     explicit = am.relax(net, state, method="dopri5")
-    torch.testing.assert_close(traj.state["v"], explicit.state["v"], rtol=0, atol=0)
+    torch.testing.assert_close(traj.states["v"], explicit.states["v"], rtol=0, atol=0)
     assert am.relax(net.integrate_out("h"), {"v": state["v"]}).method == "dopri5"
 
 

@@ -108,7 +108,7 @@ def test_relax_descends_the_energy_with_a_custom_term():
     assert bool((traj.energies.diff(dim=0) <= 1e-10).all())
     assert bool((traj.energy < traj.energies[0] - 1e-3).all())
     torch.testing.assert_close(
-        traj.state["v"], net.velocity(traj.state)["v"] + traj.state["v"], atol=1e-4, rtol=0
+        traj.states["v"], net.velocity(traj.states)["v"] + traj.states["v"], atol=1e-4, rtol=0
     )
 
 
@@ -117,7 +117,7 @@ def test_forces_keep_a_graph_only_when_states_or_the_terms_weights_need_one():
     net = two_layer(quartic())
     x = {"v": torch.randn(2, 5, dtype=D), "h": torch.zeros(2, 3, dtype=D)}
     traj = am.relax(net, x, method="euler", dt=0.1, t_max=1.0, tol=0)
-    assert not traj.state["v"].requires_grad
+    assert not traj.states["v"].requires_grad
     scale = torch.nn.Parameter(torch.tensor(0.5, dtype=D))
 
     class Scaled(torch.nn.Module):
@@ -130,13 +130,13 @@ def test_forces_keep_a_graph_only_when_states_or_the_terms_weights_need_one():
 
     net = two_layer(am.EnergyTerm.of(Scaled(), "v"))
     traj = am.relax(net, x, method="euler", dt=0.1, t_max=1.0, tol=0)
-    (grad,) = torch.autograd.grad(traj.state["v"].sum(), scale)
+    (grad,) = torch.autograd.grad(traj.states["v"].sum(), scale)
     eps = 1e-6
     with torch.no_grad():
         scale += eps
-        up = am.relax(net, x, method="euler", dt=0.1, t_max=1.0, tol=0).state["v"].sum()
+        up = am.relax(net, x, method="euler", dt=0.1, t_max=1.0, tol=0).states["v"].sum()
         scale -= 2 * eps
-        down = am.relax(net, x, method="euler", dt=0.1, t_max=1.0, tol=0).state["v"].sum()
+        down = am.relax(net, x, method="euler", dt=0.1, t_max=1.0, tol=0).states["v"].sum()
     torch.testing.assert_close(grad, (up - down) / (2 * eps), rtol=1e-5, atol=1e-7)
 
 
@@ -168,8 +168,8 @@ def test_clamped_units_stay_put_under_a_custom_term():
     x = {"v": torch.randn(2, 5, dtype=D), "h": torch.zeros(2, 3, dtype=D)}
     mask = torch.tensor([True, True, False, False, False])
     traj = am.relax(net, x, clamp={"v": mask}, method="rk4", dt=0.2, t_max=20.0, tol=1e-6)
-    assert torch.equal(traj.state["v"][:, :2], x["v"][:, :2])
-    assert not torch.allclose(traj.state["v"][:, 2:], x["v"][:, 2:])
+    assert torch.equal(traj.states["v"][:, :2], x["v"][:, :2])
+    assert not torch.allclose(traj.states["v"][:, 2:], x["v"][:, 2:])
     assert bool((traj.energies.diff(dim=0) <= 1e-10).all())
 
 

@@ -9,7 +9,7 @@ network (docs/reference.md §1-2).
 from assocmem import engines, lagrangians, models, nn
 from assocmem.allocator import retain_freed_memory
 from assocmem.classifier import DAMClassifier
-from assocmem.dynamics import Trajectory, relax
+from assocmem.dynamics import FixedPoint, Trajectory, relax
 from assocmem.engines import BinaryDAM, ClassicalHopfield, Recall, Retrieval, retrieve
 from assocmem.laboratory import overlap
 from assocmem.lagrangians import (
@@ -50,6 +50,7 @@ __all__ = [
     "DenseSynapse",
     "EnergyTerm",
     "Exp",
+    "FixedPoint",
     "FunctionTerm",
     "Identity",
     "Lagrangian",

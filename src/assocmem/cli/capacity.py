@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                 args.threshold,
                 mode=args.mode,
                 seed=args.seed,
-                max_sweeps=args.max_sweeps,
+                max_steps=args.max_sweeps,
                 progress=progress,
             )
         results = {**header, **out}
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
                 args.flip,
                 mode=args.mode,
                 seed=args.seed,
-                max_sweeps=args.max_sweeps,
+                max_steps=args.max_sweeps,
                 progress=progress,
             )
         theory = theory_curves(spec, args.neurons, memories, args.flip)

@@ -60,7 +60,7 @@ def relax(
     exact trajectory when every Lagrangian is convex; relax refuses a non-convex one unless
     ``allow_nonconvex=True``. Energies are recorded at every step (detached); the final state keeps autograd.
 
-    Example: ``traj = relax(net, cue, method="stiff", t_max=50); traj.state["v"], traj.energies``.
+    Example: ``traj = relax(net, cue, method="stiff", t_max=50); traj.states["v"], traj.energies``.
     """
     if not isinstance(network, Network):
         raise TypeError(f"relax: network must be an assocmem Network, got {type(network).__name__}")
@@ -146,13 +146,13 @@ def relax(
         energies.append(final.detach())
     ref = energies[0]
     return Trajectory(
-        state=ev.state,
-        times=torch.tensor(times, dtype=ref.dtype, device=ref.device),
+        states=ev.state,
         energies=torch.stack(energies),
+        steps=torch.full(ref.shape, steps, dtype=torch.int64, device=ref.device),
         converged=speed.detach() <= tol,
+        clock=torch.tensor(times, dtype=ref.dtype, device=ref.device),
         speed=speed.detach(),
         method=method,
-        steps=steps,
         rejected=rejected,
         evaluations=system.evaluations,
     )

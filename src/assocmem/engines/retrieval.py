@@ -8,273 +8,321 @@ energy never increases along those steps. This module computes that update fast 
   nothing is copied per batch item or per step;
 - per-item memories ``(B, K, d)`` use batched products (no expansion of anything);
 - when the score matrix ``queries x K`` would be large, the memories are streamed in chunks with a running
-  (online) logsumexp, so the peak memory stays near the size of the memory matrix itself.
+  (online) logsumexp, so the peak memory stays near the size of the memory matrix itself;
+- the loop is the one implementation of Model B's update: :func:`retrieve` is its face for memory banks, the
+  Hopfield layers' :func:`assocmem.nn.functional.hopfield_update` its face for heads (per-head ``beta``, step
+  limits and tolerances, additive masks, and the layers' stop rules), both through :func:`iterate`.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from assocmem.checks import is_count
+from assocmem.dynamics.fixed_point import FixedPoint
+from assocmem.engines.association import associate, model_b_energy
 
-#: Score matrices up to this many bytes are computed in one piece; larger ones are streamed in chunks.
-SCORE_BUDGET_BYTES = 1 << 27
+#: The tolerance of the until-converged mode when none is given, and the one ``converged`` is judged by.
+DEFAULT_TOL = 1e-6
 
-#: Device types on which a plain association goes through ``F.scaled_dot_product_attention`` (fused kernels).
-#: Not "cpu": there the plain products measured faster (docs/benchmarks.md).
-SDPA_DEVICES = {"cuda"}
+STOP_RULES = ("state", "association")
+UNITS = ("query", "head")
 
 
-@dataclass
-class Retrieval:
-    """What :func:`retrieve` returns when asked for more than the states.
+@dataclass(frozen=True)
+class Retrieval(FixedPoint):
+    """What :func:`retrieve` returns when asked for more than the states (a
+    :class:`~assocmem.dynamics.fixed_point.FixedPoint`).
 
-    ``states``: the retrieved states ``(..., d_v)``. ``weights``: the association weights
-    ``softmax(beta K x + mask)`` that produced them, ``(..., K)`` (``None`` unless asked for). ``energies``:
-    ``E(x_t)`` of Model B for every state visited in the memory space, shape ``(T, ...)``; with ``values=None``
-    the last entry is the energy of the returned states (``None`` unless asked for). ``steps``: updates done.
+    ``states``: the retrieved states ``(..., d_v)`` (the read-out of the values when ``values`` is given).
+    ``energies``: Model B's energy ``E(x_t)`` of every state visited in the patterns' space, ``(steps + 1, ...)``
+    (``None`` unless ``record``). ``steps``: the state updates each query took (with ``values`` the last
+    association reads the values out and is no state update). ``converged``: the last update moved the query
+    by at most ``tol``. ``weights``: the association weights ``softmax(beta xi x + mask)`` that produced the
+    states, ``(..., K)`` (``None`` unless ``return_weights``).
     """
 
-    states: Tensor
-    weights: Tensor | None
-    energies: Tensor | None
-    steps: int
+    weights: Tensor | None = None
 
 
 def _compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def _check(
-    memories: object, queries: object, values: object, beta: object, steps: object, chunk: object
-) -> None:
-    for name, t in (("memories", memories), ("queries", queries)):
+def _check(patterns: object, queries: object, values: object, beta: object, chunk: object) -> None:
+    for name, t in (("patterns", patterns), ("queries", queries)):
         if not isinstance(t, Tensor):
             raise TypeError(f"retrieve: {name} must be a torch.Tensor, got {type(t).__name__}")
         if not t.is_floating_point():
             raise TypeError(f"retrieve: {name} must be floating point, got {t.dtype}")
-    if memories.dim() not in (2, 3) or memories.shape[-2] == 0 or memories.shape[-1] == 0:
+    if patterns.dim() < 2 or patterns.shape[-2] == 0 or patterns.shape[-1] == 0:
         raise ValueError(
-            f"retrieve: memories must have shape (K, d) or (batch, K, d) with K, d > 0, got {tuple(memories.shape)}"
+            f"retrieve: patterns must have shape (K, d) or (*batch, K, d) with K, d > 0, got {tuple(patterns.shape)}"
         )
-    if queries.dim() == 0 or queries.shape[-1] != memories.shape[-1]:
+    if queries.dim() == 0 or queries.shape[-1] != patterns.shape[-1]:
         raise ValueError(
-            f"retrieve: queries must have shape (..., d) with d = {memories.shape[-1]} (the memories' width), "
+            f"retrieve: queries must have shape (..., d) with d = {patterns.shape[-1]} (the patterns' width), "
             f"got {tuple(queries.shape)}"
         )
-    if memories.dim() == 3 and (queries.dim() not in (2, 3) or queries.shape[0] != memories.shape[0]):
+    lead = patterns.shape[:-2]
+    if lead and (queries.dim() not in (len(lead) + 1, len(lead) + 2) or queries.shape[: len(lead)] != lead):
         raise ValueError(
-            f"retrieve: with per-item memories {tuple(memories.shape)}, queries must be (batch, d) or "
-            f"(batch, L, d) with batch = {memories.shape[0]}, got {tuple(queries.shape)}"
+            f"retrieve: with per-item patterns {tuple(patterns.shape)}, queries must be {(*lead, 'd')} or "
+            f"{(*lead, 'L', 'd')}, got {tuple(queries.shape)}"
         )
-    if queries.dtype != memories.dtype:
+    if queries.dtype != patterns.dtype:
         raise TypeError(
-            f"retrieve: queries ({queries.dtype}) and memories ({memories.dtype}) must share a dtype"
+            f"retrieve: queries ({queries.dtype}) and patterns ({patterns.dtype}) must share a dtype"
         )
     if values is not None:
-        if not isinstance(values, Tensor) or values.shape[:-1] != memories.shape[:-1]:
+        if not isinstance(values, Tensor) or values.shape[:-1] != patterns.shape[:-1]:
             raise ValueError(
-                f"retrieve: values must be a tensor of shape {(*memories.shape[:-1], 'd_v')} (one row per "
-                f"memory), got {tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__}"
+                f"retrieve: values must be a tensor of shape {(*patterns.shape[:-1], 'd_v')} (one row per "
+                f"pattern), got {tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__}"
             )
     if isinstance(beta, Tensor):
         if not _compiling() and not bool((beta > 0).all()):
             raise ValueError("retrieve: beta must be positive")
     elif not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
         raise ValueError(f"retrieve: beta must be a positive finite number or tensor, got {beta!r}")
-    if steps is not None and not is_count(steps):
-        raise ValueError(f"retrieve: steps must be an int >= 1 or None (until converged), got {steps!r}")
     if chunk is not None and not is_count(chunk):
         raise ValueError(f"retrieve: chunk_size must be a positive int or None, got {chunk!r}")
     if not _compiling() and bool(torch.isnan(queries).any()):
         raise ValueError("retrieve: queries contain NaN")
 
 
-def associate(
-    queries: Tensor,
-    memories: Tensor,
-    values: Tensor,
-    beta: float | Tensor,
-    mask: Tensor | None = None,
-    *,
-    chunk_size: int | None = None,
-    need_lse: bool = False,
-    need_weights: bool = False,
-) -> tuple[Tensor, Tensor | None, Tensor | None]:
-    """One association ``softmax(beta x K^T + mask) V`` with its log-partition ``lse = log sum exp(...)``.
-
-    ``queries (..., L, d)``, ``memories (..., K, d)``, ``values (..., K, d_v)`` broadcast like ``torch.matmul``
-    (a 2-D memory is shared by every query); ``mask`` is additive, broadcastable to ``(..., L, K)``. Returns
-    ``(out, lse, weights)`` (``lse (..., L)`` and ``weights (..., L, K)`` only when asked for). With ``chunk_size``
-    (or when the score matrix would pass :data:`SCORE_BUDGET_BYTES`) the memories are streamed in chunks with an
-    online logsumexp; weights are not available then.
-    """
-    k = memories.shape[-2]
-    rows = queries.numel() // queries.shape[-1]
-    if chunk_size is None and rows * k * queries.element_size() > SCORE_BUDGET_BYTES and not need_weights:
-        chunk_size = max(1, SCORE_BUDGET_BYTES // (rows * queries.element_size()))
-    whole = chunk_size is None or chunk_size >= k or need_weights
-    if (
-        whole
-        and not (need_lse or need_weights)
-        and queries.device.type in SDPA_DEVICES
-        and not isinstance(beta, Tensor)
-    ):
-        return _sdpa(queries, memories, values, float(beta), mask), None, None
-    scaled = queries * beta
-    if whole:
-        scores = scaled @ memories.transpose(-1, -2)
-        if mask is not None:
-            scores = scores + mask
-        weights = torch.softmax(scores, dim=-1)
-        lse = None
-        if need_lse:  # lse = s_max - log w_max: two reductions instead of a second pass of exponentials
-            lse = scores.amax(dim=-1) - torch.log(weights.amax(dim=-1))
-        return weights @ values, lse, (weights if need_weights else None)
-    run_max = run_sum = acc = None
-    for start in range(0, k, chunk_size):
-        stop = min(start + chunk_size, k)
-        s = scaled @ memories[..., start:stop, :].transpose(-1, -2)
-        if mask is not None:
-            s = s + (mask[..., start:stop] if mask.shape[-1] != 1 else mask)
-        m = s.amax(dim=-1, keepdim=True)
-        if run_max is None:
-            run_max = m
-            p = torch.exp(s - m)
-            run_sum = p.sum(-1, keepdim=True)
-            acc = p @ values[..., start:stop, :]
-        else:
-            new_max = torch.maximum(run_max, m)
-            scale = torch.exp(run_max - new_max)
-            p = torch.exp(s - new_max)
-            run_sum = run_sum * scale + p.sum(-1, keepdim=True)
-            acc = acc * scale + p @ values[..., start:stop, :]
-            run_max = new_max
-    out = acc / run_sum
-    lse = (run_max + torch.log(run_sum)).squeeze(-1) if need_lse else None
-    return out, lse, None
-
-
-def _sdpa(queries: Tensor, memories: Tensor, values: Tensor, beta: float, mask: Tensor | None) -> Tensor:
-    """The same association through the fused kernel; a shared 2-D memory takes the queries as one sequence."""
-    if memories.dim() == 2:
-        lead = queries.shape[:-1]
-        q = queries.reshape(1, -1, queries.shape[-1])
-        m = None if mask is None else mask.expand(*lead, memories.shape[0]).reshape(1, -1, memories.shape[0])
-        out = F.scaled_dot_product_attention(q, memories[None], values[None], attn_mask=m, scale=beta)
-        return out.reshape(*lead, values.shape[-1])
-    m = None if mask is None else mask.expand(*queries.shape[:-1], memories.shape[-2])
-    return F.scaled_dot_product_attention(queries, memories, values, attn_mask=m, scale=beta)
-
-
-def model_b_energy(states: Tensor, lse: Tensor, beta: float | Tensor) -> Tensor:
-    """Model B's energy ``E(x) = 1/2 |x|^2 - beta^-1 lse(beta K x)`` from a precomputed log-partition ``lse``."""
-    b = beta.squeeze(-1) if isinstance(beta, Tensor) and beta.dim() > 0 else beta
-    return 0.5 * (states * states).sum(-1) - lse / b
-
-
 def energy(
-    memories: Tensor, states: Tensor, beta: float | Tensor = 1.0, *, chunk_size: int | None = None
+    patterns: Tensor,
+    states: Tensor,
+    beta: float | Tensor = 1.0,
+    *,
+    mask: Tensor | None = None,
+    chunk_size: int | None = None,
 ) -> Tensor:
-    """Model B's energy ``E(x) = 1/2 |x|^2 - beta^-1 log sum_mu exp(beta xi_mu . x)`` (docs/reference.md §2).
+    """Model B's energy ``E(x) = 1/2 |x|^2 - beta^-1 log sum_mu exp(beta xi_mu . x + M_mu)`` (docs/reference.md §2).
 
-    The reduced network ``models.model_b(memories, beta, reduced=True)`` has the same energy; this is the fast,
-    chunked form for large memories. ``states`` has shape ``(..., d)``; returns ``(...)``.
+    The reduced network ``models.model_b(patterns, beta, reduced=True)`` has the same energy (without a mask);
+    this is the fast, chunked form for large memories. ``states`` has shape ``(..., d)`` and ``patterns``
+    ``(K, d)`` or per item ``(*batch, K, d)`` as in :func:`retrieve`; ``mask`` is additive on the scores.
+    Returns ``(...)``.
     """
-    _check(memories, states, None, beta, 1, chunk_size)
-    q = states.unsqueeze(-2) if memories.dim() == 3 and states.dim() == 2 else states
-    _, lse, _ = associate(q, memories, memories[..., :1], beta, chunk_size=chunk_size, need_lse=True)
-    e = model_b_energy(q, lse, beta)
-    return e.squeeze(-1) if q is not states else e
+    _check(patterns, states, None, beta, chunk_size)
+    x, mask, beta, squeeze = _shaped(patterns, states, mask, beta)
+    _, lse, _ = associate(x, patterns, patterns[..., :1], beta, mask, chunk_size=chunk_size, need_lse=True)
+    e = model_b_energy(x, lse, beta)
+    return e.squeeze(-1) if squeeze else e
+
+
+def _shaped(
+    patterns: Tensor, queries: Tensor, mask: Tensor | None, beta: float | Tensor
+) -> tuple[Tensor, Tensor | None, float | Tensor, bool]:
+    """Per-item patterns with one query per item: the query becomes a sequence of one (mask and beta follow)."""
+    squeeze = patterns.dim() > 2 and queries.dim() == patterns.dim() - 1
+    if not squeeze:
+        return queries, mask, beta, False
+    if mask is not None and mask.dim() == queries.dim():
+        mask = mask.unsqueeze(-2)
+    if isinstance(beta, Tensor) and beta.dim() == queries.dim():
+        beta = beta.unsqueeze(-1)
+    return queries.unsqueeze(-2), mask, beta, True
+
+
+def _change(diff: Tensor, per: str) -> Tensor:
+    """How far a step moved each unit: the L2 norm over the last axis for each query (``per="query"``); for
+    each head (``per="head"``, ``(B, H, L, .)``) the L2 norm over ``(L, .)``, largest over the batch, ``(1, H, 1)``."""
+    if per == "query":
+        return torch.linalg.vector_norm(diff, dim=-1)
+    return torch.linalg.vector_norm(diff, dim=(-2, -1)).amax(0, keepdim=True).unsqueeze(-1)
+
+
+def _per_unit(value: float | Tensor, per: str, x: Tensor, name: str) -> float | Tensor:
+    """A float, or with ``per="head"`` a ``(H,)`` tensor, as something that broadcasts against the units."""
+    if not isinstance(value, Tensor):
+        return value
+    heads = x.shape[1] if x.dim() == 4 else -1
+    if per != "head" or value.shape != (heads,):
+        raise ValueError(
+            f"retrieve: a tensor {name} must have shape (H,) = ({heads},) (one per head, per='head' and queries "
+            f"(B, H, L, d)), got {tuple(value.shape)} with per={per!r}"
+        )
+    return value.to(x.device).view(1, heads, 1)
+
+
+def iterate(
+    patterns: Tensor,
+    x: Tensor,
+    values: Tensor | None,
+    beta: float | Tensor,
+    *,
+    max_steps: int | Tensor,
+    tol: float | Tensor | None,
+    stop: str = "state",
+    per: str = "query",
+    mask: Tensor | None = None,
+    chunk_size: int | None = None,
+    record: bool = False,
+    need_weights: bool = False,
+    dropout: float = 0.0,
+) -> tuple[Tensor, Retrieval]:
+    """Model B's update loop on states ``x (..., L, d)`` (already shaped for ``patterns``): the engine itself.
+
+    Up to ``max_steps`` state updates ``x <- softmax(beta x xi^T + M) xi`` (an int, or a ``(H,)`` tensor with
+    ``per="head"``); with ``tol``, a unit (a query, or a head with ``per="head"``) stops once its step moved it
+    (``stop="state"``) or its association (``stop="association"``) by at most ``tol``, and keeps its state while
+    the others go on. ``values`` are read out by the final association (with ``dropout`` on its weights); with
+    ``values=None`` the output is the final state. Returns ``(output, result)``: ``result.states`` are the final
+    states in the patterns' space, ``result.weights`` the association of the final states (values given) or
+    the one that produced them (``values=None``; only when ``need_weights``).
+    """
+    watch = tol is not None
+    limit = _per_unit(max_steps, per, x, "max_steps")
+    tol_ = _per_unit(tol if watch else DEFAULT_TOL, per, x, "tol")
+    bound = int(limit.max()) if isinstance(limit, Tensor) else limit
+    freeze = watch or isinstance(limit, Tensor)
+    by_association = stop == "association"
+    unit = x.shape[:-1] if per == "query" else (1, x.shape[1], 1)
+    done = torch.zeros(unit, dtype=torch.int64, device=x.device)
+    active = torch.ones(unit, dtype=torch.bool, device=x.device)
+    if isinstance(limit, Tensor):
+        active = active & (limit > 0)
+    moved = torch.full(unit, math.inf, dtype=x.dtype, device=x.device)  # the change of each unit's last step
+    compiling = _compiling()
+    energies: list[Tensor] = []
+    weights = w_prev = lse = None
+    current = False  # whether (weights, lse) belong to the present x
+    stepped = active  # the units the last pass updated
+    for _ in range(bound):
+        if freeze and not compiling and not bool(active.any()):
+            break
+        new, lse, weights = associate(
+            x, patterns, patterns, beta, mask, chunk_size=chunk_size, need_lse=record,
+            need_weights=by_association or need_weights,
+        )  # fmt: skip
+        current = True
+        if by_association and w_prev is not None:
+            moved = torch.where(stepped, _change(weights - w_prev, per), moved)
+            if watch:
+                active = active & (moved > tol_)
+                if not compiling and not bool(active.any()):
+                    break
+        if record:
+            energies.append(model_b_energy(x, lse, beta))
+        if not by_association:
+            moved = torch.where(active, _change(new - x, per), moved) if freeze else _change(new - x, per)
+        x = torch.where(active.unsqueeze(-1), new, x) if freeze else new
+        done = done + active
+        stepped = active
+        if watch and not by_association:
+            active = active & (moved > tol_)
+        if isinstance(limit, Tensor):
+            active = active & (done < limit)
+        w_prev = weights
+        current = values is None  # with values=None the weights that produced x are the ones to return
+    if values is None:
+        out = x
+        if record or (by_association and w_prev is not None):
+            _, lse, w_last = associate(
+                x, patterns, patterns[..., :1], beta, mask, chunk_size=chunk_size, need_lse=True,
+                need_weights=by_association,
+            )  # fmt: skip
+            if by_association and w_prev is not None:
+                moved = torch.where(stepped, _change(w_last - w_prev, per), moved)
+    else:
+        if not current or (dropout > 0 and weights is None):
+            out, lse, weights = associate(
+                x, patterns, values, beta, mask, chunk_size=chunk_size, need_lse=record,
+                need_weights=need_weights or by_association or dropout > 0,
+            )  # fmt: skip
+            if by_association and w_prev is not None:
+                moved = torch.where(stepped, _change(weights - w_prev, per), moved)
+        if dropout > 0:
+            out = F.dropout(weights, p=dropout) @ values
+        elif current:  # the loop stopped on the association of the present x: read the values out with it
+            out = weights @ values
+    if record:
+        energies.append(model_b_energy(x, lse, beta))
+    shape = x.shape[:-1]
+    result = Retrieval(
+        states=x,
+        energies=torch.stack(energies) if record else None,
+        steps=done.expand(shape),
+        converged=((done > 0) & (moved <= tol_)).expand(shape),
+        weights=weights if need_weights else None,
+    )
+    return out, result
 
 
 def retrieve(
-    memories: Tensor,
+    patterns: Tensor,
     queries: Tensor,
     beta: float | Tensor = 1.0,
     *,
     values: Tensor | None = None,
     steps: int | None = 1,
-    tol: float | None = None,
     max_steps: int = 1000,
+    tol: float | None = None,
+    record: bool = False,
+    return_weights: bool = False,
     chunk_size: int | None = None,
     mask: Tensor | None = None,
-    return_weights: bool = False,
-    return_energy: bool = False,
 ) -> Tensor | Retrieval:
     """Retrieve from a modern Hopfield memory: ``x <- xi^T softmax(beta xi x)`` (docs/reference.md §2, model B).
 
-    ``memories`` (the stored patterns ``xi``): ``(K, d)`` shared by every query, or ``(B, K, d)`` one memory per
-    batch item. ``queries`` (the initial states ``x_0``): ``(..., d)`` with a shared memory, ``(B, d)`` or
-    ``(B, L, d)`` with per-item memories. ``beta``: the inverse temperature (a float, or a tensor broadcastable
-    to ``(..., L, 1)``). ``mask``: additive, broadcastable to the scores ``(..., K)`` (``-inf`` hides a memory).
+    ``patterns`` (the stored patterns ``xi``): ``(K, d)`` shared by every query, or ``(*batch, K, d)`` one
+    memory per batch item. ``queries`` (the initial states ``x_0``): ``(..., d)`` with a shared memory,
+    ``(*batch, d)`` or ``(*batch, L, d)`` with per-item patterns. ``beta``: the inverse temperature (a float, or
+    a tensor broadcastable to ``(..., L, 1)``). ``mask``: additive, broadcastable to the scores ``(..., K)``
+    (``-inf`` hides a pattern).
 
-    ``steps`` updates are done on the state in memory space, ``x_{t+1} = xi^T softmax(beta xi x_t)``; the output
-    is ``V^T softmax(beta xi x_{steps-1})`` with ``V = values`` (``(..., K, d_v)``, default ``xi``, in which case
-    the output is ``x_steps``). ``steps=None`` iterates until ``max |x_{t+1} - x_t| <= tol`` (default ``1e-6``) for
-    every query, at most ``max_steps`` times; with an int ``steps`` and a ``tol``, it stops early once converged.
-    ``chunk_size`` streams the memories in chunks of that many rows (automatic for score matrices larger than
-    :data:`SCORE_BUDGET_BYTES`), with an online logsumexp.
+    How many updates (the loop's arguments, shared with every fixed-point loop: ``max_steps``, ``tol``,
+    ``record``):
 
-    Returns the states ``(..., d_v)``, or a :class:`Retrieval` when ``return_weights`` (the final association
-    weights; not with chunking) or ``return_energy`` (Model B's energy of every state visited) is set.
+    - ``steps=n`` (default 1): exactly ``n`` associations, ``x_{t+1} = xi^T softmax(beta xi x_t)``; the output
+      is ``V^T softmax(beta xi x_{n-1})`` with ``V = values`` (``(..., K, d_v)``, default ``xi``, in which case
+      the output is ``x_n``). With a ``tol`` as well, a query whose update moved it by at most ``tol`` (L2)
+      stops early and keeps its state.
+    - ``steps=None``: until converged: each query is updated until a step moves it by at most ``tol``
+      (default ``1e-6``), at most ``max_steps`` state updates (``max_steps`` is ignored when ``steps`` is given).
+
+    ``chunk_size`` streams the patterns in chunks of that many rows (automatic for score matrices larger than
+    :data:`assocmem.engines.association.SCORE_BUDGET_BYTES`), with an online logsumexp.
+
+    Returns the states ``(..., d_v)``, or a :class:`Retrieval` when ``record`` (Model B's energy of every state
+    visited) or ``return_weights`` (the final association weights; not with chunking) is set.
 
     Example: ``retrieve(xi, xi[:3] + 0.1 * torch.randn(3, xi.shape[1]), beta=8.0)`` returns (close to) ``xi[:3]``.
     """
-    _check(memories, queries, values, beta, steps, chunk_size)
+    _check(patterns, queries, values, beta, chunk_size)
+    if steps is not None and not is_count(steps):
+        raise ValueError(f"retrieve: steps must be an int >= 1 or None (until converged), got {steps!r}")
+    if steps is None and not is_count(max_steps):
+        raise ValueError(f"retrieve: max_steps must be an int >= 1, got {max_steps!r}")
+    if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
+        raise ValueError(f"retrieve: tol must be a number >= 0 or None, got {tol!r}")
     if return_weights and chunk_size is not None:
         raise ValueError("retrieve: return_weights needs the whole score matrix; leave chunk_size=None")
-    squeeze = memories.dim() == 3 and queries.dim() == 2
-    x = queries.unsqueeze(-2) if squeeze else queries
-    if squeeze and mask is not None and mask.dim() == 2:
-        mask = mask.unsqueeze(-2)
-    if isinstance(beta, Tensor) and squeeze and beta.dim() == 2:
-        beta = beta.unsqueeze(-1)
+    x, mask, beta, squeeze = _shaped(patterns, queries, mask, beta)
     if steps is None and tol is None:
-        tol = 1e-6
-    limit = max_steps if steps is None else steps
-    check = tol is not None and not _compiling()
-    energies: list[Tensor] = []
-    done = 0
-    while done < limit - 1:  # the state updates before the last association
-        new, lse, _ = associate(
-            x, memories, memories, beta, mask, chunk_size=chunk_size, need_lse=return_energy
-        )
-        if return_energy:
-            energies.append(model_b_energy(x, lse, beta))
-        delta = (new - x).abs().amax(-1) if check else None
-        x = new
-        done += 1
-        if delta is not None and bool((delta <= tol).all()):
-            break
-    last = memories if values is None else values
-    out, lse, weights = associate(
-        x,
-        memories,
-        last,
-        beta,
-        mask,
-        chunk_size=chunk_size,
-        need_lse=return_energy,
-        need_weights=return_weights,
-    )
-    done += 1
-    if return_energy:
-        energies.append(model_b_energy(x, lse, beta))
-        if values is None:
-            _, lse_out, _ = associate(
-                out, memories, memories[..., :1], beta, mask, chunk_size=chunk_size, need_lse=True
-            )
-            energies.append(model_b_energy(out, lse_out, beta))
+        tol = DEFAULT_TOL
+    updates = max_steps if steps is None else steps - (values is not None)
+    out, res = iterate(
+        patterns, x, values, beta, max_steps=updates, tol=tol, mask=mask, chunk_size=chunk_size,
+        record=record, need_weights=return_weights,
+    )  # fmt: skip
     if squeeze:
         out = out.squeeze(-2)
-        weights = None if weights is None else weights.squeeze(-2)
-        energies = [e.squeeze(-1) for e in energies]
-    if not (return_weights or return_energy):
+        res = Retrieval(
+            states=res.states.squeeze(-2),
+            energies=None if res.energies is None else res.energies.squeeze(-1),
+            steps=res.steps.squeeze(-1),
+            converged=res.converged.squeeze(-1),
+            weights=None if res.weights is None else res.weights.squeeze(-2),
+        )
+    if not (return_weights or record):
         return out
-    return Retrieval(out, weights, torch.stack(energies) if energies else None, done)
+    return replace(res, states=out)

@@ -98,7 +98,7 @@ def random_patterns(count: int, neurons: int, generator: torch.Generator) -> Ten
 
 
 def check_run(
-    neurons: int, memories: list[int], trials: int, flip: float, mode: str, max_sweeps: int = 1
+    neurons: int, memories: list[int], trials: int, flip: float, mode: str, max_steps: int = 1
 ) -> None:
     if not is_count(neurons):
         raise ValueError(f"--neurons must be an integer >= 1, got {neurons!r}")
@@ -110,8 +110,8 @@ def check_run(
         raise ValueError(f"--flip must be a fraction in [0, 1], got {flip!r}")
     if mode not in ("async", "sync"):
         raise ValueError(f"--mode must be async or sync, got {mode!r}")
-    if not is_count(max_sweeps):
-        raise ValueError(f"--max-sweeps must be an integer >= 1, got {max_sweeps!r}")
+    if not is_count(max_steps):
+        raise ValueError(f"--max-sweeps must be an integer >= 1 (max_steps), got {max_steps!r}")
 
 
 def measure_load(
@@ -123,7 +123,7 @@ def measure_load(
     generator: torch.Generator,
     *,
     mode: str = "async",
-    max_sweeps: int = 100,
+    max_steps: int = 100,
 ) -> dict:
     """Recall ``trials`` corrupted patterns from networks of ``memories`` random patterns; counts and rates.
 
@@ -139,7 +139,7 @@ def measure_load(
         res = spec.build(patterns).recall(
             flip_bits(patterns[:block], flip, generator=generator),
             mode=mode,
-            max_sweeps=max_sweeps,
+            max_steps=max_steps,
             generator=generator,
         )
         errors = (res.states != patterns[:block]).sum(dim=1)
@@ -148,7 +148,7 @@ def measure_load(
         retrieved += int((errors <= RETRIEVED * neurons).sum())
         wrong += int(errors.sum())
         converged += int(res.converged.sum())
-        sweeps += int(res.sweeps.sum())
+        sweeps += int(res.steps.sum())
         done += block
     bits = trials * neurons
     rate = wrong / bits
@@ -198,15 +198,15 @@ def measure_loads(
     *,
     mode: str = "async",
     seed: int = 0,
-    max_sweeps: int = 100,
+    max_steps: int = 100,
     progress: Callable[[dict], None] | None = None,
 ) -> list[dict]:
     """:func:`measure_load` for each ``K`` in ``memories`` (one generator seeded with ``seed``)."""
-    check_run(neurons, memories, trials, flip, mode, max_sweeps)
+    check_run(neurons, memories, trials, flip, mode, max_steps)
     generator = torch.Generator().manual_seed(seed)
     rows = []
     for k in memories:
-        rows.append(measure_load(spec, neurons, k, trials, flip, generator, mode=mode, max_sweeps=max_sweeps))
+        rows.append(measure_load(spec, neurons, k, trials, flip, generator, mode=mode, max_steps=max_steps))
         if progress is not None:
             progress(rows[-1])
     return rows
@@ -295,13 +295,13 @@ def sweep_neurons(
     *,
     mode: str = "async",
     seed: int = 0,
-    max_sweeps: int = 100,
+    max_steps: int = 100,
     resolution: float = 0.05,
     limit: int = 1 << 20,
     progress: Callable[[dict], None] | None = None,
 ) -> dict:
     """For each ``N``: the largest ``K`` whose bit-error rate is at most ``threshold``; then the fitted law."""
-    check_run(min(neurons) if neurons else 0, [1], trials, flip, mode, max_sweeps)
+    check_run(min(neurons) if neurons else 0, [1], trials, flip, mode, max_steps)
     if not 0.0 < threshold < 1.0:
         raise ValueError(f"--threshold must be a bit-error rate in (0, 1), got {threshold!r}")
     generator = torch.Generator().manual_seed(seed)
@@ -309,7 +309,7 @@ def sweep_neurons(
     for n in neurons:
 
         def evaluate(k: int, n: int = n) -> float:
-            row = measure_load(spec, n, k, trials, flip, generator, mode=mode, max_sweeps=max_sweeps)
+            row = measure_load(spec, n, k, trials, flip, generator, mode=mode, max_steps=max_steps)
             if progress is not None:
                 progress({"neurons": n, **row})
             return row["bit_error_rate"]["rate"]

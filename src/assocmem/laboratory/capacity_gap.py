@@ -16,7 +16,7 @@ import torch
 from assocmem.checks import is_count
 from assocmem.data.corruption import flip_bits
 from assocmem.laboratory.capacity import random_patterns
-from assocmem.laboratory.demo_models import DemoModel
+from assocmem.laboratory.demo_models import DemoModel, readout
 from assocmem.laboratory.theory import ags_critical_load
 
 #: Classical Hopfield critical load K/N, 0.138 (Amit, Gutfreund & Sompolinsky 1985; docs/reference.md §5),
@@ -100,7 +100,7 @@ def capacity_gap(
                 patterns = random_patterns(k, neurons, gen)
                 shown = patterns[:per_set]  # random patterns: the first ones are as good as any
                 run = model.recall(patterns, flip_bits(shown, flip, generator=gen), gen, record=False)
-                exact += int((run.states == shown).all(dim=1).sum())
+                exact += int((readout(run) == shown).all(dim=1).sum())
             counts.append(sets * per_set)
             recalled[model.name].append(exact / (sets * per_set))
             if progress is not None:

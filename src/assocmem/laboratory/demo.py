@@ -20,7 +20,8 @@ from torch import Tensor
 
 from assocmem.data.corruption import flip_bits, mask_rows
 from assocmem.data.sprites import sprites
-from assocmem.laboratory.demo_models import DemoModel, RecallRun, demo_models
+from assocmem.dynamics import FixedPoint
+from assocmem.laboratory.demo_models import DemoModel, demo_models, readout
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,19 @@ class Outcome:
 
     model: DemoModel
     corruption: Corruption
-    run: RecallRun
+    run: FixedPoint
     seconds: float
     patterns: Tensor = field(repr=False)
 
     @property
+    def recalled_states(self) -> Tensor:
+        """``(K, N)``: the +-1 read-out of the final states."""
+        return readout(self.run)
+
+    @property
     def exact(self) -> Tensor:
         """``(K,)`` bool: the read-out equals the stored pattern in every pixel."""
-        return (self.run.states == self.patterns).all(dim=1)
+        return (self.recalled_states == self.patterns).all(dim=1)
 
     @property
     def recalled(self) -> int:

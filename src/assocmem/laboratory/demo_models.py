@@ -1,8 +1,9 @@
 """The six memories of ``assocmem demo``, each with its energy, a short explanation and a uniform recall call.
 
-Every model stores the same ``(K, N)`` +-1 patterns and is given the same +-1 cues; :class:`RecallRun` holds the
-+-1 read-out of the final state and the energy of every cue along the way, so the demo can tabulate and plot
-them alike. The gains scale with ``N`` so the models work at any image size:
+Every model stores the same ``(K, N)`` +-1 patterns and is given the same +-1 cues, and returns its engine's own
+result (a :class:`~assocmem.dynamics.fixed_point.FixedPoint`: final states, the energy of every cue along the
+way, steps, convergence), so the demo can tabulate and plot them alike; :func:`readout` is the +-1 picture of
+the final state. The gains scale with ``N`` so the models work at any image size:
 
 | model | energy (docs/reference.md section) | dynamics |
 |---|---|---|
@@ -15,13 +16,13 @@ them alike. The gains scale with ``N`` so the models work at any image size:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from assocmem.dynamics import relax
+from assocmem.dynamics import FixedPoint, relax
 from assocmem.engines import BinaryDAM, ClassicalHopfield, retrieve
 from assocmem.models import model_b
 
@@ -29,26 +30,20 @@ from assocmem.models import model_b
 MAX_SWEEPS = 50
 
 
-@dataclass(frozen=True)
-class RecallRun:
-    """One model's recall of a batch of cues.
-
-    ``states``: the +-1 read-out of the final state, ``(B, N)``; ``energies``: the energy of every cue at each
-    recorded time, ``(T, B)``; ``times``: those times, ``(T,)``, in the model's own unit (:attr:`DemoModel.clock`).
-    ``energies`` and ``times`` are ``None`` when the recall was asked not to record them.
-    """
-
-    states: Tensor
-    energies: Tensor | None
-    times: Tensor | None
+def readout(run: FixedPoint) -> Tensor:
+    """The +-1 picture of a recall's final state ``(B, N)``: the sign of the states (of the feature layer ``v``
+    for the microscopic network), detached. The binary models' states are +-1 already."""
+    states = run.states["v"] if isinstance(run.states, Mapping) else run.states
+    return torch.sign(states).detach()
 
 
 @dataclass(frozen=True)
 class DemoModel:
     """A model of the demo: its names, its energy function, a paragraph about it and how it recalls.
 
-    ``recall(patterns, cues, generator, record=True)`` stores ``patterns`` ``(K, N)`` and returns a
-    :class:`RecallRun` for the ``cues`` ``(B, N)``, with the energies along the way when ``record``.
+    ``recall(patterns, cues, generator, record=True)`` stores ``patterns`` ``(K, N)`` and returns the engine's
+    :class:`~assocmem.dynamics.fixed_point.FixedPoint` for the ``cues`` ``(B, N)``, with the energies along the
+    way when ``record`` (their ``times`` in the model's own unit, :attr:`clock`).
     ``dense`` marks the models whose capacity exceeds the classical network's ``0.14 N``.
     """
 
@@ -58,41 +53,32 @@ class DemoModel:
     about: str
     clock: str
     dense: bool
-    recall: Callable[..., RecallRun]
+    recall: Callable[..., FixedPoint]
 
 
-def _steps(states: Tensor, energies: Tensor | None) -> RecallRun:
-    """A run whose energies were recorded once per sweep or update: times 0, 1, 2, ..."""
-    times = None if energies is None else torch.arange(energies.shape[0], dtype=energies.dtype)
-    return RecallRun(states, energies, times)
-
-
-def _binary(make: Callable[[Tensor], object]) -> Callable[..., RecallRun]:
-    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> RecallRun:
-        run = make(patterns).recall(
-            cues, mode="async", max_sweeps=MAX_SWEEPS, generator=generator, record_energy=record
+def _binary(make: Callable[[Tensor], object]) -> Callable[..., FixedPoint]:
+    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> FixedPoint:
+        return make(patterns).recall(
+            cues, mode="async", max_steps=MAX_SWEEPS, generator=generator, record=record
         )
-        return _steps(run.states, run.energies)
 
     return recall
 
 
-def _softmax(beta_n: float) -> Callable[..., RecallRun]:
-    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> RecallRun:
+def _softmax(beta_n: float) -> Callable[..., FixedPoint]:
+    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> FixedPoint:
         beta = beta_n / patterns.shape[1]
-        res = retrieve(patterns, cues, beta=beta, steps=None, tol=1e-4, max_steps=100, return_energy=True)
-        return _steps(torch.sign(res.states), res.energies if record else None)
+        # record=True even when not asked: retrieve answers a bare tensor unless it records (the energies are cheap)
+        return retrieve(patterns, cues, beta=beta, steps=None, tol=1e-4, max_steps=100, record=True)
 
     return recall
 
 
-def _microscopic(beta_n: float, tau_h: float) -> Callable[..., RecallRun]:
-    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> RecallRun:
+def _microscopic(beta_n: float, tau_h: float) -> Callable[..., FixedPoint]:
+    def recall(patterns: Tensor, cues: Tensor, generator: torch.Generator, record: bool = True) -> FixedPoint:
         net = model_b(patterns, beta=beta_n / patterns.shape[1], tau_h=tau_h)
         hidden = torch.zeros(cues.shape[0], patterns.shape[0], dtype=cues.dtype, device=cues.device)
-        traj = relax(net, {"v": cues, "h": hidden}, method="stiff", t_max=30.0, tol=1e-2, record=record)
-        states = torch.sign(traj.state["v"]).detach()
-        return RecallRun(states, traj.energies, traj.times) if record else RecallRun(states, None, None)
+        return relax(net, {"v": cues, "h": hidden}, method="stiff", t_max=30.0, tol=1e-2, record=record)
 
     return recall
 

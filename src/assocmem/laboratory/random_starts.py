@@ -30,13 +30,13 @@ def random_start_recovery(
     starts: int,
     generator: torch.Generator,
     *,
-    max_sweeps: int = 1000,
+    max_steps: int = 1000,
 ) -> dict:
     """Relax ``starts`` random states of one network of ``memories`` random patterns; count the endings."""
     begin = time.perf_counter()
     patterns = random_patterns(memories, neurons, generator)
     cues = random_patterns(starts, neurons, generator)
-    res = spec.build(patterns).recall(cues, max_sweeps=max_sweeps, generator=generator)
+    res = spec.build(patterns).recall(cues, max_steps=max_steps, generator=generator)
     seconds = time.perf_counter() - begin
     overlaps = res.states @ patterns.T  # (starts, K), integers in [-N, N]
     plus = overlaps.amax(dim=1) == neurons
@@ -53,6 +53,6 @@ def random_start_recovery(
         "negation_counts": negation_counts(spec),
         "mean_best_overlap": float(overlaps.abs().amax(dim=1).float().mean() / neurons),
         "converged": int(res.converged.sum()),
-        "mean_sweeps": float(res.sweeps.float().mean()),
+        "mean_sweeps": float(res.steps.float().mean()),
         "seconds": seconds,
     }

@@ -8,6 +8,8 @@ matrix and the update (docs/reference.md §2, Ramsauer et al. 2020 eq. 10) are
     Z = dropout(A) V
 
 The energy of a state pattern is Model B's ``E(r) = 1/2 |r|^2 - beta^-1 log sum_s exp(beta r . y_s + M_s)``.
+The loop itself is the retrieval engine's (:func:`assocmem.engines.retrieval.iterate`): one implementation of
+Model B's update for memory banks and for the layers alike.
 """
 
 from __future__ import annotations
@@ -16,25 +18,27 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
-from assocmem.engines.retrieval import model_b_energy
+from assocmem.dynamics.fixed_point import FixedPoint
+from assocmem.engines.retrieval import iterate
 
-#: Cap on the number of updates when a head iterates until convergence (``update_steps_max=None``).
+#: Cap on the number of updates when a head iterates until convergence (``max_steps=None``).
 UNTIL_CONVERGED_CAP = 10_000
 
 
-@dataclass
-class Association:
-    """The result of :func:`hopfield_update`: ``output (B, H, L, d_v)``, the final association matrix ``A``
-    ``(B, H, L, S)``, the final state patterns ``(B, H, L, d_k)``, per-step energies ``(T, B, H, L)`` (only when
-    asked for) and the number of updates each head did ``(H,)``."""
+@dataclass(frozen=True)
+class Association(FixedPoint):
+    """The result of :func:`hopfield_update` (a :class:`~assocmem.dynamics.fixed_point.FixedPoint`).
+
+    ``states``: the final state patterns ``(B, H, L, d_k)``; ``energies``: Model B's energy of the state
+    patterns at every update ``(steps + 1, B, H, L)`` (only when recorded); ``steps``: the updates each head did
+    (``(B, H, L)``, equal along ``B`` and ``L``); ``converged``: the head's last update changed it by at most
+    ``tol``. ``output``: ``Z = dropout(A) V``, ``(B, H, L, d_v)`` (a layer's :meth:`~assocmem.nn.Hopfield.retrieve`
+    puts the layer's output here instead); ``association``: the final association matrix ``A``, ``(B, H, L, S)``.
+    """
 
     output: Tensor
     association: Tensor
-    states: Tensor
-    energies: Tensor | None
-    steps: Tensor
 
 
 def merge_masks(
@@ -81,7 +85,7 @@ def merge_masks(
 
 
 def _per_head(value: object, heads: int, like: Tensor, name: str) -> Tensor:
-    """A float or a ``(H,)`` tensor as a ``(1, H, 1, 1)`` tensor."""
+    """A float or a ``(H,)`` tensor as a ``(H,)`` tensor on ``like``'s device and dtype."""
     t = torch.as_tensor(value, dtype=like.dtype, device=like.device)
     if t.dim() == 0:
         t = t.expand(heads)
@@ -89,80 +93,45 @@ def _per_head(value: object, heads: int, like: Tensor, name: str) -> Tensor:
         raise ValueError(
             f"{name} must be a number or a tensor of shape (num_heads,) = ({heads},), got {tuple(t.shape)}"
         )
-    return t.view(1, heads, 1, 1)
+    return t
 
 
 def hopfield_update(
     states: Tensor,
-    stored: Tensor,
-    projections: Tensor,
+    patterns: Tensor,
+    values: Tensor,
     beta: float | Tensor,
     *,
     mask: Tensor | None = None,
-    steps_max: int | Tensor | None = 0,
-    eps: float | Tensor = 1e-4,
+    max_steps: int | Tensor | None = 0,
+    tol: float | Tensor = 1e-4,
     stop_on: str = "association",
     dropout: float = 0.0,
     training: bool = False,
-    return_energies: bool = False,
+    record: bool = False,
 ) -> Association:
     """Iterate ``A = softmax(beta R Y^T + M)``, ``R <- A Y`` per head, then return ``Z = dropout(A) V``.
 
-    ``steps_max`` counts the updates after the first association (0: plain attention; an int, a ``(H,)`` tensor
-    per head, or ``None``: until converged). A head stops once the change of its association matrix
-    (``stop_on="association"``: the largest over the batch of ``||A_t - A_{t-1}||_2``) or of its state patterns
-    (``stop_on="state"``: ``||R_t - R_{t-1}||_2``) is at most ``eps`` (a float or ``(H,)``).
+    ``states`` ``R (B, H, L, d_k)``, ``patterns`` ``Y (B, H, S, d_k)``, ``values`` ``V (B, H, S, d_v)``;
+    ``beta`` a float or ``(H,)``; ``mask`` additive ``(B|1, H|1, L, S)``. ``max_steps`` counts the updates
+    after the first association (0: plain attention; an int, a ``(H,)`` tensor per head, or ``None``: until
+    converged). A head stops once the change of its association matrix (``stop_on="association"``: the
+    largest over the batch of ``||A_t - A_{t-1}||_2``) or of its state patterns (``stop_on="state"``:
+    ``||R_t - R_{t-1}||_2``) is at most ``tol`` (a float or ``(H,)``). ``record`` keeps every update's energy.
+    The Hopfield layers map hflayers' ``update_steps_max`` / ``update_steps_eps`` / ``update_steps_stop_on``
+    onto ``max_steps`` / ``tol`` / ``stop_on``.
     """
     if stop_on not in ("association", "state"):
         raise ValueError(f"update_steps_stop_on must be 'association' or 'state', got {stop_on!r}")
     heads = states.shape[1]
-    b = _per_head(beta, heads, states, "scaling") if isinstance(beta, Tensor) else beta
-    tol = _per_head(eps, heads, states, "update_steps_eps").view(heads)
-    if steps_max is None:
-        limit = torch.full((heads,), UNTIL_CONVERGED_CAP, device=states.device)
-    else:
-        limit = torch.as_tensor(steps_max, device=states.device).expand(heads)
-    if steps_max is None:
-        n_max = UNTIL_CONVERGED_CAP
-    else:  # a plain int needs no look at a tensor (no graph break under torch.compile)
-        n_max = int(steps_max.max()) if isinstance(steps_max, Tensor) else int(steps_max)
-    compiling = torch.compiler.is_compiling()
-    keys_t = stored.transpose(-1, -2)
-
-    def associate(r: Tensor) -> tuple[Tensor, Tensor]:
-        scores = (r * b) @ keys_t
-        if mask is not None:
-            scores = scores + mask
-        return scores, torch.softmax(scores, dim=-1)
-
-    scores, a = associate(states)
-    energies = []
-
-    def record(r: Tensor, s: Tensor, w: Tensor) -> None:
-        if return_energies:
-            lse = s.amax(-1) - torch.log(w.amax(-1))
-            energies.append(model_b_energy(r, lse, b))
-
-    record(states, scores, a)
-    r = states
-    done = torch.zeros(heads, dtype=torch.long, device=states.device)
-    active = limit > 0
-    for _ in range(n_max):
-        if not compiling and not bool(active.any()):
-            break
-        r_new = a @ stored
-        scores_new, a_new = associate(r_new)
-        if stop_on == "association":
-            change = torch.linalg.vector_norm(a_new - a, dim=(-2, -1)).amax(0)
-        else:
-            change = torch.linalg.vector_norm(r_new - r, dim=(-2, -1)).amax(0)
-        on = active.view(1, heads, 1, 1)
-        r = torch.where(on, r_new, r)
-        a = torch.where(on, a_new, a)
-        if return_energies:
-            scores = torch.where(on, scores_new, scores)
-            record(r, scores, a)
-        done = done + active.long()
-        active = active & (done < limit) & (change > tol)
-    weights = F.dropout(a, p=dropout, training=training) if dropout > 0 else a
-    return Association(weights @ projections, a, r, torch.stack(energies) if return_energies else None, done)
+    b = _per_head(beta, heads, states, "scaling").view(1, heads, 1, 1) if isinstance(beta, Tensor) else beta
+    limit = UNTIL_CONVERGED_CAP if max_steps is None else max_steps
+    if isinstance(limit, Tensor):
+        limit = _per_head(limit, heads, states, "update_steps_max").long()
+    tol_ = _per_head(tol, heads, states, "update_steps_eps") if isinstance(tol, Tensor) else tol
+    out, res = iterate(
+        patterns, states, values, b, max_steps=limit, tol=tol_, stop=stop_on, per="head", mask=mask,
+        record=record, need_weights=True, dropout=dropout if training else 0.0,
+    )  # fmt: skip
+    assert res.weights is not None
+    return Association(res.states, res.energies, res.steps, res.converged, out, res.weights)

@@ -11,10 +11,12 @@ attention; more updates run Model B's dynamics, each lowering the energy
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 from torch import Tensor, nn
 
+from assocmem.engines.retrieval import energy
 from assocmem.nn.functional import Association
 from assocmem.nn.projections import AssociationCore
 
@@ -237,7 +239,7 @@ class Hopfield(nn.Module):
         stored_pattern_padding_mask: Tensor | None = None,
         association_mask: Tensor | None = None,
         *,
-        return_energies: bool = False,
+        record: bool = False,
     ) -> tuple[Tensor, Association]:
         """The output (in the caller's layout) and the full :class:`~assocmem.nn.functional.Association`."""
         stored, state, projection = self._inputs(input)
@@ -245,7 +247,7 @@ class Hopfield(nn.Module):
             state, stored, projection, scaling=self.scaling, update_steps_max=self.update_steps_max,
             update_steps_eps=self.update_steps_eps, stop_on=self.update_steps_stop_on,
             stored_pattern_padding_mask=stored_pattern_padding_mask, association_mask=association_mask,
-            return_energies=return_energies,
+            record=record,
         )  # fmt: skip
         if self.association_activation is not None:
             out = self.association_activation(out)
@@ -266,13 +268,11 @@ class Hopfield(nn.Module):
         stored_pattern_padding_mask: Tensor | None = None,
         association_mask: Tensor | None = None,
     ) -> Association:
-        """One call: the output, the final association matrix, the final states and the energy at every update
-        (``energies``: ``(T, B, H, L)``, non-increasing; Model B's energy in the Hopfield space)."""
-        out, assoc = self.associate(
-            input, stored_pattern_padding_mask, association_mask, return_energies=True
-        )
-        assoc.output = out
-        return assoc
+        """One call: the layer's output (in ``output``), the final association matrix, the final states and the
+        energy at every update (``energies``: ``(T, B, H, L)``, non-increasing; Model B's energy in the Hopfield
+        space). A new result: the :class:`Association` of :meth:`associate` is left as it is."""
+        out, assoc = self.associate(input, stored_pattern_padding_mask, association_mask, record=True)
+        return replace(assoc, output=out)
 
     def energy(
         self,
@@ -281,8 +281,16 @@ class Hopfield(nn.Module):
         association_mask: Tensor | None = None,
     ) -> Tensor:
         """Model B's energy ``E(q) = 1/2 |q|^2 - beta^-1 log sum_s exp(beta q . k_s)`` of the state patterns in
-        the Hopfield space (before any update), per head: ``(B, H, L)`` (docs/reference.md §2)."""
-        return self.retrieve(input, stored_pattern_padding_mask, association_mask).energies[0]
+        the Hopfield space (before any update), per head: ``(B, H, L)`` (docs/reference.md §2). Computes that
+        energy only: one association's log-partition, no update and no output."""
+        stored, state, projection = self._inputs(input)
+        core = self.association_core
+        q, k, _ = core.project(state, stored, projection)
+        mask = core.mask(q, k, stored.shape[1], stored_pattern_padding_mask, association_mask)
+        beta = self.scaling
+        if isinstance(beta, Tensor):
+            beta = beta.to(q).view(1, -1, 1, 1)
+        return energy(k, q, beta, mask=mask)
 
     def association_matrix(
         self,

@@ -227,10 +227,40 @@ class AssociationCore(nn.Module):
         stop_on: str = "association",
         stored_pattern_padding_mask: Tensor | None = None,
         association_mask: Tensor | None = None,
-        return_energies: bool = False,
+        record: bool = False,
     ) -> tuple[Tensor, Association]:
         """Project, update, project out. Returns the output ``(B, L, out)`` and the :class:`Association`."""
         q, k, v = self.project(state, stored, projection)
+        mask = self.mask(q, k, stored.shape[1], stored_pattern_padding_mask, association_mask)
+        assoc = hopfield_update(
+            q,
+            k,
+            v,
+            scaling,
+            mask=mask,
+            max_steps=update_steps_max,
+            tol=update_steps_eps,
+            stop_on=stop_on,
+            dropout=self.dropout,
+            training=self.training,
+            record=record,
+        )
+        batch, _, length, _ = q.shape
+        out = assoc.output.transpose(1, 2).reshape(batch, length, -1)
+        if self.out_proj is not None:
+            out = self.out_proj(out)
+        return out, assoc
+
+    def mask(
+        self,
+        q: Tensor,
+        k: Tensor,
+        source: int,
+        stored_pattern_padding_mask: Tensor | None,
+        association_mask: Tensor | None,
+    ) -> Tensor | None:
+        """The additive mask ``(B|1, H|1, L, S')`` of the projected ``q``, ``k`` (``source``: the stored patterns
+        given, before the bias and zero patterns, which are never hidden)."""
         batch, _, length, _ = q.shape
         mask = merge_masks(
             stored_pattern_padding_mask,
@@ -238,26 +268,10 @@ class AssociationCore(nn.Module):
             batch,
             self.num_heads,
             length,
-            stored.shape[1],
+            source,
             q.dtype,
         )
-        extra = k.shape[2] - stored.shape[1]
+        extra = k.shape[2] - source
         if mask is not None and extra:
             mask = F.pad(mask, (0, extra))
-        assoc = hopfield_update(
-            q,
-            k,
-            v,
-            scaling,
-            mask=mask,
-            steps_max=update_steps_max,
-            eps=update_steps_eps,
-            stop_on=stop_on,
-            dropout=self.dropout,
-            training=self.training,
-            return_energies=return_energies,
-        )
-        out = assoc.output.transpose(1, 2).reshape(batch, length, -1)
-        if self.out_proj is not None:
-            out = self.out_proj(out)
-        return out, assoc
+        return mask

@@ -78,7 +78,7 @@ def _model_section(result: DemoResult, key: str) -> str:
     for o in outcomes:
         hidden = None if o.corruption.hidden is None else o.corruption.hidden[:shown].reshape(-1, *size)
         rows.append(GridRow(o.corruption.label, o.corruption.cues[:shown].reshape(-1, *size), None, hidden))
-        rows.append(GridRow("recalled", o.run.states[:shown].reshape(-1, *size), o.exact[:shown]))
+        rows.append(GridRow("recalled", o.recalled_states[:shown].reshape(-1, *size), o.exact[:shown]))
     grid = figure_png(sprite_grid(rows, scale=3, label_width=1.25), dpi=100)
     counts = "; ".join(f"{o.recalled}/{result.memories} from {o.corruption.label}" for o in outcomes)
     traces = [EnergyTrace(o.corruption.label, o.run.times, o.run.energies) for o in outcomes]

@@ -22,6 +22,7 @@ import torch
 from torch import Tensor
 
 from assocmem.checks import is_count
+from assocmem.dynamics.fixed_point import FixedPoint
 from assocmem.engines.binary import sweeps as kernel
 from assocmem.engines.binary.tables import interaction_values, scaled_table
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial
@@ -32,20 +33,15 @@ MODES = ("async", "sync")
 BACKENDS = ("auto", "numba", "torch")
 
 
-@dataclass
-class Recall:
-    """What :meth:`BinaryDAM.recall` returns, one entry per cue.
+@dataclass(frozen=True)
+class Recall(FixedPoint):
+    """What :meth:`BinaryDAM.recall` returns, one entry per cue (a :class:`~assocmem.dynamics.fixed_point.FixedPoint`).
 
-    ``states`` (B, N): final +-1 states, the cues' dtype; ``sweeps`` (B,) int64: sweeps done (the last one, when
+    ``states`` (B, N): final +-1 states, the cues' dtype; ``steps`` (B,) int64: sweeps done (the last one, when
     converged, changed nothing); ``converged`` (B,) bool: a full sweep changed nothing (a fixed point);
     ``energies`` (sweeps + 1, B): the energy after each sweep, row 0 the cues', a finished cue keeping its value
-    (only with ``record_energy=True``, else None).
+    (only with ``record=True``, else None).
     """
-
-    states: Tensor
-    sweeps: Tensor
-    converged: Tensor
-    energies: Tensor | None = None
 
 
 def check_spins(x: object, who: str, name: str, n: int | None = None) -> Tensor:
@@ -149,13 +145,14 @@ class BinaryNetwork:
         self,
         cues: Tensor,
         mode: str = "async",
-        max_sweeps: int = 100,
+        max_steps: int = 100,
         generator: torch.Generator | None = None,
-        record_energy: bool = False,
+        record: bool = False,
         *,
         backend: str = "auto",
     ) -> Recall:
-        """Run the update from each cue ``(B, N)`` until a whole sweep changes nothing or ``max_sweeps``.
+        """Run the update from each cue ``(B, N)`` until a whole sweep changes nothing or ``max_steps``
+        sweeps (a step of this loop is one sweep over all spins; ``record`` keeps the energy after each).
 
         ``mode="async"``: one spin at a time, in a random order drawn anew for every sweep from ``generator``
         (reproducible: the same generator state gives the same orders and the same states); the energy never
@@ -168,8 +165,8 @@ class BinaryNetwork:
         cues = self._spins(cues, "cues")
         if mode not in MODES:
             raise ValueError(f"{self._who}.recall: mode must be 'async' or 'sync', got {mode!r}")
-        if not is_count(max_sweeps):
-            raise ValueError(f"{self._who}.recall: max_sweeps must be an integer >= 1, got {max_sweeps!r}")
+        if not is_count(max_steps):
+            raise ValueError(f"{self._who}.recall: max_steps must be an integer >= 1, got {max_steps!r}")
         if backend not in BACKENDS:
             raise ValueError(f"{self._who}.recall: backend must be one of {BACKENDS}, got {backend!r}")
         if generator is not None and not isinstance(generator, torch.Generator):
@@ -183,9 +180,9 @@ class BinaryNetwork:
         b = cues.shape[0]
         sweeps = torch.zeros(b, dtype=torch.int64, device=cues.device)
         converged = torch.zeros(b, dtype=torch.bool, device=cues.device)
-        energies = [self._energy(agree)] if record_energy else None
+        energies = [self._energy(agree)] if record else None
         active = torch.arange(b, device=cues.device)
-        for sweep in range(1, max_sweeps + 1):
+        for sweep in range(1, max_steps + 1):
             if active.numel() == 0:
                 break
             if mode == "sync":
@@ -203,10 +200,10 @@ class BinaryNetwork:
                 energies.append(self._energy(agree))
         out = self._out_dtype(cues)
         return Recall(
-            states.to(cues.dtype),
-            sweeps,
-            converged,
-            torch.stack(energies).to(out) if energies is not None else None,
+            states=states.to(cues.dtype),
+            energies=torch.stack(energies).to(out) if energies is not None else None,
+            steps=sweeps,
+            converged=converged,
         )
 
     def __repr__(self) -> str:
