@@ -38,9 +38,7 @@ F64 = torch.float64
 
 def retrieve(patterns, queries, beta, steps, values=None, chunk=None):
     """-> (states, energies (T, batch)) of ``n = steps`` updates."""
-    res = am.retrieve(
-        patterns, queries, beta, values=values, steps=steps, chunk_size=chunk, record=True
-    )
+    res = am.retrieve(patterns, queries, beta, values=values, steps=steps, chunk_size=chunk, record=True)
     return res.states, res.energies
 
 
