@@ -172,6 +172,9 @@ def test_every_readme_command_is_exercised(capsys):
         words = shlex.split(command)
         if words[0] == "make":
             continue  # test_readme_set_up_commands_are_make_targets
+        if words[:2] == ["python", "-m"] and words[2] in ("pip", "build"):
+            assert words[2:4] in (["pip", "install"], ["build"]), command
+            continue  # installing into one's own environment: tests/test_wheel.py builds and installs the wheel
         assert words[0] == ".venv/bin/assocmem", command
         args = words[1:]
         if args[:2] == ["demo", "--quick"]:  # run end to end by tests/test_demo.py, with a temporary --out
