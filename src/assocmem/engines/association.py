@@ -4,6 +4,8 @@
 A shared ``(K, d)`` pattern matrix is one matrix product for every query; per-item patterns use batched
 products; large score matrices are streamed in chunks of patterns with a running (online) logsumexp; on the
 device types in :data:`SDPA_DEVICES` a plain association goes through the fused attention kernel.
+
+The preset it equals: one Euler step ``dt = tau_f`` of the reduced ``model_b`` (tests/test_engines.py).
 """
 
 from __future__ import annotations

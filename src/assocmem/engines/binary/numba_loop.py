@@ -9,6 +9,9 @@ sweep in :mod:`assocmem.engines.binary.sweeps` makes the same moves in the same 
 
 Imported only when the numba back end is used: numba compiles on the first call (a few seconds, then cached on
 disk by ``cache=True``).
+
+The preset it equals: the reduced model A, ``model_a(xi, interaction(F), feature=Abs(), reduced=True)``; every
+move is the sign of that network's energy difference (tests/test_engines.py).
 """
 
 from __future__ import annotations

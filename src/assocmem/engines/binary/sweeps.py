@@ -8,6 +8,9 @@ to date incrementally (O(K) per flip). The field of spin ``i`` is ``2 h_i = xi_:
   the numba kernel :func:`assocmem.engines.binary.numba_loop.async_sweep` (CPU, fused loop, cues in parallel). Both make
   the same moves in the same order, given the orders drawn by :func:`random_orders`.
 - Synchronous sweeps: every field from the same state, one matrix product ``S @ xi`` (:func:`sync_sweep`).
+
+The preset it equals: the reduced model A, ``model_a(xi, interaction(F), feature=Abs(), reduced=True)``; every
+move is the sign of that network's energy difference (tests/test_engines.py).
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ state from the largest ``|m_mu|``: row ``r`` of a table holds the values divided
 ``rowmap[M]`` names the row for a state whose largest ``|m_mu|`` is ``M``; every entry a state can reach is then
 at most 1 in magnitude (no overflow, even where ``F`` itself exceeds float64) and the largest ones stay far above
 the underflow threshold. Integer values are divided exactly (one rounding); ``exp`` is built in the log domain.
+
+The preset these tables compute: the reduced model A, ``model_a(xi, interaction(F), feature=Abs(), reduced=True)``
+(its energy and energy differences; tests/test_engines.py).
 """
 
 from __future__ import annotations
