@@ -32,6 +32,7 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/step.py
 	$(BIN)/python benchmarks/solvers.py
+	$(BIN)/python benchmarks/relax_default.py
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/binary_recall.py
 	$(BIN)/python benchmarks/classifier_epoch.py

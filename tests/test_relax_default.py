@@ -1,4 +1,5 @@
-"""relax's default integrator: the stiff method when the time constants differ by more than ten, else dopri5."""
+"""relax's default integrator: the stiff method when the time constants differ by more than a factor of two,
+else dopri5 (the crossover benchmarks/relax_default.py measures)."""
 
 import pytest
 import torch
@@ -9,11 +10,13 @@ from assocmem.dynamics.relax import STIFF_RATIO, auto_method
 from assocmem.models import model_b
 
 
-def test_the_readme_two_layer_model_converges_by_default():
-    """README's example: model B with explicit memory neurons ten-and-more times faster than the features."""
+@pytest.mark.parametrize("tau_h", [0.05, 1 / 3])
+def test_the_readme_two_layer_model_converges_by_default(tau_h):
+    """README's example: model B with explicit memory neurons 20 times faster than the features, and 3 times
+    (where dopri5 left every sample short of the stop rule at t_max = 100)."""
     patterns = sprites(48).flatten(1)
     cues = flip_bits(patterns, 0.2, generator=torch.Generator().manual_seed(0))
-    net = model_b(patterns, beta=20 / 256, tau_h=0.05)
+    net = model_b(patterns, beta=20 / 256, tau_h=tau_h)
     traj = am.relax(net, {"v": cues, "h": torch.zeros(48, 48)})
     assert traj.method == "stiff"
     assert bool(traj.converged.all()), traj
@@ -35,10 +38,10 @@ def test_equal_time_constants_pick_dopri5(method):
 
 @pytest.mark.parametrize(
     ("tau_h", "expected"),
-    [(1.0, "dopri5"), (0.1, "dopri5"), (10.0, "dopri5"), (0.099, "stiff"), (10.1, "stiff"), (1e-3, "stiff")],
+    [(1.0, "dopri5"), (0.5, "dopri5"), (2.0, "dopri5"), (0.499, "stiff"), (2.01, "stiff"), (1e-3, "stiff")],
 )
-def test_the_rule_is_a_factor_of_ten_either_way(tau_h, expected):
-    assert STIFF_RATIO == 10.0
+def test_the_rule_is_a_factor_of_two_either_way(tau_h, expected):
+    assert STIFF_RATIO == 2.0
     assert auto_method({"v": 1.0, "h": tau_h}) == expected
     net = model_b(torch.randn(3, 4), tau_h=tau_h)
     assert am.relax(net, net.zero_state(2), t_max=1e-3, tol=0).method == expected
