@@ -266,3 +266,12 @@ def test_site_builds_without_a_warning(tmp_path):
     assert all(f'id="{n}-' in reference for n in range(1, 11)), "every section has its anchor"
     home = (site / "index.html").read_text(encoding="utf-8")
     assert "classical: 0/48" in home, "the home page shows the README's example and its output"
+
+
+def test_every_name_of_the_package_face_is_on_its_api_page():
+    """docs/api/assocmem.md lists what ``import assocmem`` gives: a new export cannot skip it."""
+    import assocmem
+
+    listed = set(re.findall(r"`([A-Za-z_]+)`", (ROOT / "docs" / "api" / "assocmem.md").read_text()))
+    missing = sorted(set(assocmem.__all__) - listed)
+    assert not missing, f"docs/api/assocmem.md does not list {missing}"
