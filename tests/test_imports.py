@@ -23,6 +23,8 @@ import anything, but they take part in the cycle check.
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -290,3 +292,15 @@ def test_checker_catches_a_planted_bad_import(tmp_path, files, expected):
 def test_checker_catches_a_planted_cycle(tmp_path, files, cycle):
     root = _package(tmp_path, files)
     assert cycles(root) == [cycle]
+
+
+def test_import_assocmem_makes_its_subpackages_available_as_torch_does_torch_nn():
+    """``import assocmem`` alone gives ``assocmem.nn``, ``assocmem.engines`` and ``assocmem.models`` (a fresh
+    interpreter, so no other test's import can make it pass), without importing numba or matplotlib."""
+    script = (
+        "import sys, assocmem as am\n"
+        "assert am.nn.Hopfield and am.engines.retrieve and am.models.model_b and am.lagrangians.Tanh\n"
+        "assert 'numba' not in sys.modules and 'matplotlib' not in sys.modules, 'heavy imports at import time'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
