@@ -140,6 +140,42 @@ def test_forces_keep_a_graph_only_when_states_or_the_terms_weights_need_one():
     torch.testing.assert_close(grad, (up - down) / (2 * eps), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("holder", ["captured", "buffer"])
+def test_gradients_reach_a_trainable_tensor_a_term_captures_or_keeps_as_a_buffer(holder):
+    """A tensor that requires grad reaches the forces' graph however the term holds it: no silent zero gradient."""
+    scale = torch.tensor(0.5, dtype=D, requires_grad=True)
+    if holder == "captured":
+        term = am.EnergyTerm.of(lambda g: -scale * (g["v"] ** 4).sum(1), "v")
+    else:
+
+        class Buffered(am.EnergyTerm):
+            layers, name = ("v",), "buffered"
+
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("scale", scale)
+
+            def energy(self, g, inputs=None):
+                return -self.scale * (g["v"] ** 4).sum(1)
+
+        term = Buffered()
+    net = two_layer(term)
+    x = {"v": torch.randn(2, 5, dtype=D), "h": torch.zeros(2, 3, dtype=D)}
+
+    def final(s):
+        return am.relax(net, x, method="euler", dt=0.1, t_max=1.0, tol=0).states["v"].sum()
+
+    (grad,) = torch.autograd.grad(final(scale), scale)
+    eps = 1e-6
+    with torch.no_grad():
+        scale += eps
+        up = final(scale)
+        scale -= 2 * eps
+        down = final(scale)
+    torch.testing.assert_close(grad, (up - down) / (2 * eps), rtol=1e-5, atol=1e-7)
+    assert float(grad.abs()) > 1e-6
+
+
 def test_custom_term_beside_an_integrated_out_layer():
     """Integrating out ``h`` keeps the custom term on ``v``: reduced energy = model B's reduced energy + term."""
     xi = torch.randn(4, 6, dtype=D)

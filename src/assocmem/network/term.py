@@ -16,7 +16,7 @@ with its own parameters or a closed-form force.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -61,18 +61,19 @@ class EnergyTerm(nn.Module):
         self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None, need_energy: bool = True
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
         """Energy (or None when not needed) and forces together, sharing work. Default: autograd of :meth:`energy`."""
-        # Keep the graph of the forces only when something upstream needs it (states or the term's own weights):
-        # a graph back to the detached leaves below would serve nobody and keep the forces "requiring grad".
-        create_graph = torch.is_grad_enabled() and (
-            any(g[name].requires_grad for name in self.layers)
-            or any(p.requires_grad for p in self.parameters())
-        )
+        # The forces keep a graph only when something upstream needs it: a state that requires grad, or any
+        # trainable tensor the energy reaches (the term's parameters or buffers, or a tensor a callable captures).
+        # A graph back to the detached leaves alone would serve nobody and chain every step of a relaxation.
+        grad_mode = torch.is_grad_enabled()
         with torch.enable_grad():
             leaves = {}
             for name in self.layers:
                 t = g[name]
-                leaves[name] = t if (create_graph and t.requires_grad) else t.detach().requires_grad_(True)
+                leaves[name] = t if (grad_mode and t.requires_grad) else t.detach().requires_grad_(True)
             energy = self.energy({**g, **leaves}, inputs)
+            create_graph = grad_mode and (
+                any(g[name].requires_grad for name in self.layers) or reaches_beyond(energy, leaves.values())
+            )
             grads: tuple[Tensor | None, ...] = (None,) * len(leaves)
             if energy.requires_grad:  # a term may ignore some (or all) of the layers it names
                 grads = torch.autograd.grad(
@@ -98,8 +99,9 @@ class EnergyTerm(nn.Module):
         ``fn`` receives the activations of the named layers (a mapping ``name -> (batch, *shape)``; reading a
         layer not named is an error, since its force would be missing) and returns the energy of every sample,
         shape ``(batch,)``. It must be differentiable in the activations; ``-dE/dg`` comes from autograd. An
-        ``nn.Module`` ``fn`` has its parameters trained with the network (also through the dynamics); a tensor
-        a lambda captures is a constant to the forces' graph, so put trainable weights in a module. ``name``
+        ``nn.Module`` ``fn`` has its parameters trained with the network (also through the dynamics); gradients
+        also reach a tensor that requires grad and that ``fn`` captures (the forces keep their graph whenever the
+        energy reaches such a tensor). ``name``
         (unique within a network) defaults to ``fn``'s name, or ``"custom_<layers>"`` for a lambda;
         :meth:`Network.energy_terms` lists the term under ``"custom:<name>"``.
 
@@ -107,6 +109,23 @@ class EnergyTerm(nn.Module):
         ``EnergyTerm.of(lambda g: (g["v"].sum(1) - g["h"].sum(1)) ** 2, "v", "h", name="balance")``.
         """
         return FunctionTerm(fn, *layers, name=name)
+
+
+def reaches_beyond(output: Tensor, leaves: Iterable[Tensor]) -> bool:
+    """Whether the autograd graph of ``output`` reaches a tensor that requires grad other than ``leaves``: a
+    parameter, a buffer or a captured tensor whose gradient must flow through the forces."""
+    own = {id(t) for t in leaves}
+    stack, seen = [output.grad_fn], set()
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)  # an AccumulateGrad node: a tensor created by the user
+        if variable is not None and id(variable) not in own:
+            return True
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return False
 
 
 class _Named(Mapping[str, Tensor]):
