@@ -161,7 +161,9 @@ def relax(
 
 #: ``relax``'s default integrator is ``"stiff"`` when ``max tau / min tau`` exceeds this ratio. Measured by
 #: benchmarks/relax_default.py: up to a ratio of 2 dopri5 settles every sample with fewer evaluations on model B;
-#: from 3 on it ends at ``t_max = 100`` with most samples short of the stop rule, while "stiff" settles them all.
+#: from 3 on it ends at ``t_max = 100`` with most samples short of the stop rule, while "stiff" settles them all
+#: (in float32, the default dtype: its step grows to the edge of its stability region, where rounding hides the
+#: error; in float64 dopri5 settles them, docs/dynamics.md).
 STIFF_RATIO = 2.0
 
 
