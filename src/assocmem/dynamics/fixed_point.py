@@ -25,7 +25,8 @@ class FixedPoint:
     - ``states``: the final states, ``(*batch, d)`` (for :func:`assocmem.relax` the state mapping, layer name
       to tensor);
     - ``energies``: the energy of every sample at every recorded step, ``(T, *batch)``, row 0 the start and the
-      last row the final states (``None`` when the loop was asked not to record);
+      last row the final states (``None`` when the loop was asked not to record, except for
+      :func:`assocmem.relax`, which then keeps the first and last rows);
     - ``steps``: the steps each sample took, an int64 tensor ``(*batch)`` (a sample stops once converged);
     - ``converged``: a bool tensor ``(*batch)``, True where the last step changed the sample by at most ``tol``.
     """
