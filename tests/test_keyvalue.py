@@ -270,3 +270,44 @@ def test_bad_arguments_get_errors_that_name_them():
         KeyValueMemory(5, 3, value_size=2).read(state, torch.ones(2, 5))
     with pytest.raises(ValueError, match="values hold"):
         mem.store(state, torch.ones(2, 3, 4), torch.ones(2, 2, 2))
+
+
+def test_linear_readout_is_the_hebbian_outer_product_memory():
+    """With L_h = 1/2 |h|^2 the designed memory reads out d (sum_i y_i x_i^T) x~ for +-1 keys, T <= N."""
+    mem = KeyValueMemory(10, 12, value_size=6, readout="linear").double()
+    xs, ys = signs(2, 9, 10), signs(2, 9, 6, seed=1)
+    state = mem.store(mem.init_state(2, dtype=F64), xs, ys)
+    cues = torch.randn(2, 5, 10, dtype=F64)
+    hebbian = ys.transpose(1, 2) @ xs  # (B, m, d)
+    torch.testing.assert_close(mem.read(state, cues), 10 * cues @ hebbian.transpose(1, 2))
+
+
+def test_gates_are_one_per_memory_and_item_never_broadcast_across_them():
+    mem = KeyValueMemory(4, 3)
+    state = mem.init_state(3)
+    xs = torch.ones(3, 3, 4)
+    with pytest.raises(ValueError, match=r"gates must be a number or a tensor of shape \(3, 3\)"):
+        mem.store(state, xs, gates=torch.ones(3))  # (B,) would silently stand for (T,) since B == T
+    stored = mem.store(state, xs, gates=torch.tensor([[1.0], [0.0], [1.0]]))  # one gate per memory
+    assert stored.keys[1].abs().sum() == 0 and stored.keys[0].abs().sum() > 0
+    with pytest.raises(TypeError, match="gate must be a number"):
+        mem.write(state, xs[:, 0], gate="on")
+
+
+def test_bad_arguments_of_the_tasks_and_of_meta_learning():
+    from assocmem.keyvalue import meta_learn, tasks
+
+    with pytest.raises(ValueError, match="fraction"):
+        tasks.occlude(torch.ones(2, 3), 1.5)
+    with pytest.raises(ValueError, match="fill"):
+        tasks.occlude(torch.ones(2, 3), 0.5, fill="noise")
+    with pytest.raises(ValueError, match="delay"):
+        tasks.continual_schedule(2, 10, 0)
+    with pytest.raises(ValueError, match="prompt"):
+        tasks.sequence_recall(KeyValueMemory(4, 4), torch.ones(1, 3, 4), prompt=2)
+    with pytest.raises(ValueError, match="steps"):
+        meta_learn(KeyValueMemory(4, 4), steps=0)
+    with pytest.raises(ValueError, match="lengths"):
+        meta_learn(KeyValueMemory(4, 4), steps=1, lengths=(5, 2))
+    with pytest.raises(TypeError, match="threshold"):
+        Step("high")

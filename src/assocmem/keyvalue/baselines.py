@@ -5,7 +5,8 @@ the network recalls for every cue, (B, L, ·). The library's own engines are use
 (each engine holds one memory):
 
 - :func:`hopfield_recall`: :class:`assocmem.ClassicalHopfield` (Hebbian ``T = xi^T xi``, zero diagonal), run
-  asynchronously to a fixed point; cues must be +-1.
+  asynchronously to a fixed point. A cue may hold zeros for unknown entries (the paper's cue): the network's first
+  synchronous step then sets every spin to the sign of its field ``T x~`` (a zero field to a random sign).
 - :func:`dam_recall`: :class:`assocmem.BinaryDAM` with ``F(x) = x^n``; cues must be +-1.
 - :func:`modern_recall`: :func:`assocmem.retrieve`, one step of model B, ``xi^T softmax(beta xi x)``: a memory
   with one hidden unit per stored pattern (a key-value memory that never runs out of slots).
@@ -33,14 +34,19 @@ def _pairs(patterns: Tensor, cues: Tensor, who: str) -> None:
 def hopfield_recall(
     patterns: Tensor, cues: Tensor, *, max_steps: int = 100, generator: torch.Generator | None = None
 ) -> Tensor:
-    """The classical Hopfield network of every episode, recalled asynchronously from its +-1 cues."""
+    """The classical Hopfield network of every episode, recalled asynchronously from its cues (+-1, or with zeros
+    for unknown entries: see the module docstring)."""
     _pairs(patterns, cues, "hopfield_recall")
-    return torch.stack(
-        [
-            ClassicalHopfield(p).recall(c, max_steps=max_steps, generator=generator).states
-            for p, c in zip(patterns, cues, strict=True)
-        ]
-    )
+    out = []
+    for p, c in zip(patterns, cues, strict=True):
+        net = ClassicalHopfield(p)
+        if bool((c == 0).any()):
+            field = c @ net.couplings
+            dev = generator.device if generator is not None else c.device
+            coin = torch.randint(0, 2, c.shape, generator=generator, device=dev).to(c) * 2 - 1
+            c = torch.where(field == 0, coin, torch.sign(field))
+        out.append(net.recall(c, max_steps=max_steps, generator=generator).states)
+    return torch.stack(out)
 
 
 def dam_recall(

@@ -76,7 +76,7 @@ class KeyValueMemory(nn.Module):
         xi = torch.sign(torch.randn(8, 30, 40))            # 8 memories, 30 items each
         state = mem.store(mem.init_state(8), xi)           # one-shot writes, q = 1
         out = mem.read(state, xi * (torch.rand_like(xi) > 0.6))  # queries: 60% of the entries set to 0
-        (torch.sign(out) == xi).float().mean()              # 1.0: every item is recalled
+        (torch.sign(out) == xi).float().mean()              # about 0.999: every item is recalled
     """
 
     def __init__(
@@ -106,6 +106,8 @@ class KeyValueMemory(nn.Module):
             raise ValueError(f"{who}: local_factor must be one of {LOCAL_FACTORS}, got {local_factor!r}")
         if value_rule not in VALUE_RULES:
             raise ValueError(f"{who}: value_rule must be one of {VALUE_RULES}, got {value_rule!r}")
+        if readout == "softmax":
+            positive_float(beta, "beta", who)
         if p is None:
             p = min(1.0, 4.0 / slots)
         p = positive_float(p, "p", who)
@@ -167,15 +169,23 @@ class KeyValueMemory(nn.Module):
         like = state.keys
         if gate is None:
             return torch.ones(lead, dtype=like.dtype, device=like.device)
-        q = torch.as_tensor(gate, dtype=like.dtype, device=like.device)
-        if not bool(torch.isfinite(q).all()) or bool((q < 0).any()):
-            raise ValueError(f"{who}: gate (the global third factor q) must be finite and >= 0")
+        name = "gate" if len(lead) == 1 else "gates"
         try:
-            return q.expand(lead)
-        except RuntimeError:
-            raise ValueError(
-                f"{who}: gate must be a number or a tensor broadcastable to {lead}, got shape {tuple(q.shape)}"
+            q = torch.as_tensor(gate, dtype=like.dtype, device=like.device)
+        except (TypeError, ValueError, RuntimeError):
+            raise TypeError(
+                f"{who}: {name} must be a number or a tensor, got {type(gate).__name__}"
             ) from None
+        if not bool(torch.isfinite(q).all()) or bool((q < 0).any()):
+            raise ValueError(f"{who}: {name} (the global third factor q) must be finite and >= 0")
+        # a tensor has one entry per memory (and per item): no trailing-dimension broadcasting, which would
+        # silently read a (B,) tensor as (T,) when B == T
+        if q.dim() not in (0, len(lead)) or any(s not in (1, n) for s, n in zip(q.shape, lead, strict=False)):
+            raise ValueError(
+                f"{who}: {name} must be a number or a tensor of shape {lead} (or with 1 for a shared entry), "
+                f"got shape {tuple(q.shape)}"
+            )
+        return q.expand(lead)
 
     # ----------------------------------------------------------------- reading
     def hidden(self, keys: Tensor, queries: Tensor) -> Tensor:

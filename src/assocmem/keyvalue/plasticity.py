@@ -36,7 +36,10 @@ COEFFICIENTS = ("hebbian", "pre", "post", "constant")
 
 
 def _pair(value: object, name: str) -> Tensor:
-    t = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
+    try:
+        t = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
+    except (TypeError, ValueError, RuntimeError):
+        t = torch.empty(0)
     if t.shape != (2,) or not bool(torch.isfinite(t).all()):
         raise ValueError(f"PlasticityRule: {name} must be a finite pair (slope a, offset b), got {value!r}")
     return t

@@ -61,7 +61,10 @@ class Step(AdditiveLagrangian):
 
     def __init__(self, threshold: float = 0.0) -> None:
         super().__init__()
-        t = float(threshold)
+        try:
+            t = float(threshold)
+        except (TypeError, ValueError):
+            raise TypeError(f"Step: threshold must be a number, got {threshold!r}") from None
         if t != t or t in (float("inf"), float("-inf")):
             raise ValueError(f"Step: threshold must be a finite number, got {threshold!r}")
         self.threshold = t

@@ -147,9 +147,12 @@ def continual_recall(
     return right / max(count, 1)
 
 
-def sequence_recall(memory: KeyValueMemory, sequence: Tensor, prompt: int) -> Tensor:
+def sequence_recall(
+    memory: KeyValueMemory, sequence: Tensor, prompt: int, *, generator: torch.Generator | None = None
+) -> Tensor:
     """Store the transitions of ``sequence`` (B, T, d) (key ``x_t``, value ``x_{t+1}``), then from ``x_prompt``
-    run the memory in a loop, ``x <- sign(read(x))``: the recalled ``x_{prompt+1} .. x_T``, (B, T - prompt - 1, d)."""
+    run the memory in a loop, ``x <- sign(read(x))``: the recalled ``x_{prompt+1} .. x_T``, (B, T - prompt - 1, d).
+    ``generator`` drives a random local factor."""
     b, length, d = sequence.shape
     if not (isinstance(prompt, int) and 0 <= prompt < length - 1):
         raise ValueError(f"sequence_recall: prompt must be an index in [0, {length - 2}], got {prompt!r}")
@@ -160,6 +163,7 @@ def sequence_recall(memory: KeyValueMemory, sequence: Tensor, prompt: int) -> Te
             memory.init_state(b, dtype=sequence.dtype, device=sequence.device),
             sequence[:, :-1],
             sequence[:, 1:],
+            generator=generator,
         )
         x, out = sequence[:, prompt], []
         for _ in range(length - prompt - 1):
