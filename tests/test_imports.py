@@ -46,6 +46,7 @@ LEVELS: dict[str, int] = {
     "engines": 5,
     "nn": 6,
     "classifier": 6,
+    "keyvalue": 6,
     "laboratory": 7,
     "report": 8,
     "cli": 9,
@@ -54,7 +55,12 @@ LEVELS: dict[str, int] = {
 FACE = frozenset({"__init__", "__main__"})
 #: Parts of one level that never import each other.
 INDEPENDENT: frozenset[frozenset[str]] = frozenset(
-    {frozenset({"nn", "classifier"}), frozenset({"data", "lagrangians"})}
+    {
+        frozenset({"nn", "classifier"}),
+        frozenset({"nn", "keyvalue"}),
+        frozenset({"classifier", "keyvalue"}),
+        frozenset({"data", "lagrangians"}),
+    }
 )
 
 

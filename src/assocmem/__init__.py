@@ -6,11 +6,12 @@ two-body network into the classical Hopfield network, the Dense Associative Memo
 network (docs/reference.md §1-2).
 """
 
-from assocmem import engines, lagrangians, models, nn
+from assocmem import engines, keyvalue, lagrangians, models, nn
 from assocmem.allocator import retain_freed_memory
 from assocmem.classifier import DAMClassifier
 from assocmem.dynamics import FixedPoint, Trajectory, relax
 from assocmem.engines import BinaryDAM, ClassicalHopfield, Recall, Retrieval, retrieve
+from assocmem.keyvalue import KeyValueMemory, MemoryState, PlasticityRule, key_value_network, meta_learn
 from assocmem.laboratory import overlap
 from assocmem.lagrangians import (
     Abs,
@@ -53,12 +54,15 @@ __all__ = [
     "FixedPoint",
     "FunctionTerm",
     "Identity",
+    "KeyValueMemory",
     "Lagrangian",
     "Layer",
     "LayerNorm",
     "LogSumExp",
     "ManyBodyTerm",
+    "MemoryState",
     "Network",
+    "PlasticityRule",
     "Polynomial",
     "ReLU",
     "RePU",
@@ -72,7 +76,10 @@ __all__ = [
     "Trajectory",
     "__version__",
     "engines",
+    "key_value_network",
+    "keyvalue",
     "lagrangians",
+    "meta_learn",
     "models",
     "nn",
     "overlap",
