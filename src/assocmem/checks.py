@@ -175,6 +175,10 @@ class Guard:
                 raise make()
         raise error()
 
+    def check(self) -> None:
+        """Raise the first queued condition that holds (one wait), for a call without a tensor result."""
+        self.result((), lambda: AssertionError("a queued condition held but none raised"))
+
 
 class _Nested(Guard):
     """A guard inside another call's: conditions go to the outer guard, the result is the outer call's to check."""
@@ -186,6 +190,9 @@ class _Nested(Guard):
         self._outer.defer(bad, error)
 
     def result(self, outputs: Tensor | Iterable[Tensor], error: Callable[[], Exception]) -> None:
+        return None
+
+    def check(self) -> None:
         return None
 
 

@@ -25,6 +25,8 @@ from assocmem.dynamics.fixed_point import FixedPoint
 from assocmem.engines.association import additive_mask, hidden_row_error, hidden_rows
 from assocmem.engines.retrieval import iterate
 
+__all__ = ["UNTIL_CONVERGED_CAP", "Association", "hopfield_update"]
+
 #: Cap on the number of updates when a head iterates until convergence (``max_steps=None``).
 UNTIL_CONVERGED_CAP = 10_000
 
