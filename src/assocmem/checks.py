@@ -167,9 +167,13 @@ class Guard:
     def result(self, outputs: Tensor | Iterable[Tensor], error: Callable[[], Exception]) -> None:
         """Raise the first queued condition that holds, else ``error()`` when an output holds NaN or Inf."""
         outs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
-        flags = [f for f, _ in self._flags] + [~torch.isfinite(o.detach()).all() for o in outs]
-        if not flags or not bool(torch.stack([f.to(flags[0].device) for f in flags]).any()):
-            return
+        if not self._flags and len(outs) == 1:  # the usual call: one reduction, one wait
+            if bool(torch.isfinite(outs[0].detach()).all()):
+                return
+        else:
+            flags = [f for f, _ in self._flags] + [~torch.isfinite(o.detach()).all() for o in outs]
+            if not flags or not bool(torch.stack([f.to(flags[0].device) for f in flags]).any()):
+                return
         for flag, make in self._flags:
             if bool(flag):
                 raise make()
