@@ -39,7 +39,9 @@ def paired(fn, repeat: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--repeat", type=int, default=21)
     args = parser.parse_args()
     gen = torch.Generator().manual_seed(0)
@@ -58,16 +60,22 @@ def main() -> None:
         "retrieve B=64 d=256 K=65536": lambda: am.retrieve(mem, q, 8.0),
         "retrieve B=64 d=256 K=65536, bool mask": lambda: am.retrieve(mem, q, 8.0, mask=keep),
         "retrieve B=1 d=64 K=10^6 (chunked)": lambda: am.retrieve(big, one, 8.0),
-        "retrieve per-item B=16 K=4096 d=64, 3 steps": lambda: am.retrieve(per_item, per_item[:, :8], 8.0, steps=3),
+        "retrieve per-item B=16 K=4096 d=64, 3 steps": lambda: am.retrieve(
+            per_item, per_item[:, :8], 8.0, steps=3
+        ),
         "retrieve B=3 d=32 K=100 (tiny)": lambda: am.retrieve(small, small[:3], 8.0),
         "Hopfield(64, 4 heads) on (32, 128, 64)": lambda: layer(x),
         "DAMClassifier(2000).predict(5000 images)": lambda: model.predict(images),
     }
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat} paired runs")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of {args.repeat} paired runs"
+    )
     with torch.inference_mode():
         for name, fn in cases.items():
             t_off, t_on = paired(fn, args.repeat)
-            print(f"{name:<48} off {t_off * 1e3:8.2f} ms   on {t_on * 1e3:8.2f} ms   on/off {t_on / t_off:5.3f}")
+            print(
+                f"{name:<48} off {t_off * 1e3:8.2f} ms   on {t_on * 1e3:8.2f} ms   on/off {t_on / t_off:5.3f}"
+            )
 
 
 if __name__ == "__main__":
