@@ -184,3 +184,14 @@ def test_value_checks_can_be_switched_off_for_hot_loops():
 
 def re_search(pattern: str, text: str) -> bool:
     return re.search(pattern, text) is not None
+
+
+def test_empty_batches_give_empty_answers():
+    """docs/bad-input.md, "Empty inputs": an empty batch is not an error; an empty memory is."""
+    empty = X[:0]
+    assert layer()(empty).shape == (0, 5, 8)
+    assert am.nn.HopfieldPooling(8, quantity=2)(empty).shape == (0, 16)
+    encoder = am.nn.HopfieldEncoderLayer(am.nn.Hopfield(8), dim_feedforward=16)
+    assert encoder(empty).shape == (0, 5, 8)
+    assert am.retrieve(M, Q[:0], steps=None).shape == (0, 4)
+    assert am.retrieve(M[None].expand(0, -1, -1), Q[:0]).shape == (0, 4)

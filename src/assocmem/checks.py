@@ -82,6 +82,14 @@ def value_checks_enabled() -> bool:
     return enabled and not torch.compiler.is_compiling()
 
 
+def broadcasts_to(shape: tuple[int, ...] | torch.Size, target: tuple[int, ...]) -> bool:
+    """True when a tensor of ``shape`` broadcasts to exactly ``target`` (without enlarging it)."""
+    try:
+        return torch.broadcast_shapes(shape, target) == torch.Size(target)
+    except RuntimeError:
+        return False
+
+
 def require_tensor(value: object, name: str, who: str, *, floating: bool = True) -> Tensor:
     """``value`` as a tensor with values to compute on: a ``torch.Tensor``, floating point when ``floating``,
     not on the meta device; otherwise an error naming ``who`` and ``name``."""

@@ -19,6 +19,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from assocmem.checks import broadcasts_to
+
 #: Score matrices up to this many bytes are computed in one piece; larger ones are streamed in chunks.
 SCORE_BUDGET_BYTES = 1 << 27
 
@@ -45,11 +47,7 @@ def additive_mask(
         raise ValueError(f"{who}: {name} is on the meta device (a shape without values)")
     if mask.device != like.device:
         raise ValueError(f"{who}: {name} is on {mask.device} but the queries are on {like.device}")
-    try:
-        fits = torch.broadcast_shapes(mask.shape, scores) == torch.Size(scores)
-    except RuntimeError:
-        fits = False
-    if not fits:
+    if not broadcasts_to(mask.shape, scores):
         raise ValueError(
             f"{who}: {name} must broadcast to the scores' shape (..., queries, patterns) = {tuple(scores)}, "
             f"got {tuple(mask.shape)}"

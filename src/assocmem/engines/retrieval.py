@@ -23,7 +23,15 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from assocmem.checks import Guard, guard, is_count, nonfinite_error, require_like, require_tensor
+from assocmem.checks import (
+    Guard,
+    broadcasts_to,
+    guard,
+    is_count,
+    nonfinite_error,
+    require_like,
+    require_tensor,
+)
 from assocmem.dynamics.fixed_point import FixedPoint
 from assocmem.engines.association import (
     additive_mask,
@@ -96,11 +104,7 @@ def _check(
         require_tensor(beta, "beta", who)
         require_like(beta, "beta", queries, "queries", who, dtype=False)
         per_query = (*scores[:-1], 1)
-        try:
-            fits = torch.broadcast_shapes(beta.shape, per_query) == torch.Size(per_query)
-        except RuntimeError:
-            fits = False
-        if not fits:
+        if not broadcasts_to(beta.shape, per_query):
             raise ValueError(
                 f"{who}: a tensor beta must broadcast to (*queries.shape[:-1], 1) = {per_query}, got "
                 f"{tuple(beta.shape)}"

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
-from assocmem.checks import value_checks_enabled
+from assocmem.checks import broadcasts_to, value_checks_enabled
 from assocmem.network.layer import Layer
 
 #: A clamp mask per layer: ``True`` clamps the whole layer, a bool tensor marks the clamped units.
@@ -24,11 +24,7 @@ def _names(layers: Mapping[str, Layer]) -> str:
 
 def _check_broadcast(t: Tensor, full: tuple[int, ...], where: str) -> None:
     """``t`` must broadcast to exactly ``full`` (it may omit the batch dimension or have size-1 dimensions)."""
-    try:
-        ok = torch.broadcast_shapes(t.shape, full) == torch.Size(full)
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not broadcasts_to(t.shape, full):
         raise ValueError(f"{where} has shape {tuple(t.shape)}, which does not broadcast to {full}")
 
 
