@@ -112,7 +112,7 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         "last_dim": Bad(lambda: Hopfield(8, hidden_size=0), "hidden_size"),
         "rank": Bad(lambda: Hopfield(8, num_heads=2, scaling=torch.ones(2, 1)), "scaling"),
         "empty": Bad(lambda: Hopfield(input_size=0), "input_size"),
-        "dtype": Bad(lambda: Hopfield(8, update_steps_max=torch.ones(1)), "update_steps_max"),
+        "dtype": Bad(lambda: Hopfield(8, scaling=True), "scaling"),
         "meta": Bad(lambda: Hopfield(8, scaling=torch.ones(1, device="meta")), "scaling"),
         "option": Bad(lambda: Hopfield(8, scaling=-1.0), "scaling"),
     },

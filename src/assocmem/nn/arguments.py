@@ -75,6 +75,10 @@ def check_options(options: dict[str, Any]) -> None:
     scaling = options["scaling"]
     if isinstance(scaling, Tensor):
         _per_head_option(scaling, "scaling", heads)
+    elif isinstance(scaling, bool):
+        raise TypeError(
+            f"Hopfield: scaling (beta) must be a positive number or a per-head tensor, got {scaling!r}"
+        )
     elif scaling is not None:
         positive_float(scaling, "scaling (beta)", "Hopfield")
     steps = options["update_steps_max"]
