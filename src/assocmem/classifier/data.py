@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from assocmem.checks import is_count
+from assocmem.checks import is_count, require_tensor
 from assocmem.data import load
 
 
@@ -24,8 +24,11 @@ class Data:
 
 def to_pixels(images: Tensor) -> Tensor:
     """uint8 images ``(N, *shape)`` -> float32 ``(N, pixels)`` in ``[-1, 1]`` (``2 x / 255 - 1``, as KH16)."""
+    images = require_tensor(images, "images", "to_pixels", floating=False)
     if images.dtype != torch.uint8:
         raise TypeError(f"to_pixels: images must be uint8 (0..255), got {images.dtype}")
+    if images.dim() < 2:
+        raise ValueError(f"to_pixels: images must have shape (N, *shape), got {tuple(images.shape)}")
     return images.flatten(1).float().mul_(2.0 / 255.0).sub_(1.0)
 
 

@@ -19,10 +19,19 @@ feed-forward network ``c = tanh(xi_classes^T F'(xi_pixels v))``, one hidden laye
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
-from assocmem.checks import is_count, positive_float
+from assocmem.checks import (
+    guard,
+    is_count,
+    nonfinite_error,
+    positive_float,
+    require_tensor,
+    where_not_finite,
+)
 from assocmem.classifier.class_update import Kernels, class_fields
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial, RePU
 from assocmem.models.interaction import interaction
@@ -114,6 +123,12 @@ class DAMClassifier(nn.Module):
                 )
             if not memories.is_floating_point():
                 raise TypeError(f"DAMClassifier: memories must be floating point, got {memories.dtype}")
+            memories = require_tensor(memories, "memories", "DAMClassifier")
+            found = where_not_finite(memories.detach())
+            if found is not None:
+                raise ValueError(
+                    f"DAMClassifier: memories holds NaN or Inf ({found}); every value must be finite"
+                )
             xi = memories.detach().to(dtype=dtype or memories.dtype, device=device).clone()
         else:
             if not is_count(memories):
@@ -144,7 +159,9 @@ class DAMClassifier(nn.Module):
     def _visible(self, images: Tensor) -> Tensor:
         if not isinstance(images, Tensor):
             raise TypeError(f"DAMClassifier: images must be a torch.Tensor, got {type(images).__name__}")
-        if images.dim() < 2 or images[0].numel() != self.pixels:
+        if images.is_meta:
+            require_tensor(images, "images", "DAMClassifier", floating=False)
+        if images.dim() < 2 or math.prod(images.shape[1:]) != self.pixels:
             raise ValueError(
                 f"DAMClassifier: images must have shape (batch, {self.pixels}) or (batch, *shape) with "
                 f"{self.pixels} pixels per image, got {tuple(images.shape)}"
@@ -171,9 +188,24 @@ class DAMClassifier(nn.Module):
         return hs, (classes.T * (-2.0 * x0 * inv_t)).contiguous()
 
     def fields(self, images: Tensor) -> Tensor:
-        """``z = beta (E(x_a = x0) - E(x_a = -x0))`` ``(B, C)``, the argument of the class neurons' tanh."""
-        hs, ds = self.scaled_inputs(images)
-        return class_fields(hs, ds, self.kernels)
+        """``z = beta (E(x_a = x0) - E(x_a = -x0))`` ``(B, C)``, the argument of the class neurons' tanh.
+
+        NaN or Inf in the fields is an error naming where they come from (``images``, the memories, or an
+        overflow of the fields themselves), checked once per call (docs/bad-input.md)."""
+        with guard() as g:
+            hs, ds = self.scaled_inputs(images)
+            z = class_fields(hs, ds, self.kernels)
+            if g is not None:
+                g.result(z, lambda: self._not_finite(images))
+        return z
+
+    def _not_finite(self, images: Tensor) -> ValueError:
+        overflow = (
+            f"the class fields overflow {self.memories.dtype} although the images and memories are finite "
+            f"(F = {self.kind}, n = {self.n:g}, temperature = {self.temperature:g}): raise the temperature or "
+            f"use float64"
+        )
+        return nonfinite_error("DAMClassifier", [("images", images), ("memories", self.memories)], overflow)
 
     def forward(self, images: Tensor) -> Tensor:
         """The class neurons after one update, ``c = tanh(z)`` ``(B, C)``."""
@@ -182,15 +214,32 @@ class DAMClassifier(nn.Module):
     @staticmethod
     def labels(z: Tensor) -> Tensor:
         """The decision rule: labels ``(B,)`` from class fields or class neurons ``(B, C)``, ``argmax_a z_a``
-        (``z > 0`` for one class neuron). :meth:`predict` and the training loop's error both use it."""
+        (``z > 0`` for one class neuron). :meth:`predict` and the training loop's error both use it. A NaN in
+        ``z`` has no label: an error (``argmax`` would pick it)."""
+        z = require_tensor(z, "z", "DAMClassifier.labels")
+        if z.dim() != 2 or z.shape[1] == 0:
+            raise ValueError(
+                f"DAMClassifier.labels: z must have shape (batch, classes), got {tuple(z.shape)}"
+            )
+        with guard() as g:
+            if g is not None:
+                g.defer(
+                    torch.isnan(z), lambda: ValueError("DAMClassifier.labels: z holds NaN: no label to give")
+                )
+                g.check()
         return (z[:, 0] > 0).long() if z.shape[1] == 1 else z.argmax(1)
 
     @torch.no_grad()
     def predict(self, images: Tensor) -> Tensor:
         """Predicted labels ``(B,)``: ``argmax_a z_a`` (``z > 0`` for one class neuron), in chunks."""
+        self._visible(images)
         out = []
-        for i in range(0, images.shape[0], EVAL_CHUNK):
-            out.append(self.labels(self.fields(images[i : i + EVAL_CHUNK])))
+        with guard() as g:  # one check per chunk, naming the caller's whole images
+            for i in range(0, images.shape[0], EVAL_CHUNK):
+                z = self.fields(images[i : i + EVAL_CHUNK])
+                if g is not None:
+                    g.result(z, lambda: self._not_finite(images))
+                out.append(self.labels(z))
         return torch.cat(out) if out else torch.empty(0, dtype=torch.long, device=images.device)
 
     @torch.no_grad()

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from assocmem.checks import guard, nonfinite_error, require_tensor, where_not_finite
 from assocmem.classifier.model import EVAL_CHUNK, DAMClassifier
 
 
@@ -63,6 +64,10 @@ def votes(label_weights: Tensor, threshold: float = 0.0) -> Votes:
             f"votes: label_weights must be a (K, C) tensor with C >= 2 classes, got "
             f"{getattr(label_weights, 'shape', type(label_weights).__name__)}"
         )
+    require_tensor(label_weights, "label_weights", "votes")
+    found = where_not_finite(label_weights.detach())
+    if found is not None:
+        raise ValueError(f"votes: label_weights holds NaN or Inf ({found}); every value must be finite")
     w = label_weights.detach().float()
     top = w.topk(2, dim=1)
     return Votes(
@@ -82,9 +87,18 @@ def active(model: DAMClassifier, images: Tensor) -> Tensor:
     """
     if model.kind != "rectified":
         return torch.ones(model.num_memories, dtype=torch.bool, device=model.memories.device)
+    model.scaled_inputs(images[:0])  # the images' checks (type, shape, dtype, device), before any work
+    if images.shape[0] == 0:
+        raise ValueError(
+            "active: images is empty; a memory is live for some image, so at least one is needed"
+        )
     top = None
-    for i in range(0, images.shape[0], EVAL_CHUNK):
-        hs, ds = model.scaled_inputs(images[i : i + EVAL_CHUNK])
-        chunk = (hs + ds.amax(0).clamp_min(0.0)).amax(0)
-        top = chunk if top is None else torch.maximum(top, chunk)
+    with guard() as g:
+        for i in range(0, images.shape[0], EVAL_CHUNK):
+            hs, ds = model.scaled_inputs(images[i : i + EVAL_CHUNK])
+            chunk = (hs + ds.amax(0).clamp_min(0.0)).amax(0)
+            top = chunk if top is None else torch.maximum(top, chunk)
+        if g is not None:
+            suspects = [("images", images), ("memories", model.memories)]
+            g.result(top, lambda: nonfinite_error("active", suspects, "the memories' fields overflowed"))
     return top > 0

@@ -38,7 +38,7 @@ class System:
         d = ev.delta()
         out = None
         for n, tau in self.tau.items():
-            flat = d[n].reshape(d[n].shape[0], -1)
+            flat = d[n].flatten(1)
             # max |d| as max(max d, -min d): two vectorised reductions, no temporary (measured 5-15x faster on
             # CPU than vector_norm(ord=inf) or abs().amax()).
             s = torch.maximum(flat.amax(1), flat.amin(1).neg())
@@ -54,7 +54,7 @@ class System:
         units = 0
         for n in err:
             scale = torch.maximum(x0[n].abs(), x1[n].abs()).mul_(rtol).add_(atol)
-            r = (err[n] / scale).pow(2).reshape(err[n].shape[0], -1)
+            r = (err[n] / scale).pow(2).flatten(1)
             units += r.shape[1]
             s = r.sum(1)
             total = s if total is None else total + s

@@ -1,6 +1,11 @@
 """One association of Model B, ``softmax(beta x xi^T + M) V``, with its log-partition, and Model B's energy from it
 (docs/reference.md §2): the product the retrieval loop (:mod:`assocmem.engines.retrieval`) repeats.
 
+Masks: :func:`additive_mask` turns a mask into the additive form every path adds to the scores: a boolean mask
+follows PyTorch's ``scaled_dot_product_attention`` (``True``: the pattern takes part), a float one is added as
+it is (``-inf`` hides). A row of scores hidden entirely has no association (``softmax`` of nothing):
+:func:`hidden_rows` finds those rows so that the caller can refuse them (docs/bad-input.md).
+
 A shared ``(K, d)`` pattern matrix is one matrix product for every query; per-item patterns use batched
 products; large score matrices are streamed in chunks of patterns with a running (online) logsumexp; on the
 device types in :data:`SDPA_DEVICES` a plain association goes through the fused attention kernel.
@@ -14,12 +19,65 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+from assocmem.checks import broadcasts_to
+
 #: Score matrices up to this many bytes are computed in one piece; larger ones are streamed in chunks.
 SCORE_BUDGET_BYTES = 1 << 27
 
 #: Device types on which a plain association goes through ``F.scaled_dot_product_attention`` (fused kernels).
 #: Not "cpu": there the plain products measured faster (docs/benchmarks.md).
 SDPA_DEVICES = {"cuda"}
+
+
+def additive_mask(
+    mask: object, scores: tuple[int, ...], like: Tensor, who: str, name: str = "mask"
+) -> Tensor | None:
+    """``mask`` checked against the scores' shape ``scores`` and returned additive, in ``like``'s dtype.
+
+    Boolean: ``True`` keeps a (query, pattern) pair, ``False`` hides it (PyTorch's convention in
+    ``scaled_dot_product_attention``); floating point (``like``'s dtype): added to the scores. The mask must
+    broadcast to ``scores`` without enlarging it, and live on ``like``'s device. Made once per call, outside the
+    update loop.
+    """
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{who}: {name} must be a torch.Tensor or None, got {type(mask).__name__}")
+    if mask.is_meta:
+        raise ValueError(f"{who}: {name} is on the meta device (a shape without values)")
+    if mask.device != like.device:
+        raise ValueError(f"{who}: {name} is on {mask.device} but the queries are on {like.device}")
+    if not broadcasts_to(mask.shape, scores):
+        raise ValueError(
+            f"{who}: {name} must broadcast to the scores' shape (..., queries, patterns) = {tuple(scores)}, "
+            f"got {tuple(mask.shape)}"
+        )
+    if mask.dtype == torch.bool:
+        return torch.zeros(mask.shape, dtype=like.dtype, device=mask.device).masked_fill_(
+            ~mask, float("-inf")
+        )
+    if not mask.is_floating_point():
+        raise TypeError(
+            f"{who}: {name} must be boolean (True: the pattern takes part, as in scaled_dot_product_attention) or "
+            f"floating point (added to the scores), got {mask.dtype}"
+        )
+    if mask.dtype != like.dtype:
+        raise TypeError(f"{who}: a float {name} must have the queries' dtype {like.dtype}, got {mask.dtype}")
+    return mask
+
+
+def hidden_rows(mask: Tensor) -> Tensor:
+    """Where an additive mask hides every pattern of a row of scores (``-inf`` everywhere), ``mask.shape[:-1]``."""
+    return torch.isneginf(mask).all(-1)
+
+
+def hidden_row_error(who: str, name: str, mask: Tensor) -> ValueError:
+    """The error for a mask that hides a whole row (found by :func:`hidden_rows`; this reads the values)."""
+    row = tuple(int(i) for i in hidden_rows(mask).nonzero()[0])
+    return ValueError(
+        f"{who}: {name} hides every pattern from the row {row} of the scores (mask shape {tuple(mask.shape)}); each "
+        f"query needs at least one pattern to take part (True in a boolean mask, > -inf in a float one)"
+    )
 
 
 def associate(
@@ -36,8 +94,9 @@ def associate(
     """One association ``softmax(beta x K^T + mask) V`` with its log-partition ``lse = log sum exp(...)``.
 
     ``queries (..., L, d)``, ``patterns (..., K, d)``, ``values (..., K, d_v)`` broadcast like ``torch.matmul``
-    (a 2-D pattern matrix is shared by every query); ``mask`` is additive, broadcastable to ``(..., L, K)``. Returns
-    ``(out, lse, weights)`` (``lse (..., L)`` and ``weights (..., L, K)`` only when asked for). With ``chunk_size``
+    (a 2-D pattern matrix is shared by every query); ``mask`` is additive (:func:`additive_mask`), broadcastable to
+    ``(..., L, K)``. Returns ``(out, lse, weights)`` (``lse (..., L)`` and ``weights (..., L, K)`` only when asked
+    for). With ``chunk_size``
     (or when the score matrix would pass :data:`SCORE_BUDGET_BYTES`) the patterns are streamed in chunks with an
     online logsumexp; weights are not available then.
     """

@@ -23,9 +23,23 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from assocmem.checks import is_count
+from assocmem.checks import (
+    Guard,
+    broadcasts_to,
+    guard,
+    is_count,
+    nonfinite_error,
+    require_like,
+    require_tensor,
+)
 from assocmem.dynamics.fixed_point import FixedPoint
-from assocmem.engines.association import associate, model_b_energy
+from assocmem.engines.association import (
+    additive_mask,
+    associate,
+    hidden_row_error,
+    hidden_rows,
+    model_b_energy,
+)
 
 #: The tolerance of the until-converged mode when none is given, and the one ``converged`` is judged by.
 DEFAULT_TOL = 1e-6
@@ -54,46 +68,80 @@ def _compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
-def _check(patterns: object, queries: object, values: object, beta: object, chunk: object) -> None:
-    for name, t in (("patterns", patterns), ("queries", queries)):
-        if not isinstance(t, Tensor):
-            raise TypeError(f"retrieve: {name} must be a torch.Tensor, got {type(t).__name__}")
-        if not t.is_floating_point():
-            raise TypeError(f"retrieve: {name} must be floating point, got {t.dtype}")
+def _check(
+    who: str, patterns: object, queries: object, values: object, beta: object, chunk: object, mask: object
+) -> tuple[Tensor | None, float | Tensor]:
+    """The metadata checks of :func:`retrieve` and :func:`energy` (free: no values read); returns the mask in
+    additive form and ``beta`` (a tensor in the queries' dtype)."""
+    patterns = require_tensor(patterns, "patterns", who)
+    queries = require_tensor(queries, "queries", who)
     if patterns.dim() < 2 or patterns.shape[-2] == 0 or patterns.shape[-1] == 0:
         raise ValueError(
-            f"retrieve: patterns must have shape (K, d) or (*batch, K, d) with K, d > 0, got {tuple(patterns.shape)}"
+            f"{who}: patterns must have shape (K, d) or (*batch, K, d) with K, d > 0, got {tuple(patterns.shape)}"
         )
     if queries.dim() == 0 or queries.shape[-1] != patterns.shape[-1]:
         raise ValueError(
-            f"retrieve: queries must have shape (..., d) with d = {patterns.shape[-1]} (the patterns' width), "
+            f"{who}: queries must have shape (..., d) with d = {patterns.shape[-1]} (the patterns' width), "
             f"got {tuple(queries.shape)}"
         )
     lead = patterns.shape[:-2]
     if lead and (queries.dim() not in (len(lead) + 1, len(lead) + 2) or queries.shape[: len(lead)] != lead):
         raise ValueError(
-            f"retrieve: with per-item patterns {tuple(patterns.shape)}, queries must be {(*lead, 'd')} or "
+            f"{who}: with per-item patterns {tuple(patterns.shape)}, queries must be {(*lead, 'd')} or "
             f"{(*lead, 'L', 'd')}, got {tuple(queries.shape)}"
         )
-    if queries.dtype != patterns.dtype:
-        raise TypeError(
-            f"retrieve: queries ({queries.dtype}) and patterns ({patterns.dtype}) must share a dtype"
-        )
+    require_like(queries, "queries", patterns, "patterns", who)
     if values is not None:
-        if not isinstance(values, Tensor) or values.shape[:-1] != patterns.shape[:-1]:
+        values = require_tensor(values, "values", who)
+        if values.shape[:-1] != patterns.shape[:-1] or values.shape[-1] == 0:
             raise ValueError(
-                f"retrieve: values must be a tensor of shape {(*patterns.shape[:-1], 'd_v')} (one row per "
-                f"pattern), got {tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__}"
+                f"{who}: values must be of shape {(*patterns.shape[:-1], 'd_v')} with d_v > 0 (one row per pattern), "
+                f"got {tuple(values.shape)}"
             )
+        require_like(values, "values", patterns, "patterns", who)
+    scores = (*queries.shape[:-1], patterns.shape[-2])
     if isinstance(beta, Tensor):
-        if not _compiling() and not bool((beta > 0).all()):
-            raise ValueError("retrieve: beta must be positive")
-    elif not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
-        raise ValueError(f"retrieve: beta must be a positive finite number or tensor, got {beta!r}")
+        require_tensor(beta, "beta", who)
+        require_like(beta, "beta", queries, "queries", who, dtype=False)
+        per_query = (*scores[:-1], 1)
+        if not broadcasts_to(beta.shape, per_query):
+            raise ValueError(
+                f"{who}: a tensor beta must broadcast to (*queries.shape[:-1], 1) = {per_query}, got "
+                f"{tuple(beta.shape)}"
+            )
+        beta = beta.to(queries.dtype)
+    elif isinstance(beta, bool) or not (isinstance(beta, (int, float)) and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"{who}: beta must be a positive finite number or tensor, got {beta!r}")
     if chunk is not None and not is_count(chunk):
-        raise ValueError(f"retrieve: chunk_size must be a positive int or None, got {chunk!r}")
-    if not _compiling() and bool(torch.isnan(queries).any()):
-        raise ValueError("retrieve: queries contain NaN")
+        raise ValueError(f"{who}: chunk_size must be a positive int or None, got {chunk!r}")
+    return additive_mask(mask, scores, queries, who), beta
+
+
+def _defer_checks(g: Guard, who: str, beta: float | Tensor, mask: Tensor | None) -> None:
+    """Queue the value checks of the options: a tensor beta positive and finite, no row of scores fully masked."""
+    if isinstance(beta, Tensor):
+        g.defer(
+            ~((beta > 0) & torch.isfinite(beta)),
+            lambda: ValueError(f"{who}: beta must be positive and finite"),
+        )
+    if mask is not None:
+        g.defer(hidden_rows(mask), lambda: hidden_row_error(who, "mask", mask))
+
+
+def _not_finite(
+    who: str, queries: Tensor, beta: object, mask: object, patterns: Tensor, values: object
+) -> ValueError:
+    suspects = [
+        ("queries", queries),
+        ("beta", beta),
+        ("mask", mask),
+        ("patterns", patterns),
+        ("values", values),
+    ]
+    return nonfinite_error(
+        who, suspects, f"the result holds NaN or Inf although every input is finite: the scores beta * xi . x "
+        f"overflowed {queries.dtype}; lower beta or compute in float64",
+    )  # fmt: skip
 
 
 def energy(
@@ -108,14 +156,21 @@ def energy(
 
     The reduced network ``models.model_b(patterns, beta, reduced=True)`` has the same energy (without a mask);
     this is the fast, chunked form for large memories. ``states`` has shape ``(..., d)`` and ``patterns``
-    ``(K, d)`` or per item ``(*batch, K, d)`` as in :func:`retrieve`; ``mask`` is additive on the scores.
+    ``(K, d)`` or per item ``(*batch, K, d)`` as in :func:`retrieve`; ``mask`` as in :func:`retrieve`.
     Returns ``(...)``.
     """
-    _check(patterns, states, None, beta, chunk_size)
-    x, mask, beta, squeeze = _shaped(patterns, states, mask, beta)
-    _, lse, _ = associate(x, patterns, patterns[..., :1], beta, mask, chunk_size=chunk_size, need_lse=True)
-    e = model_b_energy(x, lse, beta)
-    return e.squeeze(-1) if squeeze else e
+    given = mask
+    mask, beta = _check("energy", patterns, states, None, beta, chunk_size, mask)
+    with guard() as g:
+        if g is not None:
+            _defer_checks(g, "energy", beta, mask)
+        x, m, b, squeeze = _shaped(patterns, states, mask, beta)
+        _, lse, _ = associate(x, patterns, patterns[..., :1], b, m, chunk_size=chunk_size, need_lse=True)
+        e = model_b_energy(x, lse, b)
+        e = e.squeeze(-1) if squeeze else e
+        if g is not None:
+            g.result(e, lambda: _not_finite("energy", states, beta, given, patterns, None))
+    return e
 
 
 def _shaped(
@@ -276,8 +331,10 @@ def retrieve(
     ``patterns`` (the stored patterns ``xi``): ``(K, d)`` shared by every query, or ``(*batch, K, d)`` one
     memory per batch item. ``queries`` (the initial states ``x_0``): ``(..., d)`` with a shared memory,
     ``(*batch, d)`` or ``(*batch, L, d)`` with per-item patterns. ``beta``: the inverse temperature (a float, or
-    a tensor broadcastable to ``(..., L, 1)``). ``mask``: additive, broadcastable to the scores ``(..., K)``
-    (``-inf`` hides a pattern).
+    a tensor broadcastable to ``(*queries.shape[:-1], 1)``). ``mask``: broadcastable to the scores
+    ``(*queries.shape[:-1], K)``; boolean as in ``torch.nn.functional.scaled_dot_product_attention`` (``True``:
+    the pattern takes part, ``False``: it is hidden), or float, added to the scores (``-inf`` hides). A mask that
+    hides every pattern from a query is an error (docs/bad-input.md).
 
     How many updates (the loop's arguments, shared with every fixed-point loop: ``max_steps``, ``tol``,
     ``record``):
@@ -295,25 +352,36 @@ def retrieve(
     Returns the states ``(..., d_v)``, or a :class:`Retrieval` when ``record`` (Model B's energy of every state
     visited) or ``return_weights`` (the final association weights; not with chunking) is set.
 
+    Bad input (docs/bad-input.md): a wrong shape, dtype or device is an error naming the argument. NaN or Inf in
+    the result is an error naming the argument that holds them (queries, beta, mask, patterns, values) or, when
+    none does, the overflow; the result is checked rather than the memory, so a call costs no extra pass over
+    ``patterns`` (``assocmem.checks.value_checks(False)`` skips the check).
+
     Example: ``retrieve(xi, xi[:3] + 0.1 * torch.randn(3, xi.shape[1]), beta=8.0)`` returns (close to) ``xi[:3]``.
     """
-    _check(patterns, queries, values, beta, chunk_size)
+    given = mask
+    mask, beta = _check("retrieve", patterns, queries, values, beta, chunk_size, mask)
     if steps is not None and not is_count(steps):
         raise ValueError(f"retrieve: steps must be an int >= 1 or None (until converged), got {steps!r}")
     if steps is None and not is_count(max_steps):
         raise ValueError(f"retrieve: max_steps must be an int >= 1, got {max_steps!r}")
-    if tol is not None and not (isinstance(tol, (int, float)) and tol >= 0):
+    if tol is not None and (isinstance(tol, bool) or not (isinstance(tol, (int, float)) and tol >= 0)):
         raise ValueError(f"retrieve: tol must be a number >= 0 or None, got {tol!r}")
     if return_weights and chunk_size is not None:
         raise ValueError("retrieve: return_weights needs the whole score matrix; leave chunk_size=None")
-    x, mask, beta, squeeze = _shaped(patterns, queries, mask, beta)
     if steps is None and tol is None:
         tol = DEFAULT_TOL
     updates = max_steps if steps is None else steps - (values is not None)
-    out, res = iterate(
-        patterns, x, values, beta, max_steps=updates, tol=tol, mask=mask, chunk_size=chunk_size,
-        record=record, need_weights=return_weights,
-    )  # fmt: skip
+    with guard() as g:
+        if g is not None:
+            _defer_checks(g, "retrieve", beta, mask)
+        x, m, b, squeeze = _shaped(patterns, queries, mask, beta)
+        out, res = iterate(
+            patterns, x, values, b, max_steps=updates, tol=tol, mask=m, chunk_size=chunk_size,
+            record=record, need_weights=return_weights,
+        )  # fmt: skip
+        if g is not None:
+            g.result(out, lambda: _not_finite("retrieve", queries, beta, given, patterns, values))
     if squeeze:
         out = out.squeeze(-2)
         res = Retrieval(

@@ -17,6 +17,12 @@ from assocmem.checks import is_count, positive_float
 from assocmem.lagrangians.base import Lagrangian, check_batched, sum_features
 
 
+def keep_nan(x: Tensor, y: Tensor) -> Tensor:
+    """``y`` with ``x``'s NaNs: a step function (``sign``, ``x > 0``, a constant) would turn a NaN into an ordinary
+    number (``torch.sign(nan) = 0``); the activations keep it, as every other map does (docs/bad-input.md)."""
+    return torch.where(torch.isnan(x), x, y)
+
+
 class AdditiveLagrangian(Lagrangian):
     """``L(x) = sum_i F(x_i)`` with ``g_i = F'(x_i)``; subclasses define :meth:`F` and :meth:`dF` elementwise."""
 
@@ -31,6 +37,7 @@ class AdditiveLagrangian(Lagrangian):
         return sum_features(self.F(x))
 
     def activation(self, x: Tensor) -> Tensor:
+        check_batched(x, type(self).__name__)
         return self.dF(x)
 
 
@@ -120,7 +127,7 @@ class RePU(AdditiveLagrangian):
 
     def dF(self, x: Tensor) -> Tensor:
         if self.n == 1:
-            return (x > 0).to(x.dtype)
+            return keep_nan(x, (x > 0).to(x.dtype))
         return self.n * torch.relu(x) ** (self.n - 1)
 
     def extra_repr(self) -> str:
@@ -146,7 +153,7 @@ class Polynomial(AdditiveLagrangian):
 
     def dF(self, x: Tensor) -> Tensor:
         if self.n == 1:
-            return torch.ones_like(x)
+            return keep_nan(x, torch.ones_like(x))
         return self.n * x ** (self.n - 1)
 
     def extra_repr(self) -> str:
@@ -181,7 +188,7 @@ class Abs(AdditiveLagrangian):
         return x.abs()
 
     def dF(self, x: Tensor) -> Tensor:
-        return torch.sign(x)
+        return keep_nan(x, torch.sign(x))
 
 
 class Additive(AdditiveLagrangian):

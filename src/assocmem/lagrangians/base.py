@@ -48,7 +48,7 @@ def check_batched(x: Tensor, who: str) -> None:
 
 def sum_features(t: Tensor) -> Tensor:
     """Sum over every dimension but the first (batch) one: ``(batch, *shape) -> (batch,)``."""
-    return t.reshape(t.shape[0], -1).sum(1)
+    return t.flatten(1).sum(1)
 
 
 def register_value(module: nn.Module, name: str, value: float | Tensor) -> None:

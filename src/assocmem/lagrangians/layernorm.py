@@ -38,6 +38,9 @@ class LayerNorm(Lagrangian):
                 )
         elif not isinstance(gamma, (int, float)) or isinstance(gamma, bool):
             raise TypeError(f"LayerNorm: gamma must be a number or a scalar tensor, got {gamma!r}")
+        meta = isinstance(gamma, torch.Tensor) and gamma.is_meta
+        if not (meta or bool(torch.isfinite(torch.as_tensor(gamma).detach()).all())):
+            raise ValueError(f"LayerNorm: gamma must be finite, got {gamma!r}")
         register_value(self, "gamma", gamma)
         if delta is not None and not isinstance(delta, (torch.Tensor, int, float)):
             raise TypeError(
@@ -54,7 +57,7 @@ class LayerNorm(Lagrangian):
         return bool(self.gamma >= 0)
 
     def _centred(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        flat = x.reshape(x.shape[0], -1)
+        flat = x.flatten(1)
         centred = flat - flat.mean(dim=1, keepdim=True)
         scale = torch.sqrt(centred.pow(2).mean(dim=1, keepdim=True) + self.eps)
         return centred, scale
@@ -79,6 +82,7 @@ class LayerNorm(Lagrangian):
         return out
 
     def activation(self, x: Tensor) -> Tensor:
+        check_batched(x, "LayerNorm")
         self._check_delta(x)
         centred, scale = self._centred(x)
         g = (self.gamma * centred / scale).reshape(x.shape)

@@ -36,15 +36,16 @@ class LogSumExp(Lagrangian):
         check_batched(x, "LogSumExp")
         y = self.beta * x
         if self.dim is None:
-            return torch.logsumexp(y.reshape(y.shape[0], -1), dim=1) / self.beta
+            return torch.logsumexp(y.flatten(1), dim=1) / self.beta
         d = as_feature_dim(self.dim, x, "LogSumExp")
         lse = torch.logsumexp(y, dim=d)
-        return (lse.reshape(lse.shape[0], -1).sum(1) if lse.dim() > 1 else lse) / self.beta
+        return (lse.flatten(1).sum(1) if lse.dim() > 1 else lse) / self.beta
 
     def activation(self, x: Tensor) -> Tensor:
+        check_batched(x, "LogSumExp")
         y = self.beta * x
         if self.dim is None:
-            return torch.softmax(y.reshape(y.shape[0], -1), dim=1).reshape(x.shape)
+            return torch.softmax(y.flatten(1), dim=1).reshape(x.shape)
         return torch.softmax(y, dim=as_feature_dim(self.dim, x, "LogSumExp"))
 
     def extra_repr(self) -> str:

@@ -21,10 +21,11 @@ class Spherical(Lagrangian):
 
     def forward(self, x: Tensor) -> Tensor:
         check_batched(x, "Spherical")
-        return torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1)
+        return torch.linalg.vector_norm(x.flatten(1), dim=1)
 
     def activation(self, x: Tensor) -> Tensor:
-        norm = torch.linalg.vector_norm(x.reshape(x.shape[0], -1), dim=1)
+        check_batched(x, "Spherical")
+        norm = torch.linalg.vector_norm(x.flatten(1), dim=1)
         tiny = torch.finfo(x.dtype).tiny
         scale = torch.where(norm > 0, 1.0 / norm.clamp_min(tiny), torch.zeros_like(norm))
         return x * scale.reshape((-1,) + (1,) * (x.dim() - 1))

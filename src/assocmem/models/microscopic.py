@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from assocmem.checks import where_not_finite
 from assocmem.lagrangians import Lagrangian
 from assocmem.network import DenseSynapse, Layer, Network
 
@@ -34,6 +35,11 @@ def check_patterns(patterns: object, who: str) -> Tensor:
         )
     if not patterns.is_floating_point():
         raise TypeError(f"{who}: patterns must be floating point, got {patterns.dtype}; use patterns.float()")
+    if patterns.is_meta:
+        raise ValueError(f"{who}: patterns is on the meta device (a shape without values)")
+    found = where_not_finite(patterns.detach())
+    if found is not None:
+        raise ValueError(f"{who}: patterns holds NaN or Inf (found {found}); every value must be finite")
     return patterns
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from assocmem.checks import is_count
 from assocmem.lagrangians.base import sum_features
 from assocmem.network.layer import Layer
 from assocmem.network.manybody import ManyBodyTerm
@@ -114,6 +115,8 @@ class Network(nn.Module):
         self, batch_size: int, *, dtype: torch.dtype | None = None, device: object = None
     ) -> State:
         """A state of zeros for ``batch_size`` samples, with the dtype and device of the weights by default."""
+        if not is_count(batch_size, least=0):
+            raise ValueError(f"Network.zero_state: batch_size must be an int >= 0, got {batch_size!r}")
         ref = self._reference()
         dtype = dtype or (ref.dtype if ref is not None else torch.get_default_dtype())
         device = device or (ref.device if ref is not None else None)

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from assocmem.checks import broadcasts_to, value_checks_enabled
 from assocmem.network.layer import Layer
 
 #: A clamp mask per layer: ``True`` clamps the whole layer, a bool tensor marks the clamped units.
@@ -23,11 +24,7 @@ def _names(layers: Mapping[str, Layer]) -> str:
 
 def _check_broadcast(t: Tensor, full: tuple[int, ...], where: str) -> None:
     """``t`` must broadcast to exactly ``full`` (it may omit the batch dimension or have size-1 dimensions)."""
-    try:
-        ok = torch.broadcast_shapes(t.shape, full) == torch.Size(full)
-    except RuntimeError:
-        ok = False
-    if not ok:
+    if not broadcasts_to(t.shape, full):
         raise ValueError(f"{where} has shape {tuple(t.shape)}, which does not broadcast to {full}")
 
 
@@ -56,6 +53,8 @@ def check_state(
             raise TypeError(f"{where} must be a torch.Tensor, got {type(x).__name__}")
         if not x.is_floating_point():
             raise TypeError(f"{where} must be a floating-point tensor, got dtype {x.dtype}")
+        if x.is_meta:
+            raise ValueError(f"{where} is on the meta device (a shape without values)")
         if tuple(x.shape[1:]) != layer.shape or x.dim() != len(layer.shape) + 1:
             raise ValueError(
                 f"{where} has shape {tuple(x.shape)}; expected (batch, {', '.join(map(str, layer.shape))}) for "
@@ -71,7 +70,7 @@ def check_state(
             raise TypeError(
                 f"{where} is {x.dtype} on {x.device} but the other layers are {first.dtype} on {first.device}"
             )
-        if finite and not bool(torch.isfinite(x).all()):
+        if finite and value_checks_enabled() and not bool(torch.isfinite(x).all()):
             raise ValueError(f"{where} contains NaN or infinite values")
     if (
         reference is not None
@@ -107,12 +106,14 @@ def check_inputs(
         where = f"inputs[{name!r}]"
         if not isinstance(current, Tensor):
             current = torch.as_tensor(current, dtype=like.dtype, device=like.device)
+        if current.is_meta:
+            raise ValueError(f"{where} is on the meta device (a shape without values)")
         if current.dtype != like.dtype or current.device != like.device:
             raise TypeError(
                 f"{where} is {current.dtype} on {current.device}; the state is {like.dtype} on {like.device}"
             )
         _check_broadcast(current, (batch, *shapes[name]), where)
-        if not bool(torch.isfinite(current).all()):
+        if value_checks_enabled() and not bool(torch.isfinite(current).all()):
             raise ValueError(f"{where} contains NaN or infinite values")
         out[name] = current
     return out
@@ -139,5 +140,7 @@ def check_clamp(layers: Mapping[str, Layer], clamp: object, batch: int, like: Te
                 f"{getattr(mask, 'dtype', type(mask).__name__)}"
             )
         _check_broadcast(mask, (batch, *layers[name].shape), where)
-        out[name] = mask.to(like.device)
+        if mask.is_meta or mask.device != like.device:
+            raise ValueError(f"{where} is on {mask.device} but the state is on {like.device}")
+        out[name] = mask
     return out

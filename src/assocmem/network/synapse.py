@@ -32,6 +32,8 @@ def register_weight(module: nn.Module, weight: Tensor, who: str, dims: tuple[int
         )
     if weight.numel() == 0:
         raise ValueError(f"{who}: weight is empty (shape {tuple(weight.shape)})")
+    if weight.is_meta:
+        raise ValueError(f"{who}: weight is on the meta device (a shape without values)")
     if not bool(torch.isfinite(weight.detach()).all()):
         raise ValueError(f"{who}: weight contains NaN or infinite entries")
     if isinstance(weight, nn.Parameter):
@@ -123,7 +125,7 @@ class DenseSynapse(Synapse):
         self._shapes = {self.pre: tuple(shapes[self.pre]), self.post: tuple(shapes[self.post])}
 
     def drive(self, target: str, source: Tensor) -> Tensor:
-        flat = source.reshape(source.shape[0], -1)
+        flat = source.flatten(1)
         if target == self.post:
             out = TF.linear(flat, self.weight)
         elif target == self.pre:

@@ -16,7 +16,10 @@ from dataclasses import replace
 import torch
 from torch import Tensor, nn
 
+from assocmem.checks import guard, require_like
+from assocmem.engines.association import hidden_rows
 from assocmem.engines.retrieval import energy
+from assocmem.nn.arguments import check_options, check_sequence, first_tensor, hidden_row_error, run_checked
 from assocmem.nn.functional import Association
 from assocmem.nn.projections import AssociationCore
 
@@ -103,28 +106,7 @@ class Hopfield(nn.Module):
         update_steps_stop_on: str = "association",
     ) -> None:
         super().__init__()
-        if not isinstance(batch_first, bool):
-            raise TypeError(f"batch_first must be a bool, got {type(batch_first).__name__}")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-        if update_steps_stop_on not in ("association", "state"):
-            raise ValueError(
-                f"update_steps_stop_on must be 'association' or 'state', got {update_steps_stop_on!r}"
-            )
-        if update_steps_max is not None and not isinstance(update_steps_max, Tensor):
-            if (
-                isinstance(update_steps_max, bool)
-                or not isinstance(update_steps_max, int)
-                or update_steps_max < 0
-            ):
-                raise ValueError(
-                    f"update_steps_max must be an int >= 0, a per-head tensor or None, got {update_steps_max!r}"
-                )
-        eps_ok = isinstance(update_steps_eps, Tensor) and bool((update_steps_eps > 0).all())
-        if not eps_ok and not (isinstance(update_steps_eps, float) and update_steps_eps > 0):
-            raise ValueError(
-                f"update_steps_eps must be a positive float or per-head tensor, got {update_steps_eps!r}"
-            )
+        check_options(locals())
         self.association_core = AssociationCore(
             embed_dim=input_size, num_heads=num_heads, dropout=dropout, bias=input_bias,
             add_bias_kv=concat_bias_pattern, add_zero_attn=add_zero_association, kdim=stored_pattern_size,
@@ -157,10 +139,6 @@ class Hopfield(nn.Module):
         core = self.association_core
         if scaling is None:
             scaling = 1.0 if core.static_execution else 1.0 / math.sqrt(core.head_dim)
-        if isinstance(scaling, Tensor) and scaling.shape != (num_heads,):
-            raise ValueError(
-                f"scaling must be a float or a tensor of shape ({num_heads},), got {tuple(scaling.shape)}"
-            )
         self.scaling, self.batch_first = scaling, batch_first
         self.update_steps_max, self.update_steps_eps = update_steps_max, update_steps_eps
         self.update_steps_stop_on = update_steps_stop_on
@@ -197,33 +175,49 @@ class Hopfield(nn.Module):
     def output_size(self) -> int | None:
         return self.association_core.out_dim
 
-    def _inputs(self, input: Inputs) -> tuple[Tensor, Tensor, Tensor]:
-        """Split, make batch-first and normalise (stored, state, projection)."""
+    def _widths(self) -> tuple[int | None, int | None, int | None]:
+        """The feature widths the layer takes for (stored, state, projection): its normalisation's or its
+        projection's, or for a static input without normalisation its per-head width (``None``: any)."""
+        core = self.association_core
+        connected = core.value_as_connected and not core.key_as_static
+        own = (
+            core.head_dim if core.key_as_static else core.kdim,
+            core.head_dim if core.query_as_static else core.embed_dim,
+            core.kdim if connected else core.vdim,
+        )
+        norms = (self.norm_stored_pattern, self.norm_state_pattern, self.norm_pattern_projection)
+        return tuple(n.normalized_shape[0] if n is not None else w for n, w in zip(norms, own, strict=True))
+
+    def _inputs(self, input: Inputs, who: str = "Hopfield") -> tuple[Tensor, Tensor, Tensor]:
+        """Check, split, make batch-first and normalise (stored, state, projection)."""
         if isinstance(input, Tensor):
-            stored = state = projection = input
-        elif (
-            isinstance(input, (tuple, list)) and len(input) == 3 and all(isinstance(t, Tensor) for t in input)
-        ):
-            stored, state, projection = input
+            tensors, names = (input,) * 3, ("input",) * 3
+        elif isinstance(input, (tuple, list)) and len(input) == 3:
+            tensors, names = tuple(input), ("stored_pattern", "state_pattern", "pattern_projection")
         else:
             raise TypeError(
-                "input must be one tensor or a tuple (stored_pattern, state_pattern, pattern_projection)"
+                f"{who}: input must be one tensor or a tuple (stored_pattern, state_pattern, pattern_projection), "
+                f"got {type(input).__name__}"
             )
-        for name, t in (
-            ("stored_pattern", stored),
-            ("state_pattern", state),
-            ("pattern_projection", projection),
-        ):
-            if t.dim() != 3:
-                raise ValueError(
-                    f"{name} must be 3-D (batch, length, size) or (length, batch, size), got {tuple(t.shape)}"
-                )
+        like = first_tensor(self)
+        stored, state, projection = (
+            check_sequence(t, name, who, width, like)
+            for t, name, width in zip(tensors, names, self._widths(), strict=True)
+        )
+        if like is None:
+            for t, name in ((stored, names[0]), (projection, names[2])):
+                require_like(t, name, state, names[1], who)
         if not self.batch_first:
             stored, state, projection = (t.transpose(0, 1) for t in (stored, state, projection))
         if stored.shape[0] != state.shape[0] or projection.shape[:2] != stored.shape[:2]:
             raise ValueError(
-                f"stored_pattern {tuple(stored.shape)}, state_pattern {tuple(state.shape)} and pattern_projection "
-                f"{tuple(projection.shape)} must share the batch size; stored_pattern and pattern_projection the length"
+                f"{who}: stored_pattern {tuple(stored.shape)}, state_pattern {tuple(state.shape)} and "
+                f"pattern_projection {tuple(projection.shape)} must share the batch size; stored_pattern and "
+                f"pattern_projection the length"
+            )
+        if stored.shape[1] == 0:
+            raise ValueError(
+                f"{who}: {names[0]} holds no pattern (length 0): there is nothing to associate with"
             )
         if self.norm_stored_pattern is not None:
             stored = self.norm_stored_pattern(stored)
@@ -232,6 +226,13 @@ class Hopfield(nn.Module):
         if self.norm_pattern_projection is not None:
             projection = self.norm_pattern_projection(projection)
         return stored, state, projection
+
+    def _suspects(self, input: Inputs, *masks: Tensor | None) -> list[tuple[str, object]]:
+        """What to blame, in order, when a result is not finite: the inputs, the masks, scaling, the parameters."""
+        names = ("stored_pattern", "state_pattern", "pattern_projection")
+        given = [("input", input)] if isinstance(input, Tensor) else list(zip(names, input, strict=False))
+        named = zip(("stored_pattern_padding_mask", "association_mask"), masks, strict=True)
+        return [*given, *named, ("scaling", self.scaling), ("layer's parameters", self)]
 
     def associate(
         self,
@@ -243,15 +244,20 @@ class Hopfield(nn.Module):
     ) -> tuple[Tensor, Association]:
         """The output (in the caller's layout) and the full :class:`~assocmem.nn.functional.Association`."""
         stored, state, projection = self._inputs(input)
-        out, assoc = self.association_core(
-            state, stored, projection, scaling=self.scaling, update_steps_max=self.update_steps_max,
-            update_steps_eps=self.update_steps_eps, stop_on=self.update_steps_stop_on,
-            stored_pattern_padding_mask=stored_pattern_padding_mask, association_mask=association_mask,
-            record=record,
-        )  # fmt: skip
-        if self.association_activation is not None:
-            out = self.association_activation(out)
-        return (out if self.batch_first else out.transpose(0, 1)), assoc
+
+        def call() -> tuple[Tensor, Association]:
+            out, assoc = self.association_core(
+                state, stored, projection, scaling=self.scaling, update_steps_max=self.update_steps_max,
+                update_steps_eps=self.update_steps_eps, stop_on=self.update_steps_stop_on,
+                stored_pattern_padding_mask=stored_pattern_padding_mask, association_mask=association_mask,
+                record=record,
+            )  # fmt: skip
+            if self.association_activation is not None:
+                out = self.association_activation(out)
+            return (out if self.batch_first else out.transpose(0, 1)), assoc
+
+        suspects = self._suspects(input, stored_pattern_padding_mask, association_mask)
+        return run_checked("Hopfield", suspects, call, lambda r: r[0])
 
     def forward(
         self,
@@ -285,12 +291,20 @@ class Hopfield(nn.Module):
         energy only: one association's log-partition, no update and no output."""
         stored, state, projection = self._inputs(input)
         core = self.association_core
-        q, k, _ = core.project(state, stored, projection)
-        mask = core.mask(q, k, stored.shape[1], stored_pattern_padding_mask, association_mask)
-        beta = self.scaling
-        if isinstance(beta, Tensor):
-            beta = beta.to(q).view(1, -1, 1, 1)
-        return energy(k, q, beta, mask=mask)
+
+        def call() -> Tensor:
+            q, k, _ = core.project(state, stored, projection)
+            mask = core.mask(q, k, stored.shape[1], stored_pattern_padding_mask, association_mask)
+            with guard() as g:
+                if g is not None and mask is not None:
+                    g.defer(hidden_rows(mask), lambda: hidden_row_error(mask))
+            beta = self.scaling
+            if isinstance(beta, Tensor):
+                beta = beta.to(q).view(1, -1, 1, 1)
+            return energy(k, q, beta, mask=mask)
+
+        suspects = self._suspects(input, stored_pattern_padding_mask, association_mask)
+        return run_checked("Hopfield", suspects, call, lambda e: e)
 
     def association_matrix(
         self,

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from assocmem.checks import is_count
 from assocmem.nn.hopfield import Hopfield
 from assocmem.nn.learned_patterns import LearnedPatterns
 
@@ -31,8 +32,8 @@ class HopfieldLayer(LearnedPatterns):
         **options: Any,
     ) -> None:
         super().__init__()
-        if quantity < 1:
-            raise ValueError(f"quantity must be >= 1, got {quantity}")
+        if not is_count(quantity):
+            raise ValueError(f"HopfieldLayer: quantity must be a positive int, got {quantity!r}")
         self.hopfield = Hopfield(input_size=input_size, **options)
         self.quantity = quantity
         core = self.hopfield.association_core
@@ -57,6 +58,7 @@ class HopfieldLayer(LearnedPatterns):
             nn.init.normal_(self.target_weights, mean=0.0, std=0.02)
 
     def _inputs(self, input: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        input = self._sequence(input, "input", 1)
         batch = input.shape[0 if self.hopfield.batch_first else 1]
         shape = (batch, self.quantity) if self.hopfield.batch_first else (self.quantity, batch)
         stored = self.lookup_weights.expand(*shape, -1)
@@ -70,4 +72,5 @@ class HopfieldLayer(LearnedPatterns):
         association_mask: Tensor | None = None,
     ) -> Tensor:
         """The retrieved patterns for every state pattern of ``input``."""
-        return self.hopfield(self._inputs(input), stored_pattern_padding_mask, association_mask)
+        inputs, masks = self._inputs(input), (stored_pattern_padding_mask, association_mask)
+        return self._checked(lambda: self.hopfield(inputs, *masks), input, masks, lambda out: out)

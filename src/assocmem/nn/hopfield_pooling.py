@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from assocmem.checks import is_count
 from assocmem.nn.hopfield import Hopfield
 from assocmem.nn.learned_patterns import LearnedPatterns
 
@@ -21,8 +22,8 @@ class HopfieldPooling(LearnedPatterns):
 
     def __init__(self, input_size: int, *, quantity: int = 1, trainable: bool = True, **options: Any) -> None:
         super().__init__()
-        if quantity < 1:
-            raise ValueError(f"quantity must be >= 1, got {quantity}")
+        if not is_count(quantity):
+            raise ValueError(f"HopfieldPooling: quantity must be a positive int, got {quantity!r}")
         self.hopfield = Hopfield(input_size=input_size, **options)
         self.quantity = quantity
         width = self.hopfield.hidden_size if options.get("state_pattern_as_static") else input_size
@@ -36,7 +37,18 @@ class HopfieldPooling(LearnedPatterns):
         nn.init.normal_(self.pooling_weights, mean=0.0, std=0.02)
 
     def _inputs(self, input: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
-        stored, projection = (input, input) if isinstance(input, Tensor) else input
+        if isinstance(input, Tensor):
+            stored = projection = self._sequence(input, "input", 0)
+        elif isinstance(input, (tuple, list)) and len(input) == 2:
+            stored, projection = (
+                self._sequence(input[0], "input[0]", 0),
+                self._sequence(input[1], "input[1]", 2),
+            )
+        else:
+            raise TypeError(
+                f"HopfieldPooling: input must be one tensor or a tuple (stored_pattern, pattern_projection), "
+                f"got {type(input).__name__}"
+            )
         batch = stored.shape[0 if self.hopfield.batch_first else 1]
         shape = (batch, self.quantity) if self.hopfield.batch_first else (self.quantity, batch)
         return stored, self.pooling_weights.expand(*shape, -1), projection
@@ -48,5 +60,6 @@ class HopfieldPooling(LearnedPatterns):
         association_mask: Tensor | None = None,
     ) -> Tensor:
         """The pooled input, ``(B, quantity * output_size)``."""
-        out = self.hopfield(self._inputs(input), stored_pattern_padding_mask, association_mask)
+        inputs, masks = self._inputs(input), (stored_pattern_padding_mask, association_mask)
+        out = self._checked(lambda: self.hopfield(inputs, *masks), input, masks, lambda o: o)
         return (out if self.hopfield.batch_first else out.transpose(0, 1)).flatten(start_dim=1)

@@ -13,7 +13,10 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from assocmem.nn.functional import Association, hopfield_update, merge_masks
+from assocmem.checks import guard, nonfinite_error
+from assocmem.engines.association import hidden_rows
+from assocmem.nn.arguments import OVERFLOW, hidden_row_error
+from assocmem.nn.functional import Association, merge_masks, update
 
 
 class AssociationCore(nn.Module):
@@ -186,7 +189,7 @@ class AssociationCore(nn.Module):
 
     def _split(self, x: Tensor) -> Tensor:
         """``(B, N, H * w)`` -> ``(B, H, N, w)``."""
-        return x.view(x.shape[0], x.shape[1], self.num_heads, -1).transpose(1, 2)
+        return x.view(x.shape[0], x.shape[1], self.num_heads, x.shape[-1] // self.num_heads).transpose(1, 2)
 
     def project(self, state: Tensor, stored: Tensor, projection: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Q, K, V per head, ``(B, H, L, d_k)``, ``(B, H, S', d_k)``, ``(B, H, S', d_v)`` (``S'`` counts the bias
@@ -202,6 +205,11 @@ class AssociationCore(nn.Module):
         elif not connected:
             v = v.repeat(1, 1, h)
         q, k, v = self._split(q), self._split(k), self._split(v)
+        if q.shape[-1] != k.shape[-1]:
+            raise ValueError(
+                f"Hopfield: the state pattern and the stored pattern reach the Hopfield space with {q.shape[-1]} and "
+                f"{k.shape[-1]} features per head; they must match (a static input's width is its per-head width)"
+            )
         if self.normalize_pattern:
             d = q.shape[-1]
             q = F.layer_norm(q, (d,), self.p_norm_weight, self.p_norm_bias, self.normalize_pattern_eps)
@@ -232,23 +240,26 @@ class AssociationCore(nn.Module):
         """Project, update, project out. Returns the output ``(B, L, out)`` and the :class:`Association`."""
         q, k, v = self.project(state, stored, projection)
         mask = self.mask(q, k, stored.shape[1], stored_pattern_padding_mask, association_mask)
-        assoc = hopfield_update(
-            q,
-            k,
-            v,
-            scaling,
-            mask=mask,
-            max_steps=update_steps_max,
-            tol=update_steps_eps,
-            stop_on=stop_on,
-            dropout=self.dropout,
-            training=self.training,
-            record=record,
-        )
-        batch, _, length, _ = q.shape
-        out = assoc.output.transpose(1, 2).reshape(batch, length, -1)
-        if self.out_proj is not None:
-            out = self.out_proj(out)
+        with guard() as g:
+            if g is not None and mask is not None:
+                g.defer(hidden_rows(mask), lambda: hidden_row_error(mask))
+            assoc = update(
+                q, k, v, scaling, mask=mask, max_steps=update_steps_max, tol=update_steps_eps, stop_on=stop_on,
+                dropout=self.dropout, training=self.training, record=record,
+            )  # fmt: skip
+            batch, _, length, _ = q.shape
+            out = assoc.output.transpose(1, 2).reshape(
+                batch, length, assoc.output.shape[1] * assoc.output.shape[3]
+            )
+            if self.out_proj is not None:
+                out = self.out_proj(out)
+            if g is not None:
+                suspects = [
+                    ("state_pattern", state), ("stored_pattern", stored), ("pattern_projection", projection),
+                    ("stored_pattern_padding_mask", stored_pattern_padding_mask),
+                    ("association_mask", association_mask), ("scaling", scaling), ("layer's parameters", self),
+                ]  # fmt: skip
+                g.result(out, lambda: nonfinite_error("Hopfield", suspects, OVERFLOW))
         return out, assoc
 
     def mask(
@@ -269,7 +280,7 @@ class AssociationCore(nn.Module):
             self.num_heads,
             length,
             source,
-            q.dtype,
+            q,
         )
         extra = k.shape[2] - source
         if mask is not None and extra:

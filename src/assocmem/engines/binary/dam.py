@@ -15,14 +15,16 @@ one implementation (:mod:`assocmem.engines.binary.sweeps`, on the tables of :mod
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from assocmem.checks import is_count
 from assocmem.dynamics.fixed_point import FixedPoint
+from assocmem.engines.binary import energy as scaled
 from assocmem.engines.binary import sweeps as kernel
 from assocmem.engines.binary.tables import interaction_values, scaled_table
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial
@@ -50,6 +52,8 @@ def check_spins(x: object, who: str, name: str, n: int | None = None) -> Tensor:
         raise TypeError(f"{who}: {name} must be a torch.Tensor of +1 and -1, got {type(x).__name__}")
     if x.dtype == torch.bool or x.is_complex():
         raise TypeError(f"{who}: {name} must be a real tensor of +1 and -1, got dtype {x.dtype}")
+    if x.is_meta:
+        raise ValueError(f"{who}: {name} is on the meta device (a shape without values)")
     if name == "patterns":  # (K, N) with at least one memory
         check_patterns(x if x.is_floating_point() else x.to(torch.get_default_dtype()), who)
     elif x.dim() != 2:
@@ -68,14 +72,20 @@ def check_spins(x: object, who: str, name: str, n: int | None = None) -> Tensor:
     return x
 
 
-class BinaryNetwork:
+class BinaryNetwork(nn.Module):
     """Shared machinery of the binary networks: ``E = a (-sum_mu F(m_mu)) + e0`` and the KH16 update of ``F``.
 
     Subclasses fix ``F`` (as an additive Lagrangian), the energy's factor ``a`` and offset ``e0``, and the
     factor that turns the energy difference into the field they report.
+
+    A ``torch.nn.Module``: the patterns are a buffer (in ``state_dict``, moved and converted by ``.to``,
+    ``.double()``, ``.cuda()``); the update and energy tables and the patterns' copies the sweeps read are derived
+    from them, kept in float64 (and int8 for the numba loop) whatever the patterns' dtype, and follow the
+    patterns' device on every ``.to`` and ``load_state_dict``.
     """
 
     _who = "BinaryNetwork"
+    patterns: Tensor
 
     def __init__(
         self,
@@ -86,7 +96,8 @@ class BinaryNetwork:
         energy_offset: float = 0.0,
         field_factor: float = 1.0,
     ) -> None:
-        self.patterns = check_spins(patterns, self._who, "patterns")
+        super().__init__()
+        self.register_buffer("patterns", check_spins(patterns, self._who, "patterns"))
         self.K, self.N = patterns.shape
         self.lagrangian = lagrangian
         self._energy_factor, self._energy_offset, self._field_factor = (
@@ -94,12 +105,36 @@ class BinaryNetwork:
             energy_offset,
             field_factor,
         )
-        f_values, ss, dd = interaction_values(lagrangian, self.N)
-        device = patterns.device
+        self._build_tables()
+
+    def _build_tables(self) -> None:
+        """The update and energy tables (from ``F``, ``N`` and ``K``), on the patterns' device."""
+        self._f_values, ss, dd = interaction_values(self.lagrangian, self.N)
+        device = self.patterns.device
         self._field_table = scaled_table([ss, dd], self.N, self.K).to(device)
-        self._energy_table = scaled_table([f_values], self.N, self.K).to(device)
-        self._xi64 = patterns.to(torch.float64)
+        self._energy_table = scaled_table([self._f_values], self.N, self.K).to(device)
+        self._follow_patterns()
+
+    def _follow_patterns(self) -> None:
+        """Move the tables to the patterns' device and rebuild the copies of the patterns the sweeps read."""
+        device = self.patterns.device
+        self._field_table, self._energy_table = self._field_table.to(device), self._energy_table.to(device)
+        self._xi64 = self.patterns.to(torch.float64)
         self._xi_t: dict[bool, Tensor] = {}  # the transposed patterns each sweep reads: int8 (numba), float64
+
+    def _apply(self, fn, recurse=True):  # noqa: ANN001 - torch.nn.Module's signature
+        """``.to``, ``.double()``, ``.cuda()``...: convert the patterns, then let the derived tensors follow."""
+        super()._apply(fn, recurse)
+        self._follow_patterns()
+        return self
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):  # noqa: ANN001
+        """Check loaded patterns (+-1 spins) before they replace the stored ones, then rebuild what derives."""
+        loaded = state_dict.get(prefix + "patterns")
+        if isinstance(loaded, Tensor) and loaded.shape == self.patterns.shape:
+            check_spins(loaded, self._who, "patterns")
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+        self._follow_patterns()
 
     def _transposed(self, numba: bool) -> Tensor:
         if numba not in self._xi_t:
@@ -124,16 +159,34 @@ class BinaryNetwork:
         return sigma.dtype if sigma.is_floating_point() else torch.get_default_dtype()
 
     def _energy(self, agree: Tensor) -> Tensor:
-        total = kernel.sum_table(self._energy_table, agree)
-        return -self._energy_factor * total + self._energy_offset
+        """The energies of states with agreements ``agree``, float64 (``+-inf`` only past float64)."""
+        return scaled.as_float(
+            *kernel.sum_table(self._energy_table, agree), self._energy_factor, self._energy_offset
+        )
 
     def energy(self, sigma: Tensor) -> Tensor:
         """The energy of each +-1 state ``(B, N) -> (B,)``, in ``sigma``'s floating dtype (default dtype for
-        integer states). Computed in float64 from scaled tables (exact for integer ``F`` when it fits), so the
-        result is ``+-inf`` only when the energy itself is outside the dtype's range (e.g. ``F = exp`` at large
-        ``N`` in float32)."""
+        integer states). Computed from scaled tables in float64 (exact for integer ``F`` while it fits), so it
+        never overflows on the way; an energy outside the dtype's range (``x^30`` at ``N = 784`` in float32,
+        ``exp`` with a large ``beta`` even in float64) is an error that points to :meth:`slog_energy`."""
         sigma = self._spins(sigma, "sigma")
-        return self._energy(kernel.agreements(self._xi64, sigma)).to(self._out_dtype(sigma))
+        parts = kernel.sum_table(self._energy_table, kernel.agreements(self._xi64, sigma))
+        e, dtype = scaled.as_float(*parts, self._energy_factor, self._energy_offset), self._out_dtype(sigma)
+        out = e.to(dtype)
+        if not bool(torch.isfinite(out).all()):
+            sign, logabs = scaled.slog(*parts, self._energy_factor, self._energy_offset)
+            raise scaled.overflow_error(f"{self._who}.energy", "the energy of state", e, sign, logabs, dtype)
+        return out
+
+    def slog_energy(self, sigma: Tensor) -> tuple[Tensor, Tensor]:
+        """The energy of each +-1 state as ``(sign, log|E|)``, two float64 tensors ``(B,)`` (as
+        ``torch.linalg.slogdet``): ``E = sign * exp(log|E|)``, finite for every state of every network (``F = exp``
+        with ``beta = 100`` at ``N = 784`` has ``log|E|`` near 78400). ``log|E| = -inf`` where ``E = 0``.
+        Energies compare by ``sign * log|E|`` when they share a sign (the usual case: ``E < 0`` for even or
+        rectified ``F``)."""
+        sigma = self._spins(sigma, "sigma")
+        parts = kernel.sum_table(self._energy_table, kernel.agreements(self._xi64, sigma))
+        return scaled.slog(*parts, self._energy_factor, self._energy_offset)
 
     def field(self, sigma: Tensor) -> Tensor:
         """The field of every spin ``(B, N) -> (B, N)``: the update sets ``sigma_i`` to its sign (0 keeps it)."""
@@ -163,6 +216,8 @@ class BinaryNetwork:
         Example: ``BinaryDAM(xi, F="power", n=3).recall(cues, generator=torch.Generator().manual_seed(0)).states``
         """
         cues = self._spins(cues, "cues")
+        if record:
+            self._check_record_range(self._out_dtype(cues))
         if mode not in MODES:
             raise ValueError(f"{self._who}.recall: mode must be 'async' or 'sync', got {mode!r}")
         if not is_count(max_steps):
@@ -206,6 +261,19 @@ class BinaryNetwork:
             converged=converged,
         )
 
+    def _check_record_range(self, dtype: torch.dtype) -> None:
+        """``record=True`` keeps energies in ``dtype``: refuse, before any sweep, a network whose energies can
+        pass its range (the bound: ``|a| K max |F| + |e0|``; a recall that succeeds reaches ``F(N)``)."""
+        bound = scaled.log2_bound(self._f_values, self.K, self._energy_factor, self._energy_offset)
+        if bound >= math.log2(torch.finfo(dtype).max):
+            fits64 = bound < math.log2(torch.finfo(torch.float64).max)
+            way = "pass the cues as float64 (the energies fit there), or " if fits64 else ""
+            raise ValueError(
+                f"{self._who}.recall: record=True keeps the energies in {dtype}, and this network's energies reach "
+                f"about 10^{bound * math.log10(2):.0f}, outside its range; {way}recall with record=False and "
+                f"read the final energies with slog_energy(res.states), which returns (sign, log|E|)"
+            )
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(K={self.K}, N={self.N}, {self._describe()}, exact={self.exact})"
 
@@ -238,8 +306,8 @@ class BinaryDAM(BinaryNetwork):
         n: float | None = None,
         beta: float | None = None,
     ) -> None:
-        self.F, self.n, self.beta = F, n, beta
         super().__init__(patterns, interaction(F, n, beta, who="BinaryDAM"))
+        self.F, self.n, self.beta = F, n, beta
 
 
 class ClassicalHopfield(BinaryNetwork):

@@ -63,14 +63,17 @@ def state_vectors(table: ScaledTable, k: Tensor) -> tuple[Tensor, Tensor, Tensor
     return svec, table.values[row, 1].gather(1, k).sum(1), table.exponent[row]
 
 
-def sum_table(table: ScaledTable, agree: Tensor) -> Tensor:
-    """``sum_mu F(m_mu)`` (float64, ``+-inf`` only where the sum itself exceeds float64) for agreements ``(B, K)``."""
-    out = torch.empty(agree.shape[0], dtype=torch.float64, device=agree.device)
+def sum_table(table: ScaledTable, agree: Tensor) -> tuple[Tensor, Tensor]:
+    """``sum_mu F(m_mu)`` for agreements ``(B, K)`` in the scaled domain: ``(mantissa, exponent)``, both float64
+    ``(B,)``, with ``sum = mantissa * 2^exponent``; the mantissa is at most ``K`` in magnitude, so nothing overflows
+    whatever the sum (:mod:`assocmem.engines.binary.energy` reads it out)."""
+    mantissa = torch.empty(agree.shape[0], dtype=torch.float64, device=agree.device)
+    exponent = torch.empty_like(mantissa)
     step = max(1, CHUNK // agree.shape[1])
     for lo in range(0, agree.shape[0], step):
-        vals, _, exponent = state_vectors(table, agree[lo : lo + step].long())
-        out[lo : lo + step] = torch.ldexp(vals.sum(1), exponent)
-    return out
+        vals, _, exp = state_vectors(table, agree[lo : lo + step].long())
+        mantissa[lo : lo + step], exponent[lo : lo + step] = vals.sum(1), exp
+    return mantissa, exponent
 
 
 def half_fields(table: ScaledTable, xi64: Tensor, states: Tensor, agree: Tensor) -> tuple[Tensor, Tensor]:

@@ -78,7 +78,10 @@ class Values:
         if self.floats is not None:
             return np.ldexp(self.floats, -exponent)
         sign, log = self.logs
-        return sign * np.exp(log - exponent * math.log(2.0))
+        # A row serves the states whose largest overlap is at most its own; entries past that (larger overlaps,
+        # which no state using the row reaches) may exceed float64 and are stored as inf, never read.
+        with np.errstate(over="ignore"):
+            return sign * np.exp(log - exponent * math.log(2.0))
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,197 @@
+"""Every public entry point against a table of bad inputs (docs/bad-input.md).
+
+The test walks the public API (``__all__`` of ``assocmem`` and of its packages ``nn``, ``nn.functional``,
+``engines``, ``models``, ``lagrangians``, ``network``, ``dynamics``, ``classifier``, ``laboratory``): every
+function and class, and every public method a class defines in assocmem. Each must be in :data:`TABLE`, where it
+has a cell for every kind of bad input in :data:`KINDS`, or in one of the explained lists (:data:`NO_TENSOR_INPUT`,
+:data:`BUILDING_BLOCKS`, :data:`DELEGATED`). A new function that is in none of them fails
+``test_every_public_entry_point_is_in_the_table``.
+
+A cell is a :class:`Bad` call (it must raise ``TypeError`` or ``ValueError`` whose message matches ``names``: the
+argument), a :class:`Result` (a documented answer, checked), or a string saying why the kind does not apply.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import re
+import types
+
+import pytest
+
+import assocmem as am
+from assocmem import checks
+from tests.bad_input_cases import KINDS, NAN, Bad, M, Q, Result, X, layer, nan_out, poke
+from tests.bad_input_floor import BUILDING_BLOCKS, FLOOR
+from tests.bad_input_rows import TABLE as ROWS
+
+#: Every entry point with a cell for every kind of bad input.
+TABLE = {**ROWS, **FLOOR}
+
+PACKAGES = (
+    "assocmem",
+    "assocmem.nn",
+    "assocmem.nn.functional",
+    "assocmem.engines",
+    "assocmem.models",
+    "assocmem.lagrangians",
+    "assocmem.network",
+    "assocmem.dynamics",
+    "assocmem.classifier",
+    "assocmem.laboratory",
+)
+#: Public callables that take no tensor: results (data classes the loops return), configuration, the abstract bases.
+NO_TENSOR_INPUT: dict[str, str] = {
+    **{
+        k: "a result: holds tensors, takes none"
+        for k in (
+            "FixedPoint",
+            "Trajectory",
+            "Recall",
+            "Retrieval",
+            "Association",
+            "Evaluation",
+            "Votes",
+            "Data",
+        )
+    },
+    **{f"Votes.{m}": "a summary of a result" for m in ("histogram", "summary")},
+    "Lagrangian": "abstract base (its subclasses are rows)",
+    **{
+        f"{c}.{m}": "abstract"
+        for c, m in [
+            ("Lagrangian", "forward"),
+            ("Lagrangian", "activation"),
+            ("AdditiveLagrangian", "forward"),
+            ("AdditiveLagrangian", "activation"),
+            ("AdditiveLagrangian", "F"),
+            ("AdditiveLagrangian", "dF"),
+        ]
+    },
+    "AdditiveLagrangian": "abstract base (its subclasses are rows)",
+    "EnergyTerm": "abstract base (FunctionTerm, the synapses and ManyBodyTerm are rows)",
+    "Synapse": "abstract base (DenseSynapse and ConvSynapse are rows)",
+    "ManyBodyTerm": "made by Network.integrate_out (a row)",
+    "DAMClassifier.to_feedforward": "no input",
+}
+#: Generic methods that take no tensor, whatever the class.
+NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "input_shapes", "output_shape"}
+
+#: Owned by the training and run-folder code (issue 11's other half: the CLI, training that diverges, run folders,
+#: checkpoints), whose bad-input cases live with it (tests/test_classifier_training.py, tests/test_cli.py).
+DELEGATED = {
+    "Run",
+    "TrainConfig",
+    "TrainConfig.to_dict",
+    "TrainConfig.for_degree",
+    "TrainConfig.from_dict",
+    "TrainConfig.lr_at",
+    "TrainConfig.temperature_at",
+    "TrainConfig.model",
+    "load_run",
+    "train",
+    "train_epoch",
+}
+
+
+# ------------------------------------------------------------------------------------------------ the walk
+def entry_points() -> dict[str, object]:
+    """Every public function and class of :data:`PACKAGES`, and every public method a class defines in assocmem."""
+    found: dict[str, object] = {}
+    for package in PACKAGES:
+        module = importlib.import_module(package)
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if isinstance(obj, (types.ModuleType, types.GenericAlias)) or not callable(obj):
+                continue
+            found[obj.__qualname__] = obj
+            if inspect.isclass(obj):
+                for owner in obj.__mro__:
+                    if not owner.__module__.startswith("assocmem"):
+                        continue
+                    for attr, value in vars(owner).items():
+                        if attr.startswith("_") or attr in NO_TENSOR_METHODS:
+                            continue
+                        if isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value):
+                            found.setdefault(f"{obj.__qualname__}.{attr}", value)
+    return found
+
+
+def test_every_public_entry_point_is_in_the_table():
+    listed = set(TABLE) | set(BUILDING_BLOCKS) | set(NO_TENSOR_INPUT) | DELEGATED
+    missing = sorted(set(entry_points()) - listed)
+    assert not missing, f"public entry points without bad-input cases (add them to TABLE): {missing}"
+
+
+def test_the_table_names_only_public_entry_points_and_every_kind():
+    public = set(entry_points())
+    for group in (TABLE, BUILDING_BLOCKS, NO_TENSOR_INPUT, DELEGATED):
+        stale = sorted(set(group) - public)
+        assert not stale, f"not public (any more): {stale}"
+    for key, cells in TABLE.items():
+        assert set(cells) == set(KINDS), (key, sorted(set(KINDS) ^ set(cells)))
+
+
+CASES = [(key, kind, cell) for key, cells in TABLE.items() for kind, cell in cells.items()]
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "cell"),
+    [c for c in CASES if isinstance(c[2], Bad)],
+    ids=[f"{k}-{kind}" for k, kind, cell in CASES if isinstance(cell, Bad)],
+)
+def test_bad_input_is_a_clear_error_naming_the_argument(key, kind, cell):
+    with pytest.raises((TypeError, ValueError)) as err:
+        cell.call()
+    assert re_search(cell.names, str(err.value)), (
+        f"{key} [{kind}]: the error does not name {cell.names!r}: {err.value}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "kind", "cell"),
+    [c for c in CASES if isinstance(c[2], Result)],
+    ids=[f"{k}-{kind}" for k, kind, cell in CASES if isinstance(cell, Result)],
+)
+def test_documented_results(key, kind, cell):
+    assert cell.check(cell.call()), f"{key} [{kind}]: {cell.doc}"
+
+
+@pytest.mark.parametrize("key", sorted(BUILDING_BLOCKS))
+def test_building_blocks_give_nan_for_nan(key):
+    """Not an ordinary answer: a NaN anywhere in the input shows in the output."""
+    assert nan_out(BUILDING_BLOCKS[key]())
+
+
+def test_value_checks_can_be_switched_off_for_hot_loops():
+    """One switch (docs/bad-input.md): off, a NaN query passes through retrieve (NaN out) and nothing waits."""
+    bad = poke(Q, NAN)
+    with checks.value_checks(False):
+        assert nan_out(am.retrieve(M, bad))
+        assert nan_out(layer()(poke(X, NAN)))
+    with pytest.raises(ValueError, match="queries"):
+        am.retrieve(M, bad)
+    checks.set_value_checks(False)
+    try:
+        assert not checks.value_checks_enabled()
+        assert nan_out(am.retrieve(M, bad))
+    finally:
+        checks.set_value_checks(True)
+    with pytest.raises(TypeError, match="enabled"):
+        checks.set_value_checks(0)
+
+
+def re_search(pattern: str, text: str) -> bool:
+    return re.search(pattern, text) is not None
+
+
+def test_empty_batches_give_empty_answers():
+    """docs/bad-input.md, "Empty inputs": an empty batch is not an error; an empty memory is."""
+    empty = X[:0]
+    assert layer()(empty).shape == (0, 5, 8)
+    assert am.nn.HopfieldPooling(8, quantity=2)(empty).shape == (0, 16)
+    encoder = am.nn.HopfieldEncoderLayer(am.nn.Hopfield(8), dim_feedforward=16)
+    assert encoder(empty).shape == (0, 5, 8)
+    assert am.retrieve(M, Q[:0], steps=None).shape == (0, 4)
+    assert am.retrieve(M[None].expand(0, -1, -1), Q[:0]).shape == (0, 4)
