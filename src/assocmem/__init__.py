@@ -29,20 +29,26 @@ from assocmem.lagrangians import (
     Tanh,
 )
 from assocmem.network import (
+    AttentionTerm,
+    AvgPoolSynapse,
     ConvSynapse,
     DenseSynapse,
     EnergyTerm,
     FunctionTerm,
+    HopfieldTerm,
     Layer,
     ManyBodyTerm,
     Network,
     Synapse,
+    spectral_norm,
 )
 from assocmem.version import __version__
 
 __all__ = [
     "Abs",
     "Additive",
+    "AttentionTerm",
+    "AvgPoolSynapse",
     "BinaryDAM",
     "ClassicalHopfield",
     "ConvSynapse",
@@ -52,6 +58,7 @@ __all__ = [
     "Exp",
     "FixedPoint",
     "FunctionTerm",
+    "HopfieldTerm",
     "Identity",
     "Lagrangian",
     "Layer",
@@ -79,4 +86,5 @@ __all__ = [
     "relax",
     "retain_freed_memory",
     "retrieve",
+    "spectral_norm",
 ]
