@@ -110,3 +110,30 @@ def test_spectral_norm_is_exact_for_dense_and_converges_for_conv_and_pooling():
 def test_errors_name_the_argument(make, error, match):
     with pytest.raises(error, match=match):
         make()
+
+
+def test_tiling_windows_take_the_fast_path_and_agree_with_the_general_one():
+    """Stride = kernel without padding runs strided sums and copies: the same maps as avg_pool and the transposed
+    convolution with a 1/k kernel (the general path), with a remainder past the last window, and 1x1 windows."""
+    gen = torch.Generator().manual_seed(3)
+    for pre_shape, kernel in [((2, 9, 7), (3, 2)), ((2, 4, 4), 1), ((2, 5, 6), (1, 3)), ((3, 10), 4)]:
+        _, pool, post_shape = pooled_network(pre_shape, kernel, None, 0)
+        assert pool.tiles
+        a = torch.randn(2, *pre_shape, dtype=torch.float64, generator=gen)
+        b = torch.randn(2, *post_shape, dtype=torch.float64, generator=gen)
+        a0, b0 = a.clone(), b.clone()
+        torch_pool = TF.avg_pool1d if len(pre_shape) == 2 else TF.avg_pool2d
+        torch.testing.assert_close(pool.drive("b", a), torch_pool(a, kernel))
+        c = b.shape[1]
+        k = pool.kernel_size
+        adjoint = (TF.conv_transpose1d if len(pre_shape) == 2 else TF.conv_transpose2d)(
+            b,
+            torch.full((c, 1, *k), 1.0 / torch.tensor(k).prod().item(), dtype=torch.float64),
+            None,
+            k,
+            0,
+            pool.output_padding,
+            c,
+        )
+        torch.testing.assert_close(pool.drive("a", b), adjoint)
+        assert torch.equal(a, a0) and torch.equal(b, b0)  # the inputs are never written to

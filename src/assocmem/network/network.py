@@ -11,7 +11,7 @@ its current); ``-dE/dg_A`` of the Legendre term is ``x_A``. Along every trajecto
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -36,11 +36,15 @@ class Evaluation:
     u: State  #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero)
     energy: Tensor | None  #: per-sample energy, when asked for
     _delta: State | None = None
+    #: zeros for the fully clamped layers (their ``u - x``), shared by every evaluation of a relaxation
+    still: Mapping[str, Tensor] = field(default_factory=dict)
 
     def delta(self) -> State:
         """``u - x = tau dx/dt`` per layer, computed once and shared by every user (update, stop rule)."""
         if self._delta is None:
-            self._delta = {n: self.u[n] - x for n, x in self.state.items()}
+            self._delta = {
+                n: self.still[n] if n in self.still else self.u[n] - x for n, x in self.state.items()
+            }
         return self._delta
 
     def velocity(self, tau: Mapping[str, float]) -> State:
@@ -235,7 +239,7 @@ class Network(nn.Module):
                 u[n] = x
             elif mask is not None:
                 u[n] = torch.where(mask, x, u[n])
-        return Evaluation(dict(state), g, u, energy)
+        return Evaluation(dict(state), g, u, energy, still=plan.still)
 
     @property
     def tau(self) -> dict[str, float]:

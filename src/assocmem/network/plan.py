@@ -92,7 +92,8 @@ class Plan(Mapping[str, Tensor]):
     """The input currents of a relaxation, with what its fully clamped layers contribute computed once.
 
     Read it as the ``inputs`` mapping it was made from. Its other fields are for :meth:`Network.evaluate`:
-    ``fixed`` (names of the fully clamped layers), ``x`` and ``g`` (their states and activations), ``currents``
+    ``fixed`` (names of the fully clamped layers), ``x`` and ``g`` (their states and activations), ``still``
+    (zeros of their shapes: their ``u - x``), ``currents``
     (per moving layer: its input current plus the constant drives out of clamped layers), ``steps`` (the terms to
     evaluate at every step, each with the layers it must send forces into) and ``grad`` (whether autograd was on
     when it was made: the constants then carry their graph to the weights). The plan assumes the clamped layers
@@ -114,6 +115,7 @@ class Plan(Mapping[str, Tensor]):
         self.fixed = frozenset(n for n in layers if fully_clamped(clamp.get(n)))
         self.x = {n: state[n] for n in layers if n in self.fixed}
         self.g = {n: layers[n].activation(state[n]) for n in layers if n in self.fixed}
+        self.still = {n: torch.zeros_like(x) for n, x in self.x.items()}
         self.moving = tuple(n for n in layers if n not in self.fixed)
         self.currents: dict[str, Tensor] = {n: c for n, c in self.inputs.items() if n in layers}
         self.steps: list[Step] = []
