@@ -6,7 +6,7 @@ import torch
 
 import assocmem as am
 from assocmem.lagrangians.base import sum_features
-from assocmem.network.plan import Plan
+from assocmem.network.plan import Plan, accepts_targets
 
 DT = torch.float64
 
@@ -221,3 +221,20 @@ def test_a_plan_with_another_clamp_is_an_error():
     plan = net.prepare(state, inputs_, clamp_)
     with pytest.raises(ValueError, match="prepare a plan with the same clamp"):
         net.evaluate(state, plan, {})
+
+
+def test_terms_send_forces_only_into_the_targets_with_the_same_energy():
+    net = hierarchy()
+    state = random_state(net, 2, seed=6)
+    g = {n: layer.activation(state[n]) for n, layer in net.layers.items()}
+    for term in net.synapses:
+        if not accepts_targets(term):  # the custom override that predates targets
+            assert isinstance(term, Quadratic)
+            continue
+        energy, forces = term.energy_and_forces(g, {})
+        for targets in [set(term.layers[:1]), set(term.layers[1:]), set()]:
+            e, f = term.energy_and_forces(g, {}, True, targets=targets)
+            torch.testing.assert_close(e, energy, rtol=1e-12, atol=1e-12)
+            assert set(f) == {n for n in forces if n in targets}, term.name
+            for n in f:
+                torch.testing.assert_close(f[n], forces[n], rtol=1e-12, atol=1e-12)

@@ -83,7 +83,7 @@ class AttentionTerm(EnergyTerm):
             if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 < beta < math.inf:
                 raise ValueError(f"AttentionTerm: beta must be a positive finite number, got {beta!r}")
             self.beta = float(beta)
-        self.register_buffer("mask", None)
+        self.register_buffer("mask", None, persistent=False)  # per batch: not part of a checkpoint
         self._tokens: int | None = None
         self.set_mask(mask)
 
