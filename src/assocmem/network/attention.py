@@ -23,10 +23,10 @@ import torch
 from torch import Tensor, nn
 
 from assocmem.network.synapse import register_weight
-from assocmem.network.term import EnergyTerm, check_layer_name
+from assocmem.network.term import LayerTerm
 
 
-class AttentionTerm(EnergyTerm):
+class AttentionTerm(LayerTerm):
     """``E = -sum_h beta_h^-1 sum_C log sum_{B != C} exp(beta_h K_hB . Q_hC)`` on a token layer ``(T, D)``.
 
     ``key_weight`` and ``query_weight`` have shape ``(H, Y, D)`` (heads, key/query width, token width); pass
@@ -51,12 +51,7 @@ class AttentionTerm(EnergyTerm):
         mask: Tensor | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__()
-        self.layer = check_layer_name(layer, "layer", "AttentionTerm")
-        self.layers = (layer,)
-        self.name = (
-            check_layer_name(name, "name", "AttentionTerm") if name is not None else f"{layer}-attention"
-        )
+        super().__init__(layer, name)
         register_weight(self, key_weight, "AttentionTerm", (3,), "key_weight")
         register_weight(self, query_weight, "AttentionTerm", (3,), "query_weight")
         if self.key_weight.shape != self.query_weight.shape:

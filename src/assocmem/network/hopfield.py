@@ -19,10 +19,10 @@ from torch import Tensor
 
 from assocmem.lagrangians import Lagrangian, ReLU
 from assocmem.network.synapse import register_weight
-from assocmem.network.term import EnergyTerm, check_layer_name
+from assocmem.network.term import LayerTerm
 
 
-class HopfieldTerm(EnergyTerm):
+class HopfieldTerm(LayerTerm):
     """``E = -sum_C L_h(xi g_C)``: ``K`` memories ``xi`` (shape ``(K, D)``) shared by every token of a layer.
 
     The layer has shape ``(T, D)`` (``T`` tokens) or ``(D,)`` (one token). ``lagrangian`` is the memory neurons'
@@ -45,12 +45,7 @@ class HopfieldTerm(EnergyTerm):
         lagrangian: Lagrangian | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__()
-        self.layer = check_layer_name(layer, "layer", "HopfieldTerm")
-        self.layers = (layer,)
-        self.name = (
-            check_layer_name(name, "name", "HopfieldTerm") if name is not None else f"{layer}-hopfield"
-        )
+        super().__init__(layer, name)
         register_weight(self, xi, "HopfieldTerm", (2,), "xi")
         if lagrangian is None:
             lagrangian = ReLU()

@@ -122,6 +122,18 @@ class EnergyTerm(nn.Module):
         return FunctionTerm(fn, *layers, name=name)
 
 
+class LayerTerm(EnergyTerm):
+    """Base class of a term on the activations of one layer: sets ``layer``, ``layers = (layer,)`` and ``name``
+    (default ``"<layer>-<kind>"``, e.g. ``"tokens-attention"``)."""
+
+    def __init__(self, layer: str, name: str | None = None) -> None:
+        super().__init__()
+        who = type(self).__name__
+        self.layer = check_layer_name(layer, "layer", who)
+        self.layers = (layer,)
+        self.name = check_layer_name(name, "name", who) if name is not None else f"{layer}-{self.kind}"
+
+
 def reaches_beyond(output: Tensor, leaves: Iterable[Tensor]) -> bool:
     """Whether the autograd graph of ``output`` reaches a tensor that requires grad other than ``leaves``: a
     parameter, a buffer or a captured tensor whose gradient must flow through the forces."""
