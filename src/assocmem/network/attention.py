@@ -68,6 +68,8 @@ class AttentionTerm(LayerTerm):
                     f"AttentionTerm: beta must be a number or a float tensor of shape () or ({heads},) (one per "
                     f"head), got shape {tuple(beta.shape)}"
                 )
+            if beta.is_meta:
+                raise ValueError("AttentionTerm: beta is on the meta device (a shape without values)")
             if not bool((beta.detach() > 0).all()) or not bool(torch.isfinite(beta.detach()).all()):
                 raise ValueError("AttentionTerm: beta must be positive and finite")
             if isinstance(beta, nn.Parameter):
@@ -93,6 +95,10 @@ class AttentionTerm(LayerTerm):
                 raise TypeError(
                     f"AttentionTerm {self.name!r}: mask must be None or a bool tensor of shape (T,) or (batch, T), "
                     f"got {getattr(mask, 'dtype', type(mask).__name__)} of shape {tuple(getattr(mask, 'shape', ()))}"
+                )
+            if mask.is_meta:
+                raise ValueError(
+                    f"AttentionTerm {self.name!r}: mask is on the meta device (a shape without values)"
                 )
             if self._tokens is not None and mask.shape[-1] != self._tokens:
                 raise ValueError(
