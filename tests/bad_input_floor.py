@@ -228,3 +228,124 @@ for cls, (make, _) in LAGRANGIANS.items():
             BUILDING_BLOCKS[f"{cls}.{method}"] = lambda make=make, method=method: getattr(make(), method)(
                 poke(torch.randn(2, 3), NAN)
             )
+
+# Issue 13's terms: average pooling, attention and a Hopfield memory over tokens, the plan, the spectral norm.
+KQ = torch.randn(2, 3, 4)  # heads, width, token width
+XI4 = torch.randn(6, 4)
+
+
+def _tokens(*terms):
+    am.Network({"t": am.Layer((5, 4), am.LayerNorm(dim=-1))}, list(terms))
+    return terms[0]
+
+
+def _pool():
+    return _bound_pool(am.AvgPoolSynapse("a", "b", 2))
+
+
+def _bound_pool(term):
+    am.Network({"a": am.Layer((2, 4, 4), am.Identity()), "b": am.Layer((2, 2, 2), am.ReLU())}, [term])
+    return term
+
+
+def _nan_tokens():
+    return {"t": poke(torch.randn(3, 5, 4), NAN)}
+
+
+FLOOR["AttentionTerm"] = {
+    "nan": Bad(lambda: am.AttentionTerm("t", poke(KQ, NAN), KQ), "key_weight"),
+    "inf": Bad(lambda: am.AttentionTerm("t", KQ, poke(KQ, INF)), "query_weight"),
+    "last_dim": Bad(
+        lambda: am.Network({"t": am.Layer((5, 3), am.LayerNorm(dim=-1))}, [am.AttentionTerm("t", KQ, KQ)]),
+        r"\(tokens, 4\)",
+    ),
+    "rank": Bad(lambda: am.AttentionTerm("t", KQ[0], KQ[0]), "key_weight"),
+    "empty": Bad(lambda: am.AttentionTerm("t", KQ[:0], KQ[:0]), "key_weight"),
+    "dtype": Bad(lambda: am.AttentionTerm("t", KQ.long(), KQ), "key_weight"),
+    "meta": Bad(lambda: am.AttentionTerm("t", meta(KQ), KQ), "key_weight"),
+    "option": Bad(lambda: am.AttentionTerm("t", KQ, KQ, beta=0.0), "beta"),
+}
+FLOOR["AttentionTerm.set_mask"] = {
+    "nan": "a bool mask holds no NaN",
+    "inf": "a bool mask holds no Inf",
+    "last_dim": Bad(
+        lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).set_mask(torch.ones(4, dtype=torch.bool)), "mask"
+    ),
+    "rank": Bad(
+        lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).set_mask(torch.ones(1, 3, 5, dtype=torch.bool)), "mask"
+    ),
+    "empty": Bad(
+        lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).set_mask(torch.ones(0, dtype=torch.bool)), "mask"
+    ),
+    "dtype": Bad(lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).set_mask(torch.ones(5)), "mask"),
+    "meta": Bad(
+        lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).set_mask(
+            torch.ones(5, dtype=torch.bool, device="meta")
+        ),
+        "mask",
+    ),
+    "option": Bad(lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).set_mask("all"), "mask"),
+}
+FLOOR["HopfieldTerm"] = {
+    "nan": Bad(lambda: am.HopfieldTerm("t", poke(XI4, NAN)), "xi"),
+    "inf": Bad(lambda: am.HopfieldTerm("t", poke(XI4, INF)), "xi"),
+    "last_dim": Bad(
+        lambda: am.Network({"t": am.Layer((5, 3), am.LayerNorm(dim=-1))}, [am.HopfieldTerm("t", XI4)]),
+        r"\(tokens, 4\)",
+    ),
+    "rank": Bad(lambda: am.HopfieldTerm("t", XI4[0]), "xi"),
+    "empty": Bad(lambda: am.HopfieldTerm("t", XI4[:0]), "xi"),
+    "dtype": Bad(lambda: am.HopfieldTerm("t", XI4.long()), "xi"),
+    "meta": Bad(lambda: am.HopfieldTerm("t", meta(XI4)), "xi"),
+    "option": Bad(lambda: am.HopfieldTerm("t", XI4, "relu"), "lagrangian"),
+}
+FLOOR["AvgPoolSynapse"] = {
+    **dict.fromkeys(("nan", "inf", "rank", "empty", "dtype", "meta"), "takes layer names and window sizes"),
+    "last_dim": Bad(
+        lambda: am.Network(
+            {"a": am.Layer((2, 4, 4), am.Identity()), "b": am.Layer((2, 3, 3), am.ReLU())},
+            [am.AvgPoolSynapse("a", "b", 2)],
+        ),
+        "produces",
+    ),
+    "option": Bad(lambda: am.AvgPoolSynapse("a", "b", 0), "kernel_size"),
+}
+FLOOR["spectral_norm"] = {
+    **dict.fromkeys(
+        ("nan", "inf", "last_dim", "rank", "empty", "dtype", "meta"),
+        "takes a synapse, whose weights were checked when it was made",
+    ),
+    "option": Bad(lambda: am.spectral_norm(_pool(), iterations=0), "iterations"),
+}
+BUILDING_BLOCKS.update(
+    {
+        "AttentionTerm.energy": lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).energy(_nan_tokens()),
+        "AttentionTerm.forces": lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).forces(_nan_tokens())["t"],
+        "AttentionTerm.energy_and_forces": lambda: _tokens(am.AttentionTerm("t", KQ, KQ)).energy_and_forces(
+            _nan_tokens()
+        )[0],
+        "HopfieldTerm.energy": lambda: _tokens(am.HopfieldTerm("t", XI4)).energy(_nan_tokens()),
+        "HopfieldTerm.forces": lambda: _tokens(am.HopfieldTerm("t", XI4)).forces(_nan_tokens())["t"],
+        "HopfieldTerm.energy_and_forces": lambda: _tokens(am.HopfieldTerm("t", XI4)).energy_and_forces(
+            _nan_tokens()
+        )[0],
+        "HopfieldTerm.potential": lambda: _tokens(am.HopfieldTerm("t", XI4)).potential(_nan_tokens()),
+        "AvgPoolSynapse.drive": lambda: _pool().drive("b", poke(torch.randn(3, 2, 4, 4), NAN)),
+        "AvgPoolSynapse.energy": lambda: _pool().energy(
+            {"a": poke(torch.randn(3, 2, 4, 4), NAN), "b": torch.zeros(3, 2, 2, 2)}
+        ),
+        "AvgPoolSynapse.forces": lambda: _pool().forces(
+            {"a": poke(torch.randn(3, 2, 4, 4), NAN), "b": torch.zeros(3, 2, 2, 2)}
+        )["b"],
+        "AvgPoolSynapse.energy_and_forces": lambda: _pool().energy_and_forces(
+            {"a": poke(torch.randn(3, 2, 4, 4), NAN), "b": torch.zeros(3, 2, 2, 2)}
+        )[0],
+        "ManyBodyTerm.respond": lambda: (
+            model_b(M, reduced=True).synapses[0].respond(poke(torch.randn(3, 12), NAN))[0]
+        ),
+        "Network.prepare": lambda: net().prepare(state(torch.full((3, 4), NAN)), {}, {"v": True}).g["v"],
+        "Plan.constant_energy": lambda: (
+            net().prepare(state(torch.full((3, 4), NAN)), {}, {"v": True}).constant_energy()
+        ),
+    }
+)

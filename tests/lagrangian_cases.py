@@ -26,6 +26,7 @@ def all_lagrangians(shape):
         ("LayerNorm", L.LayerNorm(gamma=1.3)),
         ("LayerNorm-bias", L.LayerNorm(gamma=0.7, delta=delta)),
         ("LayerNorm-scalar-bias", L.LayerNorm(gamma=2.0, delta=0.3)),
+        ("LayerNorm-last-dim", L.LayerNorm(gamma=0.9, delta=delta, dim=-1)),
         ("Abs", L.Abs()),
         (
             "Additive-softplus",

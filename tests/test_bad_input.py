@@ -73,6 +73,7 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "EnergyTerm": "abstract base (FunctionTerm, the synapses and ManyBodyTerm are rows)",
     "Synapse": "abstract base (DenseSynapse and ConvSynapse are rows)",
     "ManyBodyTerm": "made by Network.integrate_out (a row)",
+    "Plan": "made by Network.prepare (a building block)",
     "DAMClassifier.to_feedforward": "no input",
 }
 #: Generic methods that take no tensor, whatever the class.

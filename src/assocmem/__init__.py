@@ -30,20 +30,26 @@ from assocmem.lagrangians import (
     Tanh,
 )
 from assocmem.network import (
+    AttentionTerm,
+    AvgPoolSynapse,
     ConvSynapse,
     DenseSynapse,
     EnergyTerm,
     FunctionTerm,
+    HopfieldTerm,
     Layer,
     ManyBodyTerm,
     Network,
     Synapse,
+    spectral_norm,
 )
 from assocmem.version import __version__
 
 __all__ = [
     "Abs",
     "Additive",
+    "AttentionTerm",
+    "AvgPoolSynapse",
     "BinaryDAM",
     "ClassicalHopfield",
     "ConvSynapse",
@@ -53,6 +59,7 @@ __all__ = [
     "Exp",
     "FixedPoint",
     "FunctionTerm",
+    "HopfieldTerm",
     "Identity",
     "KeyValueMemory",
     "Lagrangian",
@@ -86,4 +93,5 @@ __all__ = [
     "relax",
     "retain_freed_memory",
     "retrieve",
+    "spectral_norm",
 ]

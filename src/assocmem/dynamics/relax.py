@@ -89,7 +89,7 @@ def relax(
                     f"integrate anyway"
                 )
     inputs_, clamp_ = network.check(state, inputs, clamp)
-    system = System(network, inputs_, clamp_)
+    system = System(network, network.prepare(state, inputs_, clamp_), clamp_)
 
     ev = system(dict(state), need_energy=True)
     assert ev.energy is not None

@@ -18,12 +18,18 @@ _CONV = {1: TF.conv1d, 2: TF.conv2d, 3: TF.conv3d}
 _CONV_T = {1: TF.conv_transpose1d, 2: TF.conv_transpose2d, 3: TF.conv_transpose3d}
 
 
-def _tuple(value: int | Sequence[int], nd: int, arg: str, minimum: int) -> tuple[int, ...]:
-    vals = (value,) * nd if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+def spatial_tuple(
+    value: int | Sequence[int], nd: int, arg: str, minimum: int, who: str = "ConvSynapse"
+) -> tuple[int, ...]:
+    """One int per spatial dimension (an int is repeated ``nd`` times); each at least ``minimum``."""
+    try:
+        vals = (value,) * nd if isinstance(value, int) and not isinstance(value, bool) else tuple(value)
+    except TypeError:
+        vals = ()
     if len(vals) != nd or not all(
         isinstance(v, int) and not isinstance(v, bool) and v >= minimum for v in vals
     ):
-        raise ValueError(f"ConvSynapse: {arg} must be an int >= {minimum} or {nd} of them, got {value!r}")
+        raise ValueError(f"{who}: {arg} must be an int >= {minimum} or {nd} of them, got {value!r}")
     return vals
 
 
@@ -57,9 +63,9 @@ class ConvSynapse(Synapse):
         register_weight(self, weight, "ConvSynapse", (3, 4, 5))
         nd = self.weight.dim() - 2
         self.nd = nd
-        self.stride = _tuple(stride, nd, "stride", 1)
-        self.padding = _tuple(padding, nd, "padding", 0)
-        self.dilation = _tuple(dilation, nd, "dilation", 1)
+        self.stride = spatial_tuple(stride, nd, "stride", 1)
+        self.padding = spatial_tuple(padding, nd, "padding", 0)
+        self.dilation = spatial_tuple(dilation, nd, "dilation", 1)
         if (
             isinstance(groups, bool)
             or not isinstance(groups, int)
@@ -103,6 +109,7 @@ class ConvSynapse(Synapse):
                 f"ConvSynapse {self.name!r}: layer {self.post!r} has shape {post_shape} but the convolution of layer "
                 f"{self.pre!r} {pre_shape} produces {expected}"
             )
+        super().bind(shapes)
         # The transposed convolution must restore the pre layer's exact size (stride may drop a remainder).
         self.output_padding = tuple(
             size - ((n - 1) * s - 2 * p + d * (k - 1) + 1)

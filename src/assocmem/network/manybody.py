@@ -14,7 +14,7 @@ through the same synapse.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 from torch import Tensor, nn
 
@@ -67,29 +67,54 @@ class ManyBodyTerm(EnergyTerm):
         for s in self.synapses:
             s.bind(full)
 
-    def potential(self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
-        """``u_h = sum_s D_s(g_s) + I_h``: the state the integrated layer would hold, shape ``(batch, *shape)``."""
+    def potential(
+        self,
+        g: Mapping[str, Tensor],
+        inputs: Mapping[str, Tensor] | None = None,
+        synapses: Iterable[Synapse] | None = None,
+        base: Tensor | None = None,
+    ) -> Tensor:
+        """``u_h = sum_s D_s(g_s) + I_h``: the state the integrated layer would hold, shape ``(batch, *shape)``.
+
+        ``synapses`` (default: all) and ``base`` (default: the current ``I_h`` from ``inputs``) let a caller
+        that holds some neighbours fixed add their drives once: ``base`` then carries them and the current.
+        """
         u = None
-        for s in self.synapses:
+        for s in self.synapses if synapses is None else synapses:
             d = s.drive(self.hidden, g[s.other(self.hidden)])
             u = d if u is None else u + d
-        current = None if inputs is None else inputs.get(self.hidden)
-        return u if current is None else u + current
+        if base is None and inputs is not None:
+            base = inputs.get(self.hidden)
+        if base is None:
+            assert u is not None, "a many-body term's potential needs a synapse or a base"
+            return u
+        return base if u is None else u + base
 
     def energy(self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None) -> Tensor:
         return -self.lagrangian(self.potential(g, inputs))
 
-    def energy_and_forces(
-        self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None, need_energy: bool = True
+    def respond(
+        self, u: Tensor, need_energy: bool = True, targets: Collection[str] | None = None
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
-        u = self.potential(g, inputs)
+        """Energy ``-L_h(u)`` and the forces ``D_s^T f(u)`` into the neighbours (those in ``targets``, or all)."""
         f = self.lagrangian.activation(u)
         forces: dict[str, Tensor] = {}
         for s in self.synapses:
             other = s.other(self.hidden)
+            if targets is not None and other not in targets:
+                continue
             d = s.drive(other, f)
             forces[other] = d if other not in forces else forces[other] + d
         return (-self.lagrangian(u) if need_energy else None), forces
+
+    def energy_and_forces(
+        self,
+        g: Mapping[str, Tensor],
+        inputs: Mapping[str, Tensor] | None = None,
+        need_energy: bool = True,
+        targets: Collection[str] | None = None,
+    ) -> tuple[Tensor | None, dict[str, Tensor]]:
+        return self.respond(self.potential(g, inputs), need_energy, targets)
 
     def extra_repr(self) -> str:
         return f"hidden={self.hidden!r}, shape={self.shape}, lagrangian={self.lagrangian!r}"

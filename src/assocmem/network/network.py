@@ -11,7 +11,7 @@ its current); ``-dE/dg_A`` of the Legendre term is ``x_A``. Along every trajecto
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -20,6 +20,7 @@ from assocmem.checks import is_count
 from assocmem.lagrangians.base import sum_features
 from assocmem.network.layer import Layer
 from assocmem.network.manybody import ManyBodyTerm
+from assocmem.network.plan import Plan
 from assocmem.network.state import Clamp, check_clamp, check_inputs, check_state
 from assocmem.network.synapse import Synapse
 from assocmem.network.term import EnergyTerm, check_layer_name
@@ -36,11 +37,15 @@ class Evaluation:
     u: State  #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero)
     energy: Tensor | None  #: per-sample energy, when asked for
     _delta: State | None = None
+    #: zeros for the fully clamped layers (their ``u - x``), shared by every evaluation of a relaxation
+    still: Mapping[str, Tensor] = field(default_factory=dict)
 
     def delta(self) -> State:
         """``u - x = tau dx/dt`` per layer, computed once and shared by every user (update, stop rule)."""
         if self._delta is None:
-            self._delta = {n: self.u[n] - x for n, x in self.state.items()}
+            self._delta = {
+                n: self.still[n] if n in self.still else self.u[n] - x for n, x in self.state.items()
+            }
         return self._delta
 
     def velocity(self, tau: Mapping[str, float]) -> State:
@@ -168,6 +173,20 @@ class Network(nn.Module):
         return self.energy(state, inputs)
 
     # ----------------------------------------------------------------- forces and dynamics
+    def prepare(self, state: Mapping[str, Tensor], inputs: Mapping[str, Tensor], clamp: Clamp) -> Plan:
+        """What a relaxation from ``state`` computes once (see :class:`~assocmem.network.plan.Plan`): the
+        activations of the fully clamped layers, the drives out of them (constant currents) and the terms left
+        to evaluate at every step. Arguments must be pre-checked (see :meth:`check`). The plan is a mapping of
+        the input currents: pass it to :meth:`evaluate` as ``inputs``, at states whose clamped layers hold the
+        values they have in ``state``.
+
+        Example: ``inputs_, clamp_ = net.check(state, None, {"image": True})``;
+        ``plan = net.prepare(state, inputs_, clamp_)``; ``net.evaluate(state, plan, clamp_)``.
+        """
+        if isinstance(inputs, Plan):
+            inputs = inputs.inputs
+        return Plan(self.layers, self.synapses, state, inputs, clamp)
+
     def evaluate(
         self,
         state: Mapping[str, Tensor],
@@ -176,20 +195,42 @@ class Network(nn.Module):
         need_energy: bool = False,
     ) -> Evaluation:
         """One pass: activations, total inputs ``u`` and (optionally) the energy. Arguments must be pre-checked
-        (see :meth:`check`); this is the hot path that :func:`assocmem.relax` calls."""
-        g = {n: layer.activation(state[n]) for n, layer in self.layers.items()}
+        (see :meth:`check`); this is the hot path that :func:`assocmem.relax` calls.
+
+        ``inputs`` may be a :class:`~assocmem.network.plan.Plan` from :meth:`prepare` (what :func:`assocmem.relax`
+        passes): then nothing is recomputed for the fully clamped layers. Plain inputs get a plan made on the
+        spot, so no force into a fully clamped layer is ever computed. A plan made with autograd off is remade
+        when autograd is on, so that the clamped layers' drives carry their graph to the weights.
+        """
+        plan = inputs if isinstance(inputs, Plan) else None
+        if plan is None or (not plan.grad and torch.is_grad_enabled()):
+            plan = self.prepare(state, inputs, clamp)
+        elif clamp is not plan.clamp and any(n not in clamp for n in plan.fixed):
+            raise ValueError(
+                f"evaluate: the plan holds layers {sorted(plan.fixed)} clamped but clamp names {sorted(clamp)}; "
+                f"prepare a plan with the same clamp"
+            )
+        g = {
+            n: plan.g[n] if n in plan.fixed else layer.activation(state[n])
+            for n, layer in self.layers.items()
+        }
         u: State = {}
         energy = None
         if need_energy:
-            energy = sum(layer.legendre(state[n], g[n]) for n, layer in self.layers.items())
-        for term in self.synapses:
-            e, forces = term.energy_and_forces(g, inputs, need_energy)
+            energy = plan.constant_energy()
+            for n in plan.moving:
+                energy = energy + self.layers[n].legendre(state[n], g[n])
+        for step in plan.steps:
+            e, forces = step.run(g, plan.inputs, need_energy)
             for n, f in forces.items():
                 u[n] = f if n not in u else u[n] + f
             if need_energy:
                 energy = energy + e
         for n, x in state.items():
-            current = inputs.get(n)
+            if n in plan.fixed:
+                u[n] = x
+                continue
+            current = plan.currents.get(n)
             if current is not None:
                 u[n] = current.expand_as(x) if n not in u else u[n] + current
                 if need_energy:
@@ -201,7 +242,7 @@ class Network(nn.Module):
                 u[n] = x
             elif mask is not None:
                 u[n] = torch.where(mask, x, u[n])
-        return Evaluation(dict(state), g, u, energy)
+        return Evaluation(dict(state), g, u, energy, still=plan.still)
 
     @property
     def tau(self) -> dict[str, float]:

@@ -9,7 +9,7 @@ directions) is what makes the dynamics descend an energy. A synapse from a layer
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -19,31 +19,38 @@ from assocmem.lagrangians.base import sum_features
 from assocmem.network.term import EnergyTerm, check_layer_name
 
 
-def register_weight(module: nn.Module, weight: Tensor, who: str, dims: tuple[int, ...]) -> None:
-    """Keep ``weight`` as given: an ``nn.Parameter`` is registered as trainable, another tensor as a buffer."""
+def register_weight(
+    module: nn.Module, weight: Tensor, who: str, dims: tuple[int, ...], name: str = "weight"
+) -> None:
+    """Keep ``weight`` as given, under ``name``: an ``nn.Parameter`` is registered as trainable, another tensor
+    as a buffer."""
     if not isinstance(weight, Tensor):
-        raise TypeError(f"{who}: weight must be a torch.Tensor, got {type(weight).__name__}")
+        raise TypeError(f"{who}: {name} must be a torch.Tensor, got {type(weight).__name__}")
     if not weight.is_floating_point():
-        raise TypeError(f"{who}: weight must be a floating-point tensor, got dtype {weight.dtype}")
+        raise TypeError(f"{who}: {name} must be a floating-point tensor, got dtype {weight.dtype}")
     if weight.dim() not in dims:
         raise ValueError(
-            f"{who}: weight must have {' or '.join(map(str, dims))} dimensions, got shape "
+            f"{who}: {name} must have {' or '.join(map(str, dims))} dimensions, got shape "
             f"{tuple(weight.shape)}"
         )
     if weight.numel() == 0:
-        raise ValueError(f"{who}: weight is empty (shape {tuple(weight.shape)})")
+        raise ValueError(f"{who}: {name} is empty (shape {tuple(weight.shape)})")
     if weight.is_meta:
-        raise ValueError(f"{who}: weight is on the meta device (a shape without values)")
+        raise ValueError(f"{who}: {name} is on the meta device (a shape without values)")
     if not bool(torch.isfinite(weight.detach()).all()):
-        raise ValueError(f"{who}: weight contains NaN or infinite entries")
+        raise ValueError(f"{who}: {name} contains NaN or infinite entries")
     if isinstance(weight, nn.Parameter):
-        module.register_parameter("weight", weight)
+        module.register_parameter(name, weight)
     else:
-        module.register_buffer("weight", weight)
+        module.register_buffer(name, weight)
 
 
 class Synapse(EnergyTerm):
-    """Base class of two-body synapses: subclasses implement :meth:`drive` (the linear map and its adjoint)."""
+    """Base class of two-body synapses: subclasses implement :meth:`drive` (the linear map and its adjoint).
+
+    The energy is ``-g_post . drive(post, g_pre)``; the network relies on it being bilinear: the drive out of a
+    fully clamped layer is then a constant input current, computed once per relaxation (:meth:`Network.prepare`).
+    """
 
     kind = "synapse"
 
@@ -54,6 +61,8 @@ class Synapse(EnergyTerm):
         self.post = check_layer_name(post, "post", who)
         self.layers = (pre,) if pre == post else (pre, post)
         self.name = check_layer_name(name, "name", who) if name is not None else f"{pre}->{post}"
+        #: The shapes of ``pre`` and ``post`` (without batch), set when the synapse joins a network.
+        self.shapes: dict[str, tuple[int, ...]] = {}
 
     @property
     def recurrent(self) -> bool:
@@ -68,6 +77,10 @@ class Synapse(EnergyTerm):
             return self.post
         raise KeyError(f"{type(self).__name__} {self.name!r} does not touch layer {target!r}")
 
+    def bind(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        """Record the layer shapes (subclasses check them first, then call this)."""
+        self.shapes = {self.pre: tuple(shapes[self.pre]), self.post: tuple(shapes[self.post])}
+
     def drive(self, target: str, source: Tensor) -> Tensor:
         """The input this synapse sends into layer ``target`` when the other end has activation ``source``."""
         raise NotImplementedError  # pragma: no cover - abstract
@@ -78,13 +91,28 @@ class Synapse(EnergyTerm):
         return 0.5 * e if self.recurrent else e
 
     def energy_and_forces(
-        self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None, need_energy: bool = True
+        self,
+        g: Mapping[str, Tensor],
+        inputs: Mapping[str, Tensor] | None = None,
+        need_energy: bool = True,
+        targets: Collection[str] | None = None,
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
-        to_post = self.drive(self.post, g[self.pre])
-        energy = -sum_features(g[self.post] * to_post) if need_energy else None
-        if self.recurrent:
-            return (None if energy is None else 0.5 * energy), {self.post: to_post}
-        return energy, {self.post: to_post, self.pre: self.drive(self.pre, g[self.post])}
+        forces: dict[str, Tensor] = {}
+        if targets is None or self.post in targets or (need_energy and self.pre not in targets):
+            forces[self.post] = self.drive(self.post, g[self.pre])
+        if not self.recurrent and (targets is None or self.pre in targets):
+            forces[self.pre] = self.drive(self.pre, g[self.post])
+        energy = None
+        if need_energy:  # -g_post . D(g_pre) = -g_pre . D^T(g_post): whichever drive was computed
+            if self.post in forces:
+                energy = -sum_features(g[self.post] * forces[self.post])
+            else:
+                energy = -sum_features(g[self.pre] * forces[self.pre])
+            if self.recurrent:
+                energy = 0.5 * energy
+        if targets is not None and self.post not in targets:
+            forces.pop(self.post, None)
+        return energy, forces
 
 
 class DenseSynapse(Synapse):
@@ -111,7 +139,6 @@ class DenseSynapse(Synapse):
                     f"(its energy is -1/2 g^T W g); got shape {tuple(w.shape)}"
                     + ("" if w.shape[0] != w.shape[1] else " that is not symmetric")
                 )
-        self._shapes: dict[str, tuple[int, ...]] = {}
 
     def bind(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         n_post = int(torch.Size(shapes[self.post]).numel())
@@ -122,7 +149,7 @@ class DenseSynapse(Synapse):
                 f"has {n_post} units and layer {self.pre!r} has {n_pre}; expected shape ({n_post}, {n_pre}) "
                 f"= (post size, pre size)"
             )
-        self._shapes = {self.pre: tuple(shapes[self.pre]), self.post: tuple(shapes[self.post])}
+        super().bind(shapes)
 
     def drive(self, target: str, source: Tensor) -> Tensor:
         flat = source.flatten(1)
@@ -132,7 +159,7 @@ class DenseSynapse(Synapse):
             out = flat @ self.weight
         else:
             raise KeyError(f"DenseSynapse {self.name!r} does not touch layer {target!r}")
-        shape = self._shapes.get(target)
+        shape = self.shapes.get(target)
         return out if shape is None or len(shape) == 1 else out.reshape((out.shape[0], *shape))
 
     def extra_repr(self) -> str:

@@ -16,7 +16,7 @@ with its own parameters or a closed-form force.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 
 import torch
 from torch import Tensor, nn
@@ -58,24 +58,35 @@ class EnergyTerm(nn.Module):
         return self.energy_and_forces(g, inputs, need_energy=False)[1]
 
     def energy_and_forces(
-        self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor] | None = None, need_energy: bool = True
+        self,
+        g: Mapping[str, Tensor],
+        inputs: Mapping[str, Tensor] | None = None,
+        need_energy: bool = True,
+        targets: Collection[str] | None = None,
     ) -> tuple[Tensor | None, dict[str, Tensor]]:
-        """Energy (or None when not needed) and forces together, sharing work. Default: autograd of :meth:`energy`."""
+        """Energy (or None when not needed) and forces together, sharing work. Default: autograd of :meth:`energy`.
+
+        ``targets`` names the layers whose forces are wanted (default: every layer the term names); the others
+        (clamped layers) are not differentiated. An override should accept ``targets`` too; one that does not is
+        still called, and its extra forces are dropped.
+        """
         # The forces keep a graph only when something upstream needs it: a state that requires grad, or any
-        # trainable tensor the energy reaches (the term's parameters or buffers, or a tensor a callable captures).
-        # A graph back to the detached leaves alone would serve nobody and chain every step of a relaxation.
+        # trainable tensor the energy reaches (the term's parameters or buffers, or a tensor a callable captures,
+        # or the activation of a layer held fixed). A graph back to the detached leaves alone would serve nobody
+        # and chain every step of a relaxation.
+        names = self.layers if targets is None else tuple(n for n in self.layers if n in targets)
         grad_mode = torch.is_grad_enabled()
         with torch.enable_grad():
             leaves = {}
-            for name in self.layers:
+            for name in names:
                 t = g[name]
                 leaves[name] = t if (grad_mode and t.requires_grad) else t.detach().requires_grad_(True)
             energy = self.energy({**g, **leaves}, inputs)
             create_graph = grad_mode and (
-                any(g[name].requires_grad for name in self.layers) or reaches_beyond(energy, leaves.values())
+                any(g[name].requires_grad for name in names) or reaches_beyond(energy, leaves.values())
             )
             grads: tuple[Tensor | None, ...] = (None,) * len(leaves)
-            if energy.requires_grad:  # a term may ignore some (or all) of the layers it names
+            if energy.requires_grad and leaves:  # a term may ignore some (or all) of the layers it names
                 grads = torch.autograd.grad(
                     energy.sum(), list(leaves.values()), create_graph=create_graph, allow_unused=True
                 )
@@ -109,6 +120,18 @@ class EnergyTerm(nn.Module):
         ``EnergyTerm.of(lambda g: (g["v"].sum(1) - g["h"].sum(1)) ** 2, "v", "h", name="balance")``.
         """
         return FunctionTerm(fn, *layers, name=name)
+
+
+class LayerTerm(EnergyTerm):
+    """Base class of a term on the activations of one layer: sets ``layer``, ``layers = (layer,)`` and ``name``
+    (default ``"<layer>-<kind>"``, e.g. ``"tokens-attention"``)."""
+
+    def __init__(self, layer: str, name: str | None = None) -> None:
+        super().__init__()
+        who = type(self).__name__
+        self.layer = check_layer_name(layer, "layer", who)
+        self.layers = (layer,)
+        self.name = check_layer_name(name, "name", who) if name is not None else f"{layer}-{self.kind}"
 
 
 def reaches_beyond(output: Tensor, leaves: Iterable[Tensor]) -> bool:
