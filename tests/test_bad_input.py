@@ -24,10 +24,11 @@ import assocmem as am
 from assocmem import checks
 from tests.bad_input_cases import KINDS, NAN, Bad, M, Q, Result, X, layer, nan_out, poke
 from tests.bad_input_floor import BUILDING_BLOCKS, FLOOR
+from tests.bad_input_keyvalue import TABLE as KEYVALUE
 from tests.bad_input_rows import TABLE as ROWS
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR}
+TABLE = {**ROWS, **FLOOR, **KEYVALUE}
 
 PACKAGES = (
     "assocmem",

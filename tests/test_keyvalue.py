@@ -254,7 +254,7 @@ def test_bad_arguments_get_errors_that_name_them():
         mem.write(state, torch.ones(2, 5), y)
     with pytest.raises(ValueError, match="value is required"):
         mem.write(state, x)
-    with pytest.raises(ValueError, match="key contains NaN"):
+    with pytest.raises(ValueError, match="key holds NaN"):
         mem.write(state, torch.full((2, 4), float("nan")), y)
     with pytest.raises(ValueError, match="gate"):
         mem.write(state, x, y, gate=-1.0)
@@ -311,3 +311,23 @@ def test_bad_arguments_of_the_tasks_and_of_meta_learning():
         meta_learn(KeyValueMemory(4, 4), steps=1, lengths=(5, 2))
     with pytest.raises(TypeError, match="threshold"):
         Step("high")
+
+
+def test_value_checks_follow_the_switch_and_name_the_argument():
+    """docs/bad-input.md: NaN in a write's items is refused; with the value checks off it passes (NaN in the state),
+    and the next checked read names the state."""
+    from assocmem import checks
+
+    mem = KeyValueMemory(4, 3)
+    state = mem.init_state(2)
+    bad = torch.ones(2, 4)
+    bad[1, 2] = float("nan")
+    with pytest.raises(
+        ValueError, match=r"KeyValueMemory.write: key holds NaN or Inf \(nan at index \(1, 2\)\)"
+    ):
+        mem.write(state, bad)
+    with checks.value_checks(False):
+        poisoned = mem.write(state, bad)
+        assert torch.isnan(mem.read(poisoned, torch.ones(2, 4))).any()
+    with pytest.raises(ValueError, match=r"state\.keys holds NaN"):
+        mem.read(poisoned, torch.ones(2, 4))

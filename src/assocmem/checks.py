@@ -33,7 +33,7 @@ def positive_float(value: object, name: str, who: str) -> float:
     """A strictly positive, finite scalar hyper-parameter as a float; otherwise an error naming ``who`` and ``name``."""
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor on the meta device has no value
         raise TypeError(f"{who}: {name} must be a positive number, got {value!r}") from None
     if not (v > 0 and math.isfinite(v)):
         raise ValueError(f"{who}: {name} must be a positive finite number, got {value!r}")

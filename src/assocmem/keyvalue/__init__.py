@@ -10,11 +10,12 @@ step of the library's three-layer network with the hidden layer integrated out (
 """
 
 from assocmem.keyvalue import baselines, tasks
-from assocmem.keyvalue.memory import VALUE_RULES, KeyValueMemory, MemoryState
+from assocmem.keyvalue.memory import VALUE_RULES, KeyValueMemory
 from assocmem.keyvalue.meta import MetaLearning, meta_learn, update_angles
 from assocmem.keyvalue.plasticity import COEFFICIENTS, DESIGNED, PlasticityRule
 from assocmem.keyvalue.preset import key_value_network
 from assocmem.keyvalue.readout import READOUTS, Max, Step, readout_lagrangian
+from assocmem.keyvalue.state import MemoryState
 from assocmem.keyvalue.third_factor import LOCAL_FACTORS, random_factor, sequential_factor
 
 __all__ = [

@@ -18,46 +18,35 @@ returns a new state (writes are pure functions, so meta-learning differentiates 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
 
 import torch
 from torch import Tensor, nn
 
-from assocmem.checks import is_count, positive_float
+from assocmem.checks import (
+    Guard,
+    guard,
+    is_count,
+    nonfinite_error,
+    positive_float,
+    require_like,
+    require_tensor,
+)
 from assocmem.keyvalue.plasticity import PlasticityRule
 from assocmem.keyvalue.readout import READOUTS, readout_lagrangian
+from assocmem.keyvalue.state import (
+    MemoryState,
+    check_gate,
+    check_items,
+    check_rule,
+    check_state,
+    defer_finite,
+)
 from assocmem.keyvalue.third_factor import LOCAL_FACTORS, random_factor, sequential_factor
 
 #: How the value synapses forget: ``"local"`` (section 2.3: the slot's local factor clears it) or ``"passive"``
 #: (section 3.2: every value synapse decays by ``lambda~`` at each storage).
 VALUE_RULES = ("local", "passive")
-
-
-@dataclass(frozen=True)
-class MemoryState:
-    """The synapses of a batch of independent memories.
-
-    ``keys`` (B, N, d): ``K``; ``values`` (B, m, N): ``V``; ``steps`` (B,) int64: the time steps each memory has
-    seen (the sequential third factor's turn is ``steps mod N``).
-    """
-
-    keys: Tensor
-    values: Tensor
-    steps: Tensor
-
-    @property
-    def batch(self) -> int:
-        return self.keys.shape[0]
-
-
-def _tensor(x: object, name: str, who: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{who}: {name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{who}: {name} must be a floating-point tensor, got dtype {x.dtype}")
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError(f"{who}: {name} contains NaN or infinite entries")
-    return x
 
 
 class KeyValueMemory(nn.Module):
@@ -106,8 +95,15 @@ class KeyValueMemory(nn.Module):
             raise ValueError(f"{who}: local_factor must be one of {LOCAL_FACTORS}, got {local_factor!r}")
         if value_rule not in VALUE_RULES:
             raise ValueError(f"{who}: value_rule must be one of {VALUE_RULES}, got {value_rule!r}")
-        if readout == "softmax":
-            positive_float(beta, "beta", who)
+        positive_float(beta, "beta", who)
+        if (
+            isinstance(threshold, bool)
+            or not isinstance(threshold, int | float)
+            or not math.isfinite(threshold)
+        ):
+            raise ValueError(
+                f"{who}: threshold (of the step read-out) must be a finite number, got {threshold!r}"
+            )
         if p is None:
             p = min(1.0, 4.0 / slots)
         p = positive_float(p, "p", who)
@@ -127,9 +123,18 @@ class KeyValueMemory(nn.Module):
     def init_state(
         self, batch: int, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
     ) -> MemoryState:
-        """``batch`` empty memories (``K = 0``, ``V = 0``, no step seen), float32 unless ``dtype`` is given."""
-        if not is_count(batch):
-            raise ValueError(f"KeyValueMemory.init_state: batch must be an integer >= 1, got {batch!r}")
+        """``batch`` empty memories (``K = 0``, ``V = 0``, no step seen), float32 unless ``dtype`` is given.
+
+        ``batch = 0`` is an empty batch (every read of it is empty, docs/bad-input.md)."""
+        who = "KeyValueMemory.init_state"
+        if not is_count(batch, 0):
+            raise ValueError(f"{who}: batch must be an integer >= 0, got {batch!r}")
+        if dtype is not None and not (isinstance(dtype, torch.dtype) and dtype.is_floating_point):
+            raise TypeError(f"{who}: dtype must be a floating point torch.dtype or None, got {dtype!r}")
+        if device is not None and torch.device(device).type == "meta":
+            raise ValueError(
+                f"{who}: device is meta (shapes without values); a memory state needs a real device"
+            )
         dtype = dtype or torch.get_default_dtype()
         return MemoryState(
             torch.zeros(batch, self.slots, self.key_size, dtype=dtype, device=device),
@@ -137,72 +142,79 @@ class KeyValueMemory(nn.Module):
             torch.zeros(batch, dtype=torch.int64, device=device),
         )
 
-    def _check_state(self, state: object, who: str) -> MemoryState:
-        if not isinstance(state, MemoryState):
-            raise TypeError(
-                f"{who}: state must be a MemoryState (from init_state), got {type(state).__name__}"
-            )
-        b = state.keys.shape[0]
-        want = {"keys": (b, self.slots, self.key_size), "values": (b, self.value_size, self.slots)}
-        for name, shape in want.items():
-            got = tuple(getattr(state, name).shape)
-            if got != shape:
-                raise ValueError(f"{who}: state.{name} has shape {got}, expected {shape} for this memory")
-        return state
-
-    def _check_items(
-        self, state: MemoryState, tensor: object, name: str, width: int, who: str, seq: bool
-    ) -> Tensor:
-        x = _tensor(tensor, name, who)
-        b = state.batch
-        shape = (b, "T", width) if seq else (b, width)
-        if x.dim() != len(shape) or x.shape[0] != b or x.shape[-1] != width:
-            raise ValueError(f"{who}: {name} must have shape {shape}, got {tuple(x.shape)}")
-        if x.dtype != state.keys.dtype or x.device != state.keys.device:
-            raise TypeError(
-                f"{who}: {name} is {x.dtype} on {x.device} but the memory state is {state.keys.dtype} on "
-                f"{state.keys.device}; convert one of them with .to()"
-            )
-        return x
-
-    def _check_gate(self, gate: object, state: MemoryState, lead: tuple[int, ...], who: str) -> Tensor:
-        like = state.keys
-        if gate is None:
-            return torch.ones(lead, dtype=like.dtype, device=like.device)
-        name = "gate" if len(lead) == 1 else "gates"
-        try:
-            q = torch.as_tensor(gate, dtype=like.dtype, device=like.device)
-        except (TypeError, ValueError, RuntimeError):
-            raise TypeError(
-                f"{who}: {name} must be a number or a tensor, got {type(gate).__name__}"
-            ) from None
-        if not bool(torch.isfinite(q).all()) or bool((q < 0).any()):
-            raise ValueError(f"{who}: {name} (the global third factor q) must be finite and >= 0")
-        # a tensor has one entry per memory (and per item): no trailing-dimension broadcasting, which would
-        # silently read a (B,) tensor as (T,) when B == T
-        if q.dim() not in (0, len(lead)) or any(s not in (1, n) for s, n in zip(q.shape, lead, strict=False)):
-            raise ValueError(
-                f"{who}: {name} must be a number or a tensor of shape {lead} (or with 1 for a shared entry), "
-                f"got shape {tuple(q.shape)}"
-            )
-        return q.expand(lead)
-
     # ----------------------------------------------------------------- reading
-    def hidden(self, keys: Tensor, queries: Tensor) -> Tensor:
-        """``f(K x)`` for a batch of key matrices (B, N, d) and queries (B, L, d): the slots' activity (B, L, N)."""
+    def _hidden(self, keys: Tensor, queries: Tensor) -> tuple[Tensor, Tensor]:
+        """The scores ``K x`` and the slots' activity ``f(K x)``, both (B, L, N); no checks."""
         scores = torch.matmul(queries, keys.transpose(-1, -2))
         b, n_q, n = scores.shape
-        return self.lagrangian.activation(scores.reshape(b * n_q, n)).reshape(b, n_q, n)
+        return scores, self.lagrangian.activation(scores.reshape(b * n_q, n)).reshape(b, n_q, n)
+
+    def _read(
+        self,
+        keys: Tensor,
+        values: Tensor | None,
+        x: Tensor,
+        names: tuple[str, str],
+        who: str,
+        g: Guard | None,
+    ) -> Tensor:
+        """``V f(K x)`` (or ``f(K x)`` without ``values``), queueing the check that the scores ``K x`` are finite:
+        the hard max and the step read-outs turn NaN into an ordinary-looking activity, so the result alone would
+        not show a NaN in the queries or the keys."""
+        scores, h = self._hidden(keys, x)
+        if g is not None:
+            suspects = [(names[0], x), (names[1], keys)]
+            overflow = f"the scores K x overflowed {x.dtype}"
+            g.defer(~torch.isfinite(scores.detach()), lambda: nonfinite_error(who, suspects, overflow))
+        return h if values is None else torch.matmul(h, values.transpose(-1, -2))
+
+    def hidden(self, keys: Tensor, queries: Tensor) -> Tensor:
+        """``f(K x)`` for a batch of key matrices (B, N, d) and queries (B, L, d): the slots' activity (B, L, N)."""
+        who = "KeyValueMemory.hidden"
+        keys = require_tensor(keys, "keys", who)
+        queries = require_tensor(queries, "queries", who)
+        if keys.dim() != 3 or keys.shape[1] == 0 or keys.shape[2] == 0:
+            raise ValueError(f"{who}: keys must have shape (B, N, d) with N, d > 0, got {tuple(keys.shape)}")
+        if queries.dim() != 3 or queries.shape[0] != keys.shape[0] or queries.shape[2] != keys.shape[2]:
+            raise ValueError(
+                f"{who}: queries must have shape ({keys.shape[0]}, L, {keys.shape[2]}) (the keys' B and d), "
+                f"got {tuple(queries.shape)}"
+            )
+        require_like(queries, "queries", keys, "keys", who)
+        with guard() as g:
+            h = self._read(keys, None, queries, ("queries", "keys"), who, g)
+            if g is not None:
+                g.check()
+        return h
+
+    def _read_checked(
+        self, state: object, queries: object, who: str, g: Guard | None, name: str = "queries"
+    ) -> tuple[Tensor, Tensor]:
+        """The checked read-out: ``(queries, V f(K x~))`` in the queries' shape; ``name``: the queries' name."""
+        state = check_state(state, self.slots, self.key_size, self.value_size, who)
+        single = isinstance(queries, Tensor) and queries.dim() == 2
+        x = check_items(state, queries, name, self.key_size, who, seq=not single)
+        out = self._read(
+            state.keys, state.values, x.unsqueeze(1) if single else x, (name, "state.keys"), who, g
+        )
+        return x, out.squeeze(1) if single else out
+
+    def _result(self, g: Guard | None, who: str, out: Tensor, suspects: list[tuple[str, object]]) -> None:
+        if g is not None:
+            overflow = f"the read-out V f(K x) overflowed {out.dtype}"
+            g.result(out, lambda: nonfinite_error(who, suspects, overflow))
 
     def read(self, state: MemoryState, queries: Tensor) -> Tensor:
-        """One-step read-out ``y~ = V f(K x~)``: queries (B, d) -> (B, m), or (B, L, d) -> (B, L, m)."""
+        """One-step read-out ``y~ = V f(K x~)``: queries (B, d) -> (B, m), or (B, L, d) -> (B, L, m).
+
+        NaN or Inf in the queries or in the state is an error naming it (docs/bad-input.md)."""
         who = "KeyValueMemory.read"
-        state = self._check_state(state, who)
-        single = isinstance(queries, Tensor) and queries.dim() == 2
-        x = self._check_items(state, queries, "queries", self.key_size, who, seq=not single)
-        x = x.unsqueeze(1) if single else x
-        out = torch.matmul(self.hidden(state.keys, x), state.values.transpose(-1, -2))
-        return out.squeeze(1) if single else out
+        with guard() as g:
+            x, out = self._read_checked(state, queries, who, g)
+            self._result(
+                g, who, out, [("queries", x), ("state.keys", state.keys), ("state.values", state.values)]
+            )
+        return out
 
     def novelty(self, state: MemoryState, key: Tensor, value: Tensor | None = None) -> Tensor:
         """The fraction of the value's entries whose sign the memory gets wrong when cued with ``key``, (B,).
@@ -210,12 +222,29 @@ class KeyValueMemory(nn.Module):
         A candidate for the global factor (the paper lets novelty control ``q_t`` without giving a formula):
         ``q = (memory.novelty(state, x, y) > 0.1).float()`` stores only what the memory does not already know.
         """
-        y = key if value is None else value
-        out = self.read(state, key)
-        y = self._check_items(state, y, "value", self.value_size, "KeyValueMemory.novelty", seq=False)
+        who = "KeyValueMemory.novelty"
+        state, x, y = self._check_item(state, key, value, who)
+        with guard() as g:
+            if value is not None:
+                defer_finite(g, who, "value", y)
+            _, out = self._read_checked(state, x, who, g, "key")
+            self._result(
+                g, who, out, [("key", x), ("state.keys", state.keys), ("state.values", state.values)]
+            )
         return (torch.sign(out) != torch.sign(y)).to(out.dtype).mean(dim=1)
 
     # ----------------------------------------------------------------- writing
+    def _check_item(
+        self, state: object, key: object, value: object, who: str
+    ) -> tuple[MemoryState, Tensor, Tensor]:
+        """One item per memory: the state, ``key`` (B, d) and ``value`` (B, m) (the key when ``None``)."""
+        state = check_state(state, self.slots, self.key_size, self.value_size, who)
+        x = check_items(state, key, "key", self.key_size, who, seq=False)
+        if value is None and self.value_size != self.key_size:
+            raise ValueError(f"{who}: value is required when value_size ({self.value_size}) != key_size")
+        y = x if value is None else check_items(state, value, "value", self.value_size, who, seq=False)
+        return state, x, y
+
     def _write(
         self, state: MemoryState, x: Tensor, y: Tensor, q: Tensor, generator: torch.Generator | None
     ) -> MemoryState:
@@ -227,12 +256,12 @@ class KeyValueMemory(nn.Module):
         else:
             gamma = random_factor(state.batch, self.slots, self.p, K, generator)
         xs = x.unsqueeze(1)
-        h = self.hidden(K, xs).squeeze(1)
+        h = self._hidden(K, xs)[1].squeeze(1)
         eta_k = (q.unsqueeze(1) * gamma * r["key_rate"]).unsqueeze(2)  # (B, N, 1)
         post = r["key_post"][0] * h + r["key_post"][1]
         pre = r["key_pre"][0] * x + r["key_pre"][1]
         K = K + eta_k * (post.unsqueeze(2) * pre.unsqueeze(1) - K)
-        h_new = self.hidden(K, xs).squeeze(1)
+        h_new = self._hidden(K, xs)[1].squeeze(1)
         hebb = (r["value_post"][0] * y + r["value_post"][1]).unsqueeze(2) * (
             r["value_pre"][0] * h_new + r["value_pre"][1]
         ).unsqueeze(1)  # (B, m, N)
@@ -257,16 +286,50 @@ class KeyValueMemory(nn.Module):
 
         ``gate`` is a number or a (B,) tensor (default 1). With ``q = 0`` nothing is stored, but the time step
         still counts (the sequential factor's turn moves on, as in the paper's continual task). ``generator``
-        drives the random local factor. Returns the new state; ``state`` is unchanged.
+        drives the random local factor. Returns the new state; ``state`` is unchanged. NaN or Inf in ``key``,
+        ``value`` or ``gate`` is an error; a state holding them (from a rule holding them) is refused when read
+        (docs/bad-input.md).
         """
         who = "KeyValueMemory.write"
-        state = self._check_state(state, who)
-        x = self._check_items(state, key, "key", self.key_size, who, seq=False)
-        if value is None and self.value_size != self.key_size:
-            raise ValueError(f"{who}: value is required when value_size ({self.value_size}) != key_size")
-        y = x if value is None else self._check_items(state, value, "value", self.value_size, who, seq=False)
-        q = self._check_gate(gate, state, (state.batch,), who)
+        state, x, y = self._check_item(state, key, value, who)
+        with guard() as g:
+            q = check_gate(gate, state, (state.batch,), who, g)
+            check_rule(self.rule, who)
+            defer_finite(g, who, "key", x)
+            if value is not None:
+                defer_finite(g, who, "value", y)
+            if g is not None:
+                g.check()
         return self._write(state, x, y, q, generator)
+
+    def _store(
+        self,
+        state: object,
+        keys: object,
+        values: object,
+        gates: object,
+        generator: object,
+        who: str,
+        g: Guard | None,
+        early: bool = True,
+    ) -> MemoryState:
+        state = check_state(state, self.slots, self.key_size, self.value_size, who)
+        x = check_items(state, keys, "keys", self.key_size, who, seq=True)
+        if values is None and self.value_size != self.key_size:
+            raise ValueError(f"{who}: values are required when value_size ({self.value_size}) != key_size")
+        y = x if values is None else check_items(state, values, "values", self.value_size, who, seq=True)
+        if y.shape[1] != x.shape[1]:
+            raise ValueError(f"{who}: keys hold {x.shape[1]} items per memory but values hold {y.shape[1]}")
+        q = check_gate(gates, state, (state.batch, x.shape[1]), who, g)
+        check_rule(self.rule, who)
+        defer_finite(g, who, "keys", x)
+        if values is not None:
+            defer_finite(g, who, "values", y)
+        if g is not None and early:
+            g.check()  # before the writes: a bad item is refused before any work (one wait)
+        for t in range(x.shape[1]):
+            state = self._write(state, x[:, t], y[:, t], q[:, t], generator)
+        return state
 
     def store(
         self,
@@ -278,23 +341,10 @@ class KeyValueMemory(nn.Module):
         generator: torch.Generator | None = None,
     ) -> MemoryState:
         """Write a sequence of items, one time step each: ``keys`` (B, T, d), ``values`` (B, T, m), ``gates``
-        broadcastable to (B, T) (default 1). The arguments are checked once; returns the final state."""
-        who = "KeyValueMemory.store"
-        state = self._check_state(state, who)
-        x = self._check_items(state, keys, "keys", self.key_size, who, seq=True)
-        if values is None and self.value_size != self.key_size:
-            raise ValueError(f"{who}: values are required when value_size ({self.value_size}) != key_size")
-        y = (
-            x
-            if values is None
-            else self._check_items(state, values, "values", self.value_size, who, seq=True)
-        )
-        if y.shape[1] != x.shape[1]:
-            raise ValueError(f"{who}: keys hold {x.shape[1]} items per memory but values hold {y.shape[1]}")
-        q = self._check_gate(gates, state, (state.batch, x.shape[1]), who)
-        for t in range(x.shape[1]):
-            state = self._write(state, x[:, t], y[:, t], q[:, t], generator)
-        return state
+        broadcastable to (B, T) (default 1). The arguments are checked once (as in :meth:`write`); returns the
+        final state (``state`` itself for ``T = 0``)."""
+        with guard() as g:
+            return self._store(state, keys, values, gates, generator, "KeyValueMemory.store", g)
 
     def forward(
         self,
@@ -307,13 +357,19 @@ class KeyValueMemory(nn.Module):
     ) -> Tensor:
         """The write-then-read episode: store ``keys``/``values`` (B, T, ·) into empty memories, then read the
         ``queries`` (B, L, d); returns (B, L, m). Differentiable in the rule's parameters."""
-        if not isinstance(keys, Tensor) or keys.dim() != 3:
-            raise ValueError(
-                f"KeyValueMemory: keys must be a (batch, T, d) tensor, got {getattr(keys, 'shape', type(keys))}"
-            )
+        who = "KeyValueMemory"
+        keys = require_tensor(keys, "keys", who)
+        if keys.dim() != 3:
+            raise ValueError(f"{who}: keys must have shape (batch, T, d), got {tuple(keys.shape)}")
         state = self.init_state(keys.shape[0], dtype=keys.dtype, device=keys.device)
-        state = self.store(state, keys, values, gates, generator=generator)
-        return self.read(state, queries)
+        with guard() as g:
+            state = self._store(
+                state, keys, values, gates, generator, who, g, early=False
+            )  # one wait: the result's
+            x, out = self._read_checked(state, queries, who, g)
+            suspects = [("queries", x), ("keys", keys), ("values", values), ("rule", self.rule)]
+            self._result(g, who, out, suspects)
+        return out
 
     def extra_repr(self) -> str:
         factor = self.local_factor + (f"(p={self.p:g})" if self.local_factor == "random" else "")

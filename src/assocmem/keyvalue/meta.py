@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from assocmem.checks import is_count, positive_float
+from assocmem.checks import is_count, is_fraction, positive_float, where_not_finite
 from assocmem.keyvalue.memory import KeyValueMemory
 from assocmem.keyvalue.tasks import occlude, random_patterns, sign_accuracy
 
@@ -81,9 +81,24 @@ def meta_learn(
         if not is_count(v):
             raise ValueError(f"meta_learn: {name} must be an integer >= 1, got {v!r}")
     n = memory.slots
-    low, high = lengths if lengths is not None else (max(1, n // 2), 2 * n)
-    if not (is_count(low) and is_count(high) and low <= high):
+    pair = lengths if lengths is not None else (max(1, n // 2), 2 * n)
+    if not (isinstance(pair, tuple | list) and len(pair) == 2 and all(is_count(v) for v in pair)) or (
+        pair[0] > pair[1]
+    ):
         raise ValueError(f"meta_learn: lengths must be two integers 1 <= low <= high, got {lengths!r}")
+    low, high = pair
+    if not is_fraction(fraction):
+        raise ValueError(
+            f"meta_learn: fraction (of each cue's entries hidden) must be in [0, 1], got {fraction!r}"
+        )
+    for name, p in memory.rule.named_parameters():
+        if p.is_meta:
+            raise ValueError(f"meta_learn: memory.rule.{name} is on the meta device (a shape without values)")
+        found = where_not_finite(p.detach())
+        if found is not None:
+            raise ValueError(
+                f"meta_learn: memory.rule.{name} holds NaN or Inf ({found}); start from a finite rule"
+            )
     if memory.value_size != memory.key_size:
         raise ValueError(
             "meta_learn: the episodes are autoassociative; the memory needs value_size == key_size"

@@ -36,6 +36,12 @@ COEFFICIENTS = ("hebbian", "pre", "post", "constant")
 
 
 def _pair(value: object, name: str) -> Tensor:
+    if isinstance(value, Tensor) and value.is_meta:
+        raise ValueError(f"PlasticityRule: {name} is on the meta device (a shape without values)")
+    if isinstance(value, Tensor) and (value.dtype == torch.bool or value.is_complex()):
+        raise TypeError(f"PlasticityRule: {name} must hold real numbers, got dtype {value.dtype}")
+    if not isinstance(value, Tensor) and any(isinstance(v, bool) for v in _items(value)):
+        raise TypeError(f"PlasticityRule: {name} must hold numbers, not bools, got {value!r}")
     try:
         t = torch.as_tensor(value, dtype=torch.get_default_dtype()).detach().clone()
     except (TypeError, ValueError, RuntimeError):
@@ -45,15 +51,24 @@ def _pair(value: object, name: str) -> Tensor:
     return t
 
 
-def _scalar(value: object, name: str, low: float = -math.inf, high: float = math.inf) -> Tensor:
+def _items(value: object) -> list[object]:
     try:
+        return list(value)  # type: ignore[call-overload]
+    except TypeError:
+        return [value]
+
+
+def _scalar(
+    value: object, name: str, low: float = -math.inf, high: float = math.inf, who: str = "PlasticityRule"
+) -> Tensor:
+    try:
+        if isinstance(value, bool):
+            raise TypeError
         v = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise TypeError(f"PlasticityRule: {name} must be a number, got {value!r}") from None
+    except (TypeError, ValueError, RuntimeError):  # RuntimeError: a tensor on the meta device has no value
+        raise TypeError(f"{who}: {name} must be a number, got {value!r}") from None
     if not (math.isfinite(v) and low <= v <= high):
-        raise ValueError(
-            f"PlasticityRule: {name} must be a finite number in [{low:g}, {high:g}], got {value!r}"
-        )
+        raise ValueError(f"{who}: {name} must be a finite number in [{low:g}, {high:g}], got {value!r}")
     return torch.tensor(v)
 
 
@@ -90,6 +105,10 @@ class PlasticityRule(nn.Module):
     @classmethod
     def uniform(cls, value: float, rate: float = 0.5, decay: float = 0.95) -> PlasticityRule:
         """Every slope and offset ``value`` (a start that prefers no rule), both rates ``rate``, decay ``decay``."""
+        who = "PlasticityRule.uniform"
+        value = float(_scalar(value, "value", who=who))
+        _scalar(rate, "rate", who=who)
+        _scalar(decay, "decay", 0.0, 1.0, who=who)
         pair = (value, value)
         return cls(pair, pair, pair, pair, key_rate=rate, value_rate=rate, value_decay=decay)
 
@@ -113,8 +132,15 @@ class PlasticityRule(nn.Module):
         """Angle in degrees between each learned rule's coefficients and the designed rule's (0 = the same rule).
 
         Keys ``"key"`` and ``"value"``. A rule whose coefficients are all zero (it stores nothing) is 90 degrees
-        from everything.
+        from everything. A rule holding NaN or Inf (a training run that diverged) is an error naming the parameter.
         """
+        for name, p in self.named_parameters():
+            if p.is_meta:
+                raise ValueError(
+                    f"PlasticityRule.distance: {name} is on the meta device (a shape without values)"
+                )
+            if not bool(torch.isfinite(p.detach()).all()):
+                raise ValueError(f"PlasticityRule.distance: {name} holds NaN or Inf ({p.detach().tolist()})")
         out = {}
         for synapse, designed in DESIGNED.items():
             c = self.coefficients(synapse).detach().double()

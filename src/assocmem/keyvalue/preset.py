@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from assocmem.checks import positive_float, require_like, require_tensor, where_not_finite
 from assocmem.lagrangians import Identity, Lagrangian
 from assocmem.network import DenseSynapse, Layer, Network
 
@@ -39,14 +40,28 @@ def key_value_network(
     ``network.integrate_out("h")`` is the reduced network whose one Euler step from ``y = 0`` with ``x`` clamped
     is the read-out (module docstring).
     """
-    if not isinstance(keys, Tensor) or not isinstance(values, Tensor) or keys.dim() != 2 or values.dim() != 2:
-        raise ValueError("key_value_network: keys must be a (N, d) tensor and values a (m, N) tensor")
+    who = "key_value_network"
+    keys = require_tensor(keys, "keys", who)
+    values = require_tensor(values, "values", who)
+    if keys.dim() != 2 or keys.numel() == 0:
+        raise ValueError(f"{who}: keys must have shape (N, d) with N, d > 0, got {tuple(keys.shape)}")
     n, d = keys.shape
-    m, n_v = values.shape
-    if n_v != n:
+    if values.dim() != 2 or values.shape[1] != n or values.shape[0] == 0:
         raise ValueError(
-            f"key_value_network: values must have shape (m, N) with N = {n} (the keys' rows), got {tuple(values.shape)}"
+            f"{who}: values must have shape (m, N) with m > 0 and N = {n} (the keys' rows), got {tuple(values.shape)}"
         )
+    require_like(values, "values", keys, "keys", who)
+    if not isinstance(lagrangian, Lagrangian):
+        raise TypeError(
+            f"{who}: lagrangian must be a Lagrangian (the hidden layer's), got {type(lagrangian).__name__}"
+        )
+    for name, t in (("keys", keys), ("values", values)):  # the network's weights: scanned once, here
+        found = where_not_finite(t.detach())
+        if found is not None:
+            raise ValueError(f"{who}: {name} holds NaN or Inf ({found}); every value must be finite")
+    m = values.shape[0]
+    tau_hidden = positive_float(tau_hidden, "tau_hidden", who)
+    tau_output = positive_float(tau_output, "tau_output", who)
     layers = {
         INPUT: Layer(d, Identity()),
         HIDDEN: Layer(n, lagrangian, tau=tau_hidden),
