@@ -93,11 +93,14 @@ def test_gradients_match_finite_differences(name, mode):
 
 def _saved_bytes(fn):
     """Bytes of the tensors autograd saves for the backward pass while ``fn`` runs."""
-    total = 0
+    total, seen = 0, set()
 
-    def pack(t):
+    def pack(t):  # every storage once: the weights are saved by every step
         nonlocal total
-        total += t.numel() * t.element_size()
+        key = t.untyped_storage().data_ptr()
+        if key not in seen:
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
@@ -161,3 +164,29 @@ def test_gradient_modes_and_their_graphs():
     with pytest.raises(ValueError, match="Implicit: solver must be one of"):
         Implicit(solver="bicgstab")
     assert implicit.states["h"].dtype == F64
+
+
+def test_at_a_saddle_conjugate_gradients_hand_over_to_gmres():
+    """A Tanh layer with self-coupling 2 (stronger than its decay) has an unstable fixed point at zero; started
+    there, it stays. The energy's Hessian is indefinite, so CG meets negative curvature and GMRES takes over; the
+    gradient is still the derivative of the fixed point, dx*/dv = (1 - W_hh)^-1 W_vh (tanh'(0) = 1)."""
+    gen = torch.Generator().manual_seed(2)
+    a = torch.randn(3, 3, generator=gen, dtype=F64)
+    w_hh = 2.0 * torch.eye(3, dtype=F64) + 0.1 * (a + a.T)
+    w_vh = torch.randn(3, 4, generator=gen, dtype=F64)
+    v = torch.zeros(1, 4, dtype=F64, requires_grad=True)
+    net = am.Network(
+        {"v": am.Layer(4, am.Identity()), "h": am.Layer(3, am.Tanh())},
+        [am.DenseSynapse("v", "h", w_vh), am.DenseSynapse("h", "h", w_hh, name="self")],
+    )
+    c = torch.randn(3, generator=gen, dtype=F64)
+    traj = am.relax(net, {"v": v, "h": torch.zeros(1, 3, dtype=F64)}, clamp={"v": True}, gradient="implicit")
+    assert traj.converged.all() and torch.equal(traj.states["h"].detach(), torch.zeros(1, 3, dtype=F64))
+    (grad,) = torch.autograd.grad((traj.states["h"] @ c).sum(), v)
+    expected = w_vh.T @ torch.linalg.solve(torch.eye(3, dtype=F64) - w_hh, c)
+    torch.testing.assert_close(grad[0], expected, rtol=1e-5, atol=1e-8)
+    traj = am.relax(
+        net, {"v": v, "h": torch.zeros(1, 3, dtype=F64)}, clamp={"v": True}, gradient=Implicit(solver="cg")
+    )
+    with pytest.raises(ConvergenceError, match="non-positive curvature"):
+        torch.autograd.grad((traj.states["h"] @ c).sum(), v)

@@ -9,7 +9,16 @@ network (docs/reference.md §1-2).
 from assocmem import engines, lagrangians, models, nn
 from assocmem.allocator import retain_freed_memory
 from assocmem.classifier import DAMClassifier
-from assocmem.dynamics import FixedPoint, Trajectory, relax
+from assocmem.dynamics import (
+    ConvergenceError,
+    CouplingBound,
+    DivergenceError,
+    FixedPoint,
+    Implicit,
+    Trajectory,
+    bounded_below,
+    relax,
+)
 from assocmem.engines import BinaryDAM, ClassicalHopfield, Recall, Retrieval, retrieve
 from assocmem.laboratory import overlap
 from assocmem.lagrangians import (
@@ -46,13 +55,17 @@ __all__ = [
     "BinaryDAM",
     "ClassicalHopfield",
     "ConvSynapse",
+    "ConvergenceError",
+    "CouplingBound",
     "DAMClassifier",
     "DenseSynapse",
+    "DivergenceError",
     "EnergyTerm",
     "Exp",
     "FixedPoint",
     "FunctionTerm",
     "Identity",
+    "Implicit",
     "Lagrangian",
     "Layer",
     "LayerNorm",
@@ -71,6 +84,7 @@ __all__ = [
     "Tanh",
     "Trajectory",
     "__version__",
+    "bounded_below",
     "engines",
     "lagrangians",
     "models",

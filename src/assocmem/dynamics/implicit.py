@@ -198,18 +198,28 @@ class Adjoint:
         tol, budget = self.options.tol, self.options.max_steps
         goal = tol * norm_b
         w = [torch.zeros_like(t) for t in b]
-        residual, solver, used, breakdown = b, self.solver, 0, None
-        while True:
+        residual, solver, used, breakdown, stalled = b, self.solver, 0, None, False
+        worst = None
+        while True:  # solve, then refine with the true residual until it meets the goal
             size = dot(residual, residual).sqrt()
-            if not bool((size > goal).any()) or used >= budget:
+            failing = size > goal
+            if not bool(failing.any()) or used >= budget:
                 break
+            now = float((size / norm_b.clamp_min(torch.finfo(size.dtype).tiny))[failing].max())
+            if worst is not None and now > 0.5 * worst:  # a round that does not halve it: rounding stops it
+                stalled = True
+                break
+            worst = now
             if solver == "cg":  # the correction is r + M y with (M + M H M) y = J^T r, all on the free units
                 rhs = [s - t for s, t in zip(residual, plain(residual), strict=True)]
                 sol = cg(lambda y: plain(hessian(y)), rhs, goal, budget - used - 1)
                 step = [s + t for s, t in zip(residual, hessian(sol.x), strict=True)]
                 used += sol.products + 2
                 if bool(sol.breakdown.any()):
-                    breakdown, solver = sol.breakdown, "gmres"
+                    breakdown = sol.breakdown
+                    if self.options.solver != "auto":
+                        break
+                    solver, worst = "gmres", None  # GMRES gets a round of its own
             else:
                 sol = gmres(plain, residual, goal, budget - used)
                 step, used = sol.x, used + sol.products
@@ -226,6 +236,10 @@ class Adjoint:
                 else f"; conjugate gradients met non-positive curvature for {int(breakdown.sum())} sample(s) (the "
                 f"fixed point is not a minimum of the energy there)"
             )
+            if stalled:
+                saddle += (
+                    f"; it stalled: rounding in {size.dtype} stops it there (use float64 or a looser tol)"
+                )
             raise ConvergenceError(
                 f"implicit gradient: the adjoint solve did not reach tol={tol:g} for {int(failed.sum())} of "
                 f"{failed.numel()} samples (relative residual up to {worst:.3g} after {used} Jacobian-vector "
