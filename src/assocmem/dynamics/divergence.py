@@ -58,10 +58,14 @@ class Watch:
         speed = speed.detach()
         return (speed > self.speed0) & (speed > 2 * self.least) & ~(energy.detach() >= self.energy0)
 
-    def _fell(self, energy: Tensor, b: int) -> str:
+    def _runaway(self, energy: Tensor, speed: Tensor, b: int) -> str:
+        """How sample ``b`` ran away: its energy's fall and its speed's growth."""
         e = float(energy[b])
-        last = float(self.last[b])
-        return f"{e:.4g}" if math.isfinite(e) else f"{last:.4g} and then overflowed"
+        fell = f"{e:.4g}" if math.isfinite(e) else f"{float(self.last[b]):.4g} and then overflowed"
+        return (
+            f"for sample {b} the energy fell from {float(self.energy0[b]):.4g} to {fell} while max |dx/dt| grew "
+            f"from {float(self.speed0[b]):.3g} to {float(speed[b]):.3g}"
+        )
 
     def not_settled(
         self,
@@ -82,9 +86,8 @@ class Watch:
             b = int(torch.where(away, speed.detach(), -1.0).argmax())
             return DivergenceError(
                 f"relax: the state ran away instead of settling ({int(away.sum())} of {total} samples at t={t:.4g}): "
-                f"for sample {b} the energy fell from {float(self.energy0[b]):.4g} to {self._fell(energy, b)} while "
-                f"max |dx/dt| grew from {float(self.speed0[b]):.3g} to {float(speed[b]):.3g} and max |x| reached "
-                f"{_size(state, b):.3g}. {_bounding_advice(network, clamp)}"
+                f"{self._runaway(energy, speed, b)} and max |x| reached {_size(state, b):.3g}. "
+                f"{_bounding_advice(network, clamp)}"
             )
         b = int(torch.where(late, speed.detach(), -1.0).argmax())
         return ConvergenceError(
@@ -118,9 +121,7 @@ class Watch:
             )
         b = int(torch.where(grew, speed.detach(), -1.0).argmax())
         return DivergenceError(
-            f"relax: {event}: the energy fell from {float(self.energy0[b]):.4g} to {self._fell(energy, b)} while "
-            f"max |dx/dt| grew from {float(self.speed0[b]):.3g} to {float(speed[b]):.3g} (sample {b}). "
-            f"{_bounding_advice(network, clamp)}"
+            f"relax: {event}: {self._runaway(energy, speed, b)}. {_bounding_advice(network, clamp)}"
         )
 
 

@@ -122,7 +122,16 @@ def relax(
     want_grad = torch.is_grad_enabled()
     with torch.set_grad_enabled(want_grad and mode == "unrolled"):
         traj, watch, energy = _integrate(
-            system, {n: state[n] for n in network.layers}, stepper, dt, t_max, tol, record, rtol, atol, max_steps
+            system,
+            {n: state[n] for n in network.layers},
+            stepper,
+            dt,
+            t_max,
+            tol,
+            record,
+            rtol,
+            atol,
+            max_steps,
         )
     settled = bool(traj.converged.all())
     end = float(traj.clock[-1])

@@ -177,7 +177,9 @@ class Stiff(Stepper):
         ua = sys(a).u
         first = {n: torch.add(a[n], ua[n] - u0[n], alpha=phi[n]) for n in x}
         u1 = sys(first).u
-        new = {n: torch.add(a[n], u1[n] - u0[n], alpha=phi[n]) for n in x}  # the state's order, as every stepper
+        new = {
+            n: torch.add(a[n], u1[n] - u0[n], alpha=phi[n]) for n in x
+        }  # the state's order, as every stepper
         err = {n: (new[n] - first[n]) * damp[n] for n in x}
         return Step(sys(new, need_energy), sys.error_ratio(err, x, new, rtol, atol))
 
