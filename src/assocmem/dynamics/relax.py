@@ -137,9 +137,7 @@ def relax(
     end = float(traj.clock[-1])
     steps = int(traj.steps.max()) if traj.steps.numel() else 0  # an empty batch takes no step
     if not settled and (strict or (mode == "implicit" and want_grad)):
-        budget = (
-            f"max_steps={max_steps} reached" if steps >= max_steps else f"t_max={t_max:g}"
-        )
+        budget = f"max_steps={max_steps} reached" if steps >= max_steps else f"t_max={t_max:g}"
         error = watch.not_settled(network, clamp_, energy, traj.speed, traj.states, tol, end, budget)
         if mode == "implicit" and not strict and not isinstance(error, DivergenceError):
             error = ConvergenceError(
