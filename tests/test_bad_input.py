@@ -22,13 +22,15 @@ import pytest
 
 import assocmem as am
 from assocmem import checks
-from tests.bad_input_cases import KINDS, NAN, Bad, M, Q, Result, X, layer, nan_out, poke
+from tests.bad_input_cases import KINDS, NAN, Bad, M, Q, Result, X, layer, nan_out, net, poke, state
+from tests.bad_input_dynamics import OPTIONS
+from tests.bad_input_dynamics import TABLE as DYNAMICS
 from tests.bad_input_floor import BUILDING_BLOCKS, FLOOR
 from tests.bad_input_keyvalue import TABLE as KEYVALUE
 from tests.bad_input_rows import TABLE as ROWS
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR, **KEYVALUE}
+TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS}
 
 PACKAGES = (
     "assocmem",
@@ -55,8 +57,10 @@ NO_TENSOR_INPUT: dict[str, str] = {
             "Evaluation",
             "Votes",
             "Data",
+            "Boundedness",
         )
     },
+    **{k: "an exception: holds a message" for k in ("ConvergenceError", "DivergenceError")},
     **{f"Votes.{m}": "a summary of a result" for m in ("histogram", "summary")},
     "Lagrangian": "abstract base (its subclasses are rows)",
     **{
@@ -151,6 +155,12 @@ def test_bad_input_is_a_clear_error_naming_the_argument(key, kind, cell):
     )
 
 
+@pytest.mark.parametrize("key", sorted(OPTIONS))
+def test_every_option_is_checked(key):
+    """Options beyond the one ``option`` cell of a row (tests/bad_input_dynamics.py)."""
+    test_bad_input_is_a_clear_error_naming_the_argument(key, "option", OPTIONS[key])
+
+
 @pytest.mark.parametrize(
     ("key", "kind", "cell"),
     [c for c in CASES if isinstance(c[2], Result)],
@@ -197,3 +207,11 @@ def test_empty_batches_give_empty_answers():
     assert encoder(empty).shape == (0, 5, 8)
     assert am.retrieve(M, Q[:0], steps=None).shape == (0, 4)
     assert am.retrieve(M[None].expand(0, -1, -1), Q[:0]).shape == (0, 4)
+
+
+@pytest.mark.parametrize("method", sorted(am.dynamics.METHODS))
+@pytest.mark.parametrize("tol", [1e-4, 0.0])
+def test_an_empty_batch_relaxes_to_an_empty_batch(method, tol):
+    """Every integrator, with and without a stop rule (tol=0: the adaptive ones measure their error over no sample)."""
+    out = am.relax(net(), state(Q[:0]), method=method, tol=tol, t_max=1.0)
+    assert out.states["v"].shape == (0, 4) and out.states["h"].shape == (0, 12)

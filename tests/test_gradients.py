@@ -106,6 +106,32 @@ def test_gradients_match_finite_differences(name, mode):
     assert torch.autograd.gradcheck(final, tuple(p.values()), fast_mode=True, atol=2e-5)
 
 
+@pytest.mark.parametrize("name", ["dense", "conv", "pooling"])
+@pytest.mark.parametrize("mode", ["implicit", "unrolled"])
+def test_a_clamped_layer_gets_its_gradient_through_the_plan(name, mode):
+    """relax computes the drive out of a fully clamped layer once (Network.prepare); with autograd on, that
+    constant keeps its graph to the clamped values, so what produced them (here a fixed linear encoder of a code
+    ``z``) gets its gradient. Only ``z`` requires grad (the weights are constants), so a drive cut from its graph
+    leaves no gradient at all; gradcheck (fast mode) checks the value against central differences."""
+    case = CASES[name]
+    p = case.params(torch.Generator().manual_seed(0))
+    layer = next(iter(case.build(p).clamp))
+    values = p[layer]
+    gen = torch.Generator().manual_seed(1)
+    encoder = torch.randn(4, values[0].numel(), generator=gen, dtype=F64) / 2
+    z = torch.randn(values.shape[0], 4, generator=gen, dtype=F64, requires_grad=True)
+
+    def final(z):
+        clamped = (z @ encoder).reshape(values.shape)
+        run = CONVERGED if mode == "implicit" else {"method": "exp_euler", "dt": 0.2, "t_max": 5.0, "tol": 0}
+        traj = _relax(case, {**p, layer: clamped}, Implicit(tol=1e-12) if mode == "implicit" else mode, **run)
+        return tuple(t for n, t in traj.states.items() if n != layer)
+
+    (grad,) = torch.autograd.grad(_loss(dict(enumerate(final(z)))), z)
+    assert float(grad.abs().max()) > 1e-3
+    assert torch.autograd.gradcheck(final, (z,), fast_mode=True, atol=2e-5)
+
+
 def _saved_bytes(fn):
     """Bytes of the tensors autograd saves for the backward pass while ``fn`` runs."""
     total, seen = 0, set()

@@ -174,6 +174,79 @@ def masked(p):
     return Problem(net, _start(net, v=p["v"]), {"v": mask})
 
 
+# ------------------------------------------------------------------ convolution, average pooling, dense readout
+def pooling_params(gen):
+    return {
+        "k": _randn(gen, 2, 1, 3, 3, scale=0.3),
+        "w": _randn(gen, 3, 8, scale=0.3),
+        "image": _randn(gen, BATCH, 1, 4, 4),
+    }
+
+
+def pooling(p):
+    net = am.Network(
+        {
+            "image": am.Layer((1, 4, 4), am.Identity()),
+            "c": am.Layer((2, 4, 4), am.Tanh()),
+            "p": am.Layer((2, 2, 2), am.ReLU()),
+            "l": am.Layer(3, am.LogSumExp()),
+        },
+        [
+            am.ConvSynapse("image", "c", p["k"], padding=1),
+            am.AvgPoolSynapse("c", "p", 2),
+            am.DenseSynapse("p", "l", p["w"]),
+        ],
+    )
+    return Problem(net, _start(net, image=p["image"]), {"image": True})
+
+
+# ------------------------------------------- token layers (layer norm per token), the first two tokens clamped
+TOKENS, WIDTH = 4, 3
+
+
+def _token_mask():
+    mask = torch.zeros(TOKENS, WIDTH, dtype=torch.bool)
+    mask[:2] = True
+    return mask
+
+
+def _token_layer(*terms):
+    return am.Network({"t": am.Layer((TOKENS, WIDTH), am.LayerNorm(dim=-1))}, list(terms))
+
+
+def attention_params(gen):
+    return {
+        "wk": _randn(gen, 2, 2, WIDTH, scale=0.6),
+        "wq": _randn(gen, 2, 2, WIDTH, scale=0.6),
+        "t": _randn(gen, BATCH, TOKENS, WIDTH),
+        "bias": _randn(gen, TOKENS, WIDTH, scale=0.3),
+    }
+
+
+def attention(p):
+    net = _token_layer(am.AttentionTerm("t", p["wk"], p["wq"], beta=1.5))
+    return Problem(net, {"t": p["t"]}, {"t": _token_mask()}, {"t": p["bias"]})
+
+
+def hopfield_params(gen):
+    return {
+        "xi": _randn(gen, 5, WIDTH, scale=0.7),
+        "t": _randn(gen, BATCH, TOKENS, WIDTH),
+        "bias": _randn(gen, TOKENS, WIDTH, scale=0.3),
+    }
+
+
+def hopfield(lagrangian, clamped):
+    """A token Hopfield memory with an input current; ``clamped``: the first two tokens held (the adjoint by
+    GMRES: the mask cuts through the layer norm's coupled units), else every token free (conjugate gradients)."""
+
+    def build(p):
+        net = _token_layer(am.HopfieldTerm("t", p["xi"], lagrangian))
+        return Problem(net, {"t": p["t"]}, {"t": _token_mask()} if clamped else {}, {"t": p["bias"]})
+
+    return build
+
+
 CASES: dict[str, Case] = {
     "dense": Case(dense_params, dense),
     "relu": Case(relu_params, relu),
@@ -182,6 +255,10 @@ CASES: dict[str, Case] = {
     "manybody": Case(manybody_params, manybody),
     "function": Case(function_params, function),
     "masked": Case(masked_params, masked),
+    "pooling": Case(pooling_params, pooling),
+    "attention": Case(attention_params, attention),
+    "hopfield_relu": Case(hopfield_params, hopfield(am.ReLU(), clamped=True)),
+    "hopfield_lse": Case(hopfield_params, hopfield(am.LogSumExp(2.0), clamped=False)),
 }
 
 

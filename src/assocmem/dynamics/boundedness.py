@@ -29,7 +29,9 @@ import torch
 from torch import Tensor
 
 from assocmem import lagrangians as L
+from assocmem.checks import is_count
 from assocmem.network import ManyBodyTerm, Network, Synapse
+from assocmem.network.state import Clamp, check_clamp
 from assocmem.network.term import EnergyTerm
 
 _BOUNDED = (L.Tanh, L.Sigmoid, L.LogSumExp, L.Spherical, L.LayerNorm, L.Abs)
@@ -68,10 +70,37 @@ class Boundedness:
         return "the energy is not certified bounded below: " + "; ".join(self.reasons)
 
 
-def _classes(network: Network, clamp: Mapping[str, object] | None) -> dict[str, tuple[str, float]]:
+def _classes(network: Network, clamp: Clamp) -> dict[str, tuple[str, float]]:
     """Growth of every free layer (a layer clamped whole is a constant and left out)."""
-    clamp = clamp or {}
     return {n: growth(layer.lagrangian) for n, layer in network.layers.items() if not _whole(clamp.get(n))}
+
+
+def _checked(network: object, clamp: object, iterations: object, who: str) -> Clamp:
+    """The arguments shared by :func:`bounded_below` and :class:`CouplingBound`, checked (relax's clamp rule; the
+    batch is the masks' own, one sample when none has a batch dimension); the clamp normalised."""
+    if not isinstance(network, Network):
+        raise TypeError(f"{who}: network must be an assocmem Network, got {type(network).__name__}")
+    if not is_count(iterations):
+        raise ValueError(f"{who}: iterations must be a positive int, got {iterations!r}")
+    if clamp is None:
+        return {}
+    if not isinstance(clamp, Mapping):
+        raise TypeError(f"{who}: clamp must be a dict of layer name -> bool mask, got {type(clamp).__name__}")
+    batch = max(
+        (
+            m.shape[0]
+            for n, m in clamp.items()
+            if isinstance(m, Tensor) and n in network.layers and m.dim() == len(network.layers[n].shape) + 1
+        ),
+        default=1,
+    )
+    like = next(iter(network.zero_state(0).values()))
+    try:
+        return check_clamp(network.layers, clamp, batch, like)
+    except KeyError as err:  # an unknown layer: a wrong value, not a missing key
+        raise ValueError(f"{who}: {err.args[0]}") from None
+    except (TypeError, ValueError) as err:
+        raise type(err)(f"{who}: {err}") from None
 
 
 def _whole(mask: object) -> bool:
@@ -163,9 +192,7 @@ def bounded_below(
 
     Example: ``bounded_below(net, clamp={"image": True})`` -> ``Boundedness(bounded=True, coupling=0.8, ...)``.
     """
-    if not isinstance(network, Network):
-        raise TypeError(f"bounded_below: network must be an assocmem Network, got {type(network).__name__}")
-    kinds = _classes(network, clamp)
+    kinds = _classes(network, _checked(network, clamp, iterations, "bounded_below"))
     couplings, reasons = _couplings(network, kinds)
     linear = sorted({n for s in couplings for n in s.layers})
     norm = 0.0
@@ -210,14 +237,9 @@ class CouplingBound:
         clamp: Mapping[str, object] | None = None,
         iterations: int = 10,
     ) -> None:
-        if not isinstance(network, Network):
-            raise TypeError(
-                f"CouplingBound: network must be an assocmem Network, got {type(network).__name__}"
-            )
-        if not (isinstance(bound, (int, float)) and 0 < bound < 1):
+        clamp = _checked(network, clamp, iterations, "CouplingBound")
+        if isinstance(bound, bool) or not (isinstance(bound, (int, float)) and 0 < bound < 1):
             raise ValueError(f"CouplingBound: bound must be a number in (0, 1), got {bound!r}")
-        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
-            raise ValueError(f"CouplingBound: iterations must be a positive int, got {iterations!r}")
         kinds = _classes(network, clamp)
         couplings, reasons = _couplings(network, kinds)
         if reasons:

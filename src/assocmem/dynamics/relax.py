@@ -135,17 +135,16 @@ def relax(
         )
     settled = bool(traj.converged.all())
     end = float(traj.clock[-1])
+    steps = int(traj.steps.max()) if traj.steps.numel() else 0  # an empty batch takes no step
     if not settled and (strict or (mode == "implicit" and want_grad)):
-        budget = (
-            f"max_steps={max_steps} reached" if int(traj.steps.max()) >= max_steps else f"t_max={t_max:g}"
-        )
+        budget = f"max_steps={max_steps} reached" if steps >= max_steps else f"t_max={t_max:g}"
         error = watch.not_settled(network, clamp_, energy, traj.speed, traj.states, tol, end, budget)
         if mode == "implicit" and not strict and not isinstance(error, DivergenceError):
             error = ConvergenceError(
                 f"{error} (gradient='implicit' needs a fixed point; or use gradient='unrolled')"
             )
         raise error
-    if int(traj.steps.max()) >= max_steps and end < t_max * (1 - 1e-12) and not (tol > 0 and settled):
+    if steps >= max_steps and end < t_max * (1 - 1e-12) and not (tol > 0 and settled):
         warnings.warn(
             f"relax: stopped after max_steps={max_steps} steps at t={end:.4g} < t_max", stacklevel=2
         )

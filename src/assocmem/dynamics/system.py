@@ -59,5 +59,7 @@ class System:
             s = r.sum(1)
             total = s if total is None else total + s
         assert total is not None
+        if total.numel() == 0:  # an empty batch: no error
+            return 0.0
         value = float(torch.sqrt(total.max() / units))
         return value if value == value else float("inf")
