@@ -20,8 +20,9 @@ per-repeat ratios):
 - threads:  ours on 1 and on 2 threads (wall time), on the machine as it is and with a CPU hog (a busy-loop
             process in its own session, pinned to core 0) running.
 
-Timings on a shared machine are noisy: read the ratios of one run. The first numba call of a process compiles or
-loads the kernels from numba's cache (reported as "first call").
+One-thread figures are the process's CPU time (on a shared machine, wall time also counts other jobs' turns on
+the core); the thread comparisons are wall time. Timings on a shared machine are noisy: read the ratios of one run.
+The first numba call of a process compiles or loads the kernels from numba's cache (reported as "first call").
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 
 from assocmem.engines import BinaryDAM
-from assocmem.engines.binary import sweeps
+from assocmem.engines.binary import sweeps, threads
 from assocmem.engines.binary.sweeps import random_orders
 
 CASES = [
@@ -113,9 +114,7 @@ def floor_seconds(xi_t8: np.ndarray, checks: int) -> float:
     best = float("inf")
     for cols in (xi_t8, xi_t8.astype(np.float64)):
         fp64_dots(cols, v, 10)
-        start = time.perf_counter()
-        fp64_dots(cols, v, checks)
-        best = min(best, time.perf_counter() - start)
+        best = min(best, timed(lambda cols=cols: fp64_dots(cols, v, checks))[0])
     return best
 
 
@@ -123,9 +122,25 @@ def fma_rate() -> float:
     """float64 multiply-adds per second of a 1024^3 matrix product (current torch threads)."""
     a = torch.randn(1024, 1024, dtype=torch.float64)
     a @ a
-    start = time.perf_counter()
-    a @ a
-    return 1024**3 / (time.perf_counter() - start)
+    return 1024**3 / timed(lambda: a @ a)[0]
+
+
+class EngineClock:
+    """Wall time spent in the engine's numba loops (every one runs through ``threads.run_units``): the part of a
+    recall this benchmark's thread comparison is about, beside dam.py's own PyTorch checks and conversions."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._run = threads.run_units
+
+        def run_units(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return self._run(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        threads.run_units = run_units
 
 
 @contextlib.contextmanager
@@ -141,19 +156,21 @@ def hog(on: bool):
             proc.wait()
 
 
-def timed(fn, threads: int = 1):
-    """``(seconds, fn())`` on ``threads`` torch (and so numba) threads."""
+def timed(fn, threads: int = 1, clock=time.process_time):
+    """``(seconds, fn())`` on ``threads`` torch (and so numba) threads: the process's CPU time by default (one
+    thread: what the work costs, not how long other jobs held the core), wall time for the thread comparisons."""
     torch.set_num_threads(threads)
-    start = time.perf_counter()
+    start = clock()
     out = fn()
-    return time.perf_counter() - start, out
+    return clock() - start, out
 
 
 def med(values) -> float:
     return statistics.median(values)
 
 
-def run_case(name, n, k, degree, flip, count, repeats, torch_cues, two_threads):
+def run_case(name, n, k, degree, flip, count, repeats, torch_cues, engine):
+    two_threads = engine is not None
     gen = torch.Generator().manual_seed(0)
     xi = torch.randint(0, 2, (k, n), generator=gen).double() * 2 - 1
     if flip is None:
@@ -200,11 +217,15 @@ def run_case(name, n, k, degree, flip, count, repeats, torch_cues, two_threads):
         rows.setdefault("floor ms", []).append(1e3 * floor / count)
         if two_threads:
             for loaded in (False, True):
+                t, inner = {}, {}
                 with hog(loaded):
-                    order = (1, 2) if rep % 2 == 0 else (2, 1)
-                    t = {threads: timed(lambda rep=rep: ours(rep), threads)[0] for threads in order}
+                    for threads_ in (1, 2) if rep % 2 == 0 else (2, 1):
+                        before = engine.seconds
+                        t[threads_] = timed(lambda rep=rep: ours(rep), threads_, time.perf_counter)[0]
+                        inner[threads_] = engine.seconds - before
                 label = "loaded" if loaded else "as is"
                 rows.setdefault(f"T1/T2 {label}", []).append(t[1] / t[2])
+                rows.setdefault(f"engine T1/T2 {label}", []).append(inner[1] / inner[2])
                 rows.setdefault(f"T1 ms {label}", []).append(1e3 * t[1] / count)
                 rows.setdefault(f"T2 ms {label}", []).append(1e3 * t[2] / count)
         torch.set_num_threads(1)
@@ -226,12 +247,13 @@ def run_case(name, n, k, degree, flip, count, repeats, torch_cues, two_threads):
     )
     if two_threads:
         for label in ("as is", "loaded"):
-            ratios = rows[f"T1/T2 {label}"]
+            ratios, inner = rows[f"T1/T2 {label}"], rows[f"engine T1/T2 {label}"]
             print(
                 f"  threads, {label:<6} ({'hog on core 0' if label == 'loaded' else 'no hog'}): 1 thread "
                 f"{med(rows[f'T1 ms {label}']):.4f} ms/cue, 2 threads {med(rows[f'T2 ms {label}']):.4f} ms/cue; "
-                f"time(1)/time(2) median {med(ratios):.2f}, min {min(ratios):.2f} "
-                f"({', '.join(f'{v:.2f}' for v in ratios)})"
+                f"time(1)/time(2) recall median {med(ratios):.2f} min {min(ratios):.2f} "
+                f"({', '.join(f'{v:.2f}' for v in ratios)}); numba loops median {med(inner):.2f} "
+                f"min {min(inner):.2f} ({', '.join(f'{v:.2f}' for v in inner)})"
             )
 
 
@@ -242,13 +264,13 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--torch-cues", type=int, default=10, help="cues for the PyTorch back end (slow)")
     args = parser.parse_args()
-    two = (os.cpu_count() or 1) >= 2
+    engine = EngineClock() if (os.cpu_count() or 1) >= 2 else None
     print(
         f"numba {numba.__version__}, torch {torch.__version__}, {os.cpu_count()} cores, load average "
         f"{os.getloadavg()[0]:.2f} at the start; {args.repeats} interleaved repeats, medians"
     )
     for case in CASES:
-        run_case(*case, args.repeats, args.torch_cues, two)
+        run_case(*case, args.repeats, args.torch_cues, engine)
     print(f"\nload average {os.getloadavg()[0]:.2f} at the end")
 
 

@@ -74,7 +74,7 @@ def test_bucket_argsort_is_the_stable_argsort():
         keys[:10] = torch.floor(keys[:10] * 4) / 4  # ties: equal keys must keep their index order
         keys[10:12] = 1 - 2.0**-53  # the largest key below 1
         out = torch.empty(50, n, dtype=torch.int64)
-        threads.run_in_threads(numba_loop.stable_argsort_rows, (keys.numpy(), out.numpy()), 2)
+        threads.run_units(numba_loop.stable_argsort_rows, (keys.numpy(), out.numpy()), 50, 2)
         assert torch.equal(out, keys.argsort(dim=1, stable=True))
 
 

@@ -17,9 +17,9 @@ roundings) its sign is the sign of the exact field; otherwise the spin is decide
 exact tables), and the filter only decides when the answer is certain. ``C = sum_mu DD[row, k_mu]`` is summed in
 float64 after every flip.
 
-**Threads.** With one thread the sweep runs in the calling thread. With more, each of numba's worker threads takes
-the next cue from a shared atomic counter (dynamic scheduling), so a thread the operating system deschedules
-delays only the cue it holds, never a fixed share of the batch.
+**Threads.** Each cue's sweep is a unit of :func:`~assocmem.engines.binary.threads.run_units`: the calling
+thread and pool helpers claim cues from a shared counter, compute each on a private copy and publish it once;
+the calling thread finishes any cue a descheduled helper holds, so no thread waits for a descheduled one.
 
 Imported only when the numba back end is used: numba compiles on the first call (seconds, then cached on disk by
 ``cache=True``).
@@ -28,6 +28,7 @@ The preset it equals: the reduced model A, ``model_a(xi, interaction(F), feature
 move is the sign of that network's energy difference (tests/test_engines.py).
 """
 
+# ruff: noqa: ANN001, ANN201 - numba compiles these for the NumPy arrays and scalars it is given
 from __future__ import annotations
 
 import math
@@ -37,7 +38,7 @@ import numba as nb
 import numpy as np
 
 from assocmem.engines.binary.tables import TINY
-from assocmem.engines.binary.threads import claim
+from assocmem.engines.binary.threads import begin_writing, mark_done, next_unit, unfinished
 
 # numba's default OpenMP threads keep spinning after a parallel region and slow every PyTorch operation that
 # follows in the process, 11-96x on 2 cores (benchmarks/demo_threads.py, docs/demo.md); its workqueue threads
@@ -70,7 +71,7 @@ def filter_bound(n_mem: int) -> tuple[float, float]:
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def _read_row(k, pair, pd, svec):  # noqa: ANN001
+def _read_row(k, pair, pd, svec):
     """``pd = pair[k]`` (``SS32 + i DD32``, one 8-byte read each), ``svec`` its real parts; returns the float32
     sums ``C32 = sum DD32`` and ``A32 = sum |SS32| + |DD32|``."""
     ku = k.view(np.uint32)  # agreements are in [0, N]: unsigned indices need no wrap-around test
@@ -87,7 +88,7 @@ def _read_row(k, pair, pd, svec):  # noqa: ANN001
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def _row_of(k, rowmap, n):  # noqa: ANN001
+def _row_of(k, rowmap, n):
     """The table row of a state: ``rowmap`` at its largest ``|m_mu| = |2 k_mu - n|``."""
     big = 0
     for mu in range(k.shape[0]):
@@ -96,7 +97,7 @@ def _row_of(k, rowmap, n):  # noqa: ANN001
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def _dot32(x, svec):  # noqa: ANN001
+def _dot32(x, svec):
     """``xi_:,i . S32`` in float32 (int8 to float32 is exact; any summation order)."""
     h = np.float32(0.0)
     for mu in range(x.shape[0]):
@@ -105,7 +106,7 @@ def _dot32(x, svec):  # noqa: ANN001
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def _field64(x, k, ss, dd, si):  # noqa: ANN001
+def _field64(x, k, ss, dd, si):
     """The float64 field ``xi_:,i . SS[k] + sigma_i sum DD[k]`` read from the table row (exact for exact tables)."""
     ku = k.view(np.uint32)
     h = 0.0
@@ -117,7 +118,7 @@ def _field64(x, k, ss, dd, si):  # noqa: ANN001
 
 
 @nb.njit(cache=True, fastmath=FASTMATH)
-def _sweep_cue(xi_t, pair, ss64, dd64, rowmap, s, k, order, pd, svec, factor, floor):  # noqa: ANN001
+def _sweep_cue(xi_t, pair, ss64, dd64, rowmap, s, k, order, pd, svec, factor, floor):
     """One asynchronous sweep of one cue in ``order``; returns (flips, spins decided in float64)."""
     n = xi_t.shape[0]
     single = pair.shape[0] == 1
@@ -146,68 +147,99 @@ def _sweep_cue(xi_t, pair, ss64, dd64, rowmap, s, k, order, pd, svec, factor, fl
 
 
 @nb.njit(nogil=True, cache=True)
-def async_sweep(xi_t, pair, ss64, dd64, rowmap, states, agree, active, perms, tally, factor, floor, counter):  # noqa: ANN001, ANN201
-    """One asynchronous sweep, in the order ``perms[c]``, of the cues ``active[c]`` this thread claims.
+def async_sweep(
+    xi_t,
+    pair,
+    ss64,
+    dd64,
+    rowmap,
+    states,
+    agree,
+    active,
+    perms,
+    tally,
+    factor,
+    floor,
+    status,
+    counter,
+    finish,
+):
+    """One asynchronous sweep, in the order ``perms[c]``, of each cue ``active[c]`` (a unit of
+    :func:`~assocmem.engines.binary.threads.run_units`; returns the units others are still copying out).
 
-    Cues are claimed one at a time from ``counter[0]`` (an atomic add) until none is left, so several threads
-    may run this on the same arguments at once (without the GIL). ``xi_t`` (N, K) int8: the patterns
-    transposed; ``pair`` (R, N + 1) complex64: ``SS32 + i DD32`` per scaled row; ``ss64``, ``dd64`` (R, N + 1)
-    float64: the rows themselves; ``rowmap`` (N + 1,) int64; ``states`` (B, N) int8 and ``agree`` (B, K) int32
-    are updated in place; ``tally[c]``: flips and spins decided in float64; ``(factor, floor)`` from
-    :func:`filter_bound`.
+    ``xi_t`` (N, K) int8: the patterns transposed; ``pair`` (R, N + 1) complex64: ``SS32 + i DD32`` per scaled
+    row; ``ss64``, ``dd64`` (R, N + 1) float64: the rows themselves; ``rowmap`` (N + 1,) int64; ``states``
+    (B, N) int8 and ``agree`` (B, K) int32 are updated in place; ``tally[c]``: flips and spins decided in
+    float64; ``(factor, floor)`` from :func:`filter_bound`.
     """
-    pd = np.empty(xi_t.shape[1], dtype=np.complex64)
-    svec = np.empty(xi_t.shape[1], dtype=np.float32)
-    c = claim(counter, 1)
-    while c < active.shape[0]:
+    n, k = xi_t.shape
+    s = np.empty(n, dtype=np.int8)
+    agreement = np.empty(k, dtype=np.int32)
+    pd = np.empty(k, dtype=np.complex64)
+    svec = np.empty(k, dtype=np.float32)
+    scan = np.full(1, -1, dtype=np.int64)
+    c = next_unit(status, counter, finish, scan)
+    while c >= 0:
         b = active[c]
-        tally[c] = _sweep_cue(
-            xi_t, pair, ss64, dd64, rowmap, states[b], agree[b], perms[c], pd, svec, factor, floor
+        s[:] = states[b]
+        agreement[:] = agree[b]
+        flips, exact = _sweep_cue(
+            xi_t, pair, ss64, dd64, rowmap, s, agreement, perms[c], pd, svec, factor, floor
         )
-        c = claim(counter, 1)
+        if begin_writing(status, c):
+            states[b] = s
+            agree[b] = agreement
+            tally[c, 0] = flips
+            tally[c, 1] = exact
+            mark_done(status, c)
+        c = next_unit(status, counter, finish, scan)
+    return unfinished(status) if finish else 0
 
 
 @nb.njit(nogil=True, cache=True)
-def stable_argsort_rows(keys, out, counter):  # noqa: ANN001, ANN201
-    """``out[r] = argsort(keys[r], stable)`` for keys in ``[0, 1)``, by buckets (expected O(n) per row), for
-    the rows ``r`` claimed from ``counter``.
+def stable_argsort_rows(keys, out, status, counter, finish):
+    """``out[r] = argsort(keys[r], stable)`` for keys in ``[0, 1)``, by buckets (expected O(n) per row); a row
+    is a unit of :func:`~assocmem.engines.binary.threads.run_units`.
 
-    Bucket ``floor(key n)`` is monotone in the key; indices enter their bucket in increasing order and each
-    bucket is insertion-sorted with a strict comparison, so equal keys keep their index order: exactly the
-    permutation of a stable sort.
+    Indices are placed by bucket ``floor(key n)`` in increasing index order, then insertion-sorted with a strict
+    comparison. The bucket is monotone in the key (rounding is), so an index never passes one of an earlier
+    bucket and equal keys keep their index order: exactly the permutation of a stable sort.
     """
-    rows, n = keys.shape
-    count = np.empty(n + 1, dtype=np.int64)
+    n = keys.shape[1]
+    start = np.empty(n + 1, dtype=np.int64)
     bucket = np.empty(n, dtype=np.int64)
-    r = claim(counter, 1)
-    while r < rows:
+    perm = np.empty(n, dtype=np.int64)
+    scan = np.full(1, -1, dtype=np.int64)
+    r = next_unit(status, counter, finish, scan)
+    while r >= 0:
         key = keys[r]
-        perm = out[r]
-        count[:] = 0
+        start[:] = 0
         for i in range(n):
-            bucket[i] = min(int(key[i] * n), n - 1)
-            count[bucket[i] + 1] += 1
+            b = min(int(key[i] * n), n - 1)
+            bucket[i] = b
+            start[b + 1] += 1
         for b in range(n):
-            count[b + 1] += count[b]
+            start[b + 1] += start[b]
         for i in range(n):
-            perm[count[bucket[i]]] = i
-            count[bucket[i]] += 1
-        lo = 0
-        for b in range(n):  # count[b] is now the end of bucket b
-            for j in range(lo + 1, count[b]):
-                v = perm[j]
-                kv = key[v]
-                m = j
-                while m > lo and key[perm[m - 1]] > kv:
-                    perm[m] = perm[m - 1]
-                    m -= 1
-                perm[m] = v
-            lo = count[b]
-        r = claim(counter, 1)
+            perm[start[bucket[i]]] = i
+            start[bucket[i]] += 1
+        for j in range(1, n):
+            v = perm[j]
+            kv = key[v]
+            m = j
+            while m > 0 and key[perm[m - 1]] > kv:
+                perm[m] = perm[m - 1]
+                m -= 1
+            perm[m] = v
+        if begin_writing(status, r):
+            out[r] = perm
+            mark_done(status, r)
+        r = next_unit(status, counter, finish, scan)
+    return unfinished(status) if finish else 0
 
 
 @nb.njit(nogil=True, cache=True)
-def transposed_int8(xi):  # noqa: ANN001, ANN201
+def transposed_int8(xi):
     """The +-1 patterns ``xi`` (K, N) as ``(N, K)`` int8, in tiles of 64 memories (each tile's rows stay in
     cache while its columns are written)."""
     k, n = xi.shape
@@ -221,15 +253,16 @@ def transposed_int8(xi):  # noqa: ANN001, ANN201
 
 
 @nb.njit(nogil=True, cache=True)
-def count_agreements(xi_t, states, out, counter):  # noqa: ANN001, ANN201
-    """``out[b, mu] = (xi_mu . sigma_b + N) / 2`` (int32) for the states ``b`` claimed from ``counter``:
-    ``xi_t`` (N, K) int8, ``states`` (B, N) int8, N < 2^15. Exact integer sums: four rows at a time in int8
-    (at most 4 in magnitude), accumulated in int16 (at most N)."""
+def count_agreements(xi_t, states, out, status, counter, finish):
+    """``out[b] = (xi . sigma_b + N) / 2`` (int32) for ``xi_t`` (N, K) int8, ``states`` (B, N) int8, N < 2^15 (a
+    state is a unit of :func:`~assocmem.engines.binary.threads.run_units`). Exact integer sums: four rows at a
+    time in int8 (at most 4 in magnitude), accumulated in int16 (at most N)."""
     n, k = xi_t.shape
     acc = np.empty(k, dtype=np.int16)
     four = np.empty(k, dtype=np.int8)
-    b = claim(counter, 1)
-    while b < states.shape[0]:
+    scan = np.full(1, -1, dtype=np.int64)
+    b = next_unit(status, counter, finish, scan)
+    while b >= 0:
         s = states[b]
         acc[:] = 0
         i = 0
@@ -246,6 +279,9 @@ def count_agreements(xi_t, states, out, counter):  # noqa: ANN001, ANN201
             for mu in range(k):
                 acc[mu] += r0[mu] * s0
             i += 1
-        for mu in range(k):
-            out[b, mu] = (np.int32(acc[mu]) + n) >> 1
-        b = claim(counter, 1)
+        if begin_writing(status, b):
+            for mu in range(k):
+                out[b, mu] = (np.int32(acc[mu]) + n) >> 1
+            mark_done(status, b)
+        b = next_unit(status, counter, finish, scan)
+    return unfinished(status) if finish else 0

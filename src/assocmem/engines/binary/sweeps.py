@@ -53,7 +53,7 @@ def agreements(xi64: Tensor, states: Tensor) -> Tensor:
 
         xi_t = numba_loop.transposed_int8(xi64.numpy())
         args = (xi_t, states.numpy(), out.numpy())
-        threads.run_in_threads(numba_loop.count_agreements, args, _threads(states.shape[0]))
+        threads.run_units(numba_loop.count_agreements, args, states.shape[0], _threads(states.shape[0]))
         return out
     dtype = torch.float32 if states.device.type == "cpu" and n < 2**24 else torch.float64
     xi = xi64.to(dtype)
@@ -80,7 +80,8 @@ def random_orders(count: int, n: int, generator: torch.Generator | None, device:
         from assocmem.engines.binary import numba_loop, threads
 
         out = torch.empty(count, n, dtype=torch.int64)
-        threads.run_in_threads(numba_loop.stable_argsort_rows, (keys.numpy(), out.numpy()), _threads(count))
+        args = (keys.numpy(), out.numpy())
+        threads.run_units(numba_loop.stable_argsort_rows, args, count, _threads(count))
         return out.to(device)
     return keys.argsort(dim=1, stable=True).to(device)
 
@@ -204,7 +205,7 @@ def async_sweep_numba(
         factor,
         floor,
     )
-    threads.run_in_threads(numba_loop.async_sweep, args, _threads(active.shape[0]))
+    threads.run_units(numba_loop.async_sweep, args, active.shape[0], _threads(active.shape[0]))
     numba_tally["checks"] += active.shape[0] * xi_t8.shape[0]
     numba_tally["flips"] += int(tally[:, 0].sum())
     numba_tally["float64"] += int(tally[:, 1].sum())
