@@ -102,3 +102,18 @@ def test_one_thread_or_two_make_the_same_moves():
     finally:
         torch.set_num_threads(before)
     assert torch.equal(runs[0].states, runs[1].states) and torch.equal(runs[0].steps, runs[1].steps)
+
+
+def test_a_unit_held_by_a_descheduled_helper_is_finished_by_the_calling_thread():
+    """The counter is spent, unit 2 is taken by a helper that never comes back and unit 4 is being copied out:
+    the calling thread computes 0-3 itself (the same rows), leaves 4 to its writer and reports it pending; the
+    late helper can no longer publish unit 2."""
+    keys = torch.rand(5, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = torch.full((5, 50), -1, dtype=torch.int64)
+    status = np.zeros(5, dtype=np.int64)
+    status[2], status[4] = threads.TAKEN, threads.WRITING
+    counter = np.array([5], dtype=np.int64)
+    pending = numba_loop.stable_argsort_rows(keys.numpy(), out.numpy(), status, counter, True)
+    assert pending == 1 and list(status) == [threads.DONE] * 4 + [threads.WRITING]
+    assert torch.equal(out[:4], keys[:4].argsort(dim=1, stable=True)) and (out[4] == -1).all()
+    assert not threads.begin_writing(status, 2)

@@ -40,10 +40,10 @@ import numpy as np
 from assocmem.engines.binary.tables import TINY
 from assocmem.engines.binary.threads import begin_writing, mark_done, next_unit, unfinished
 
-# numba's default OpenMP threads keep spinning after a parallel region and slow every PyTorch operation that
-# follows in the process, 11-96x on 2 cores (benchmarks/demo_threads.py, docs/demo.md); its workqueue threads
-# sleep. numba reads the layer at its first parallel launch, which comes after this import. A user's
-# NUMBA_THREADING_LAYER is left alone.
+# The loops here launch no numba parallel region (engines/binary/threads.py keeps its own pool of sleeping
+# threads), but a recall still initialises numba's threading layer (sweeps.async_sweep_numba): numba's default
+# OpenMP threads would then slow the PyTorch work that follows in the process (benchmarks/demo_threads.py,
+# docs/demo.md); its workqueue threads sleep. A user's NUMBA_THREADING_LAYER is left alone.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     nb.config.THREADING_LAYER = "workqueue"
 

@@ -185,8 +185,10 @@ def async_sweep_numba(
 
     from assocmem.engines.binary import numba_loop, threads
 
-    # numba's own parallel regions (a user's; ours use the pool of engines.binary.threads) get the same count, on
-    # the sleeping workqueue threads that numba_loop selects.
+    # The loops here do not use numba's threading layer (threads.py keeps its own pool). This call initialises it,
+    # on the sleeping workqueue threads numba_loop selects, as tests/test_binary.py asserts after a recall; under a
+    # user's NUMBA_THREADING_LAYER=omp it starts OpenMP threads that slow later PyTorch work
+    # (benchmarks/demo_threads.py), so it should go with that test.
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     tally = np.zeros((active.shape[0], 2), dtype=np.int64)
     ss64, dd64 = table.columns
