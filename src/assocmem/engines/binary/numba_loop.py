@@ -196,41 +196,44 @@ def async_sweep(
     return unfinished(status) if finish else 0
 
 
+@nb.njit(cache=True)
+def _bucket_argsort(key, perm, start, bucket):
+    """``perm = argsort(key, stable)`` for keys in ``[0, 1)``: indices placed by bucket ``floor(key n)`` in
+    increasing index order, then insertion-sorted with a strict comparison. The bucket is monotone in the key
+    (rounding is), so an index never passes one of an earlier bucket and equal keys keep their index order:
+    exactly the permutation of a stable sort, in expected O(n)."""
+    n = key.shape[0]
+    start[:] = 0
+    for i in range(n):
+        b = min(int(key[i] * n), n - 1)
+        bucket[i] = b
+        start[b + 1] += 1
+    for b in range(n):
+        start[b + 1] += start[b]
+    for i in range(n):
+        perm[start[bucket[i]]] = i
+        start[bucket[i]] += 1
+    for j in range(1, n):
+        v = perm[j]
+        kv = key[v]
+        m = j
+        while m > 0 and key[perm[m - 1]] > kv:
+            perm[m] = perm[m - 1]
+            m -= 1
+        perm[m] = v
+
+
 @nb.njit(nogil=True, cache=True)
 def stable_argsort_rows(keys, out, status, counter, finish):
-    """``out[r] = argsort(keys[r], stable)`` for keys in ``[0, 1)``, by buckets (expected O(n) per row); a row
-    is a unit of :func:`~assocmem.engines.binary.threads.run_units`.
-
-    Indices are placed by bucket ``floor(key n)`` in increasing index order, then insertion-sorted with a strict
-    comparison. The bucket is monotone in the key (rounding is), so an index never passes one of an earlier
-    bucket and equal keys keep their index order: exactly the permutation of a stable sort.
-    """
+    """``out[r] = argsort(keys[r], stable)`` for keys in ``[0, 1)`` (:func:`_bucket_argsort`); a row is a unit
+    of :func:`~assocmem.engines.binary.threads.run_units`."""
     n = keys.shape[1]
-    start = np.empty(n + 1, dtype=np.int64)
-    bucket = np.empty(n, dtype=np.int64)
     perm = np.empty(n, dtype=np.int64)
+    work = np.empty((2, n + 1), dtype=np.int64)
     scan = np.full(1, -1, dtype=np.int64)
     r = next_unit(status, counter, finish, scan)
     while r >= 0:
-        key = keys[r]
-        start[:] = 0
-        for i in range(n):
-            b = min(int(key[i] * n), n - 1)
-            bucket[i] = b
-            start[b + 1] += 1
-        for b in range(n):
-            start[b + 1] += start[b]
-        for i in range(n):
-            perm[start[bucket[i]]] = i
-            start[bucket[i]] += 1
-        for j in range(1, n):
-            v = perm[j]
-            kv = key[v]
-            m = j
-            while m > 0 and key[perm[m - 1]] > kv:
-                perm[m] = perm[m - 1]
-                m -= 1
-            perm[m] = v
+        _bucket_argsort(keys[r], perm, work[0], work[1, :n])
         if begin_writing(status, r):
             out[r] = perm
             mark_done(status, r)
