@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,19 +37,52 @@ def numba_available() -> bool:
 
 
 def agreements(xi64: Tensor, states: Tensor) -> Tensor:
-    """``k = (xi . sigma + N) / 2`` as int32, from an exact float64 product (N < 2^53), in chunks of cues."""
+    """``k = (xi . sigma + N) / 2`` as int32, exactly.
+
+    At least 16 int8 states on CPU (a recall's) with numba and N < 2^15: integer sums in a numba loop, cues spread
+    over ``torch.get_num_threads()`` threads (:mod:`assocmem.engines.binary.threads`), after one O(NK) conversion
+    of the patterns to int8 (which fewer states would not repay). Otherwise one matrix product
+    per chunk of cues: float32 on CPU (every partial sum is an integer of magnitude at most N < 2^24, exact in
+    any order), float64 elsewhere (N < 2^53).
+    """
     k, n = xi64.shape
     out = torch.empty(states.shape[0], k, dtype=torch.int32, device=states.device)
+    cpu_int8 = states.dtype == torch.int8 and states.device.type == "cpu"
+    if cpu_int8 and states.shape[0] >= 16 and n < 2**15 and numba_available():
+        from assocmem.engines.binary import numba_loop, threads
+
+        xi_t = numba_loop.transposed_int8(xi64.numpy())
+        args = (xi_t, states.numpy(), out.numpy())
+        threads.run_units(numba_loop.count_agreements, args, states.shape[0], _threads(states.shape[0]))
+        return out
+    dtype = torch.float32 if states.device.type == "cpu" and n < 2**24 else torch.float64
+    xi = xi64.to(dtype)
+    half = torch.full((1,), 0.5 * n, dtype=dtype, device=states.device)
     step = max(1, CHUNK // k)
     for lo in range(0, states.shape[0], step):
-        out[lo : lo + step] = torch.round((states[lo : lo + step].to(torch.float64) @ xi64.T + n) / 2)
+        # (m + N) / 2 with m = sigma . xi: exact (m + N is even), so the conversion to int32 is exact.
+        out[lo : lo + step] = torch.addmm(half, states[lo : lo + step].to(dtype), xi.T, beta=1.0, alpha=0.5)
     return out
 
 
+def _threads(work: int) -> int:
+    """Threads for the numba loops: ``torch.get_num_threads()``, at most one per unit of work."""
+    return max(1, min(torch.get_num_threads(), work))
+
+
 def random_orders(count: int, n: int, generator: torch.Generator | None, device: torch.device) -> Tensor:
-    """``count`` independent uniform permutations of ``range(n)`` (int64), drawn from ``generator``."""
+    """``count`` independent uniform permutations of ``range(n)`` (int64), drawn from ``generator``: the stable
+    argsort of ``count x n`` float64 uniforms (on CPU with numba, by buckets in O(n) per row; the same
+    permutations)."""
     where = generator.device if generator is not None else device
     keys = torch.rand(count, n, generator=generator, dtype=torch.float64, device=where)
+    if keys.device.type == "cpu" and numba_available():
+        from assocmem.engines.binary import numba_loop, threads
+
+        out = torch.empty(count, n, dtype=torch.int64)
+        args = (keys.numpy(), out.numpy())
+        threads.run_units(numba_loop.stable_argsort_rows, args, count, _threads(count))
+        return out.to(device)
     return keys.argsort(dim=1, stable=True).to(device)
 
 
@@ -140,24 +174,44 @@ def async_sweep_torch(
     return changed
 
 
+#: Totals over every numba sweep of this process: ``checks`` (spins checked), ``flips``, ``float64`` (checks the
+#: float32 filter left to the float64 field). Diagnostics for benchmarks/binary_recall.py; reset freely.
+numba_tally = {"checks": 0, "flips": 0, "float64": 0}
+
+
 def async_sweep_numba(
     table: ScaledTable, xi_t8: Tensor, states: Tensor, agree: Tensor, active: Tensor, perms: Tensor
 ) -> Tensor:
-    """The same sweep with the fused numba kernel (CPU tensors; ``states`` and ``agree`` updated in place)."""
+    """The same sweep with the fused numba kernel (CPU tensors; ``states`` and ``agree`` updated in place), the
+    cues spread over ``torch.get_num_threads()`` threads (:mod:`assocmem.engines.binary.threads`)."""
     import numba
 
-    from assocmem.engines.binary.numba_loop import async_sweep
+    from assocmem.engines.binary import numba_loop, threads
 
+    # The loops here do not use numba's threading layer (threads.py keeps its own pool). This call initialises it,
+    # on the sleeping workqueue threads numba_loop selects, as tests/test_binary.py asserts after a recall; under a
+    # user's NUMBA_THREADING_LAYER=omp it starts OpenMP threads that slow later PyTorch work
+    # (benchmarks/demo_threads.py), so it should go with that test.
     numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
-    changed = torch.zeros(active.shape[0], dtype=torch.bool)
-    async_sweep(
+    tally = np.zeros((active.shape[0], 2), dtype=np.int64)
+    ss64, dd64 = table.columns
+    factor, floor = numba_loop.filter_bound(xi_t8.shape[1])
+    args = (
         xi_t8.numpy(),
-        table.values.numpy(),
+        table.narrow,
+        ss64,
+        dd64,
         table.rowmap.numpy(),
         states.numpy(),
         agree.numpy(),
         active.numpy(),
         perms.numpy(),
-        changed.numpy(),
+        tally,
+        factor,
+        floor,
     )
-    return changed
+    threads.run_units(numba_loop.async_sweep, args, active.shape[0], _threads(active.shape[0]))
+    numba_tally["checks"] += active.shape[0] * xi_t8.shape[0]
+    numba_tally["flips"] += int(tally[:, 0].sum())
+    numba_tally["float64"] += int(tally[:, 1].sum())
+    return torch.from_numpy(tally[:, 0] > 0)

@@ -30,6 +30,7 @@ The preset these tables compute: the reduced model A, ``model_a(xi, interaction(
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 
@@ -43,6 +44,8 @@ from assocmem.lagrangians import AdditiveLagrangian, Exp, Polynomial, RePU
 EXACT_LIMIT = 2**53
 #: Largest spread (in powers of two) of the values one scaled row serves; float64 spans about 2^2098.
 ROW_SPAN = 600
+#: Table entries below this magnitude are 0 in the float32 copy (:attr:`ScaledTable.narrow`).
+TINY = 2.0**-100
 
 
 @dataclass(frozen=True)
@@ -100,6 +103,23 @@ class ScaledTable:
         return ScaledTable(
             self.values.to(device), self.exponent.to(device), self.rowmap.to(device), self.exact
         )
+
+    @functools.cached_property
+    def columns(self) -> tuple[np.ndarray, ...]:
+        """Each value array as a contiguous ``(R, N + 1)`` float64 NumPy array (CPU tables; computed once)."""
+        return tuple(np.ascontiguousarray(self.values[:, c].numpy()) for c in range(self.values.shape[1]))
+
+    @functools.cached_property
+    def narrow(self) -> np.ndarray:
+        """Both value arrays of a two-column table in float32, as ``SS + i DD`` pairs ``(R, N + 1)`` complex64 (one
+        8-byte read per agreement: the numba filter's copy). Entries below ``TINY`` in magnitude are 0, so every
+        entry a state can reach (at most 1 in a scaled row) is 0 or a normal float32 within one rounding of the
+        float64 value; entries beyond float32, which no state of their row reaches, are clipped."""
+        ss, dd = (np.clip(c, -(2.0**127), 2.0**127) for c in self.columns)
+        out = np.empty(ss.shape, dtype=np.complex64)
+        out.real = np.where(np.abs(ss) < TINY, 0.0, ss)
+        out.imag = np.where(np.abs(dd) < TINY, 0.0, dd)
+        return out
 
 
 def _ints_if_integral(floats: np.ndarray) -> Values:
