@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from html import unescape
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,8 @@ def test_report_is_one_self_contained_file(quick_demo):
 
 def test_report_records_its_provenance(quick_demo):
     html = (quick_demo[0] / "report.html").read_text(encoding="utf-8")
-    found = re.search(r'<script type="application/json" id="provenance">(.*?)</script>', html)
-    made = json.loads(found.group(1), parse_constant=strict)
+    found = re.search(r'<p class="muted" id="provenance" data-provenance="([^"]*)">', html)
+    made = json.loads(unescape(found.group(1)), parse_constant=strict)
     assert made["assocmem"] == __version__ and made["torch"] == torch.__version__
     assert made["commit"] or made["commit_note"]
     assert f"commit {made['commit'] or 'unknown'}" in html

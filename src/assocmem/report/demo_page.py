@@ -143,12 +143,11 @@ def demo_page(result: DemoResult, gap: CapacityGap | None = None, *, seconds: fl
     made = provenance()
     commit = made["commit"] or f"unknown: {made['commit_note']}"
     dirty = " with uncommitted changes" if made["dirty"] else ""
-    record = to_json(made, indent=None).replace("<", "\\u003c")  # JSON inside <script>: no "</"
     body.append(
-        f'<p class="muted">Made by <code>assocmem demo</code>{took} (assocmem {made["assocmem"]}, '
-        f"torch {made['torch']}, commit {escape(str(commit))}{dirty}, {escape(platform.machine())}, "
-        f"{torch.get_num_threads()} threads, seed {result.seed}).</p>"
-        f'<script type="application/json" id="provenance">{record}</script>'
+        f'<p class="muted" id="provenance" data-provenance="{escape(to_json(made, indent=None))}">Made by '
+        f"<code>assocmem demo</code>{took} (assocmem {made['assocmem']}, torch {made['torch']}, commit "
+        f"{escape(str(commit))}{dirty}, {escape(platform.machine())}, {torch.get_num_threads()} threads, "
+        f"seed {result.seed}).</p>"
     )
     return page("assocmem demo: associative memories", "\n".join(body))
 
