@@ -95,6 +95,7 @@ def test_checkpoints_are_ordinary_files_with_strict_metadata_and_provenance(tmp_
         "kernels": "eager",
         "threads": torch.get_num_threads(),
         "device": "cpu",
+        "cpu": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
     }
     for made in (

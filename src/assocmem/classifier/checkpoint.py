@@ -2,7 +2,7 @@
 
 The checkpoint is one safetensors file: the memories, the momentum ``V`` (with its per-memory log-scale) and the
 random generator's state as tensors; the configuration, the epoch, the per-epoch history, the provenance
-(:func:`assocmem.provenance.provenance`) and the *arithmetic* (kernels, threads, device, torch version) as its
+(:func:`assocmem.provenance.provenance`) and the *arithmetic* (kernels, threads, device, CPU, torch) as its
 metadata. It is written atomically and flushed to the disk (:func:`assocmem.files.atomic_path`), so it is never
 half old, half new, and it is never written with non-finite weights.
 
@@ -40,7 +40,7 @@ class Run:
     """A model with its training state: configuration, epochs done, history, momentum, generator state.
 
     ``arithmetic`` is what the checkpoint's numbers were computed with (``kernels``, ``threads``, ``device``,
-    ``torch``); a run resumed with the same arithmetic continues bit for bit.
+    ``cpu``, ``torch``); a run resumed with the same arithmetic continues bit for bit.
     """
 
     model: DAMClassifier
@@ -58,11 +58,13 @@ class Run:
 
 
 def arithmetic(model: DAMClassifier) -> dict[str, object]:
-    """What this process computes the model's training with: its kernels, threads, device and torch version."""
+    """What this process computes the model's training with: its kernels, threads, device, the CPU's vector
+    instructions (which compiled kernels and the matrix products use) and the torch version."""
     return {
         "kernels": model.kernels.kind,
         "threads": torch.get_num_threads(),
         "device": model.memories.device.type,
+        "cpu": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
     }
 

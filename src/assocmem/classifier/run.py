@@ -5,8 +5,8 @@ A run folder holds ``config.json`` (the :class:`TrainConfig` and the provenance)
 and ``metrics.json`` (per-epoch and final errors, loss, seconds, provenance). Resuming restores all of it: a run
 killed at any moment (``kill -9`` included) and resumed from its last checkpoint ends with the same weights, bit
 for bit, as one never interrupted, provided it continues with the same arithmetic (kernels, threads, device,
-torch version; docs/classifier.md). A checkpoint made with a different configuration or other kernels is
-refused with the differences; other threads, device or torch version give a warning. A run whose loss or
+CPU, torch version; docs/classifier.md). A checkpoint made with a different configuration or other kernels is
+refused with the differences; other threads, device, CPU or torch version give a warning. A run whose loss or
 memories become non-finite stops at once (:class:`~assocmem.classifier.training.DivergenceError`), leaving the last
 good checkpoint in place and the divergence in metrics.json.
 """
@@ -75,7 +75,7 @@ def check_folder(folder: str | os.PathLike, resume: bool) -> str | None:
 
 
 def check_arithmetic(run: Run, now: dict, folder: str | os.PathLike) -> None:
-    """Refuse to resume with other kernels than the checkpoint's; warn about other threads, device or torch."""
+    """Refuse to resume with other kernels than the checkpoint's; warn about other threads, device, CPU or torch."""
     saved = run.arithmetic
     if not saved:
         return
@@ -86,7 +86,9 @@ def check_arithmetic(run: Run, now: dict, folder: str | os.PathLike) -> None:
             "weights would not match an uninterrupted run: resume with the kernels the run started with"
         )
     changed = [
-        f"{k} {saved[k]} -> {now[k]}" for k in ("threads", "device", "torch") if saved.get(k) != now[k]
+        f"{k} {saved[k]} -> {now[k]}"
+        for k in ("threads", "device", "cpu", "torch")
+        if k in saved and saved[k] != now[k]
     ]
     if changed:
         warnings.warn(
