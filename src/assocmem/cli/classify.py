@@ -333,10 +333,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("dirs", nargs="+", type=run_folder(CHECKPOINT), help="run folders (e.g. n = 2, 3, 20, 30)")
     data_options(p, None)
     p.add_argument(
-        "--out",
-        type=OUTPUT_FIGURE,
-        default=None,
-        help="write the side-by-side figure here (PNG; default: no figure)",
+        "--out", type=OUTPUT_FIGURE, default=None, help="the side-by-side figure (PNG; default: none)"
     )
     p.add_argument("--json", type=OUTPUT_FILE, default=None, help="write the measures here (JSON)")
     add_quiet(p, "no table and no messages, only errors (the results are in --out and --json)")
