@@ -140,6 +140,8 @@ class Fused:
             self._compiled = torch.compile(self.fn, dynamic=None)
         try:
             return self._compiled(*args)
+        except torch.cuda.OutOfMemoryError:
+            raise
         except Exception as err:
             raise CompileError(
                 f"a compiled classifier kernel failed ({type(err).__name__}: {str(err).strip()[:300]}). A damaged "
