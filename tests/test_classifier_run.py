@@ -141,6 +141,12 @@ def test_resume_needs_a_run_and_restarts_one_killed_before_its_first_checkpoint(
     assert same_state(train(config, data, tmp_path / "early", resume=True), train(config, data))
 
 
+def test_too_few_images_for_one_minibatch_is_found_before_the_folder_is_written(tmp_path):
+    with pytest.raises(ValueError, match="120 training images do not fill one minibatch of 150"):
+        train(small_config(batch_size=150), synthetic(), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
 def test_resume_with_other_kernels_is_refused_and_other_threads_warn(tmp_path):
     data, config = synthetic(), small_config(epochs=2)
     train(small_config(epochs=1), data, tmp_path / "run")

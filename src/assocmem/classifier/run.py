@@ -235,3 +235,8 @@ def _check_data(data: Data, config: TrainConfig) -> None:
             raise ValueError(
                 f"train: {split} labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
             )
+    if data.train_labels.numel() < config.batch_size:  # found here, before the run folder is written
+        raise ValueError(
+            f"train: {data.train_labels.numel()} training images do not fill one minibatch of {config.batch_size} "
+            "(--batch-size, --train-size)"
+        )
