@@ -1,13 +1,19 @@
 """Kill -9 at random moments of ``assocmem classify train``, resume, and compare with an uninterrupted run.
 
-Each trial starts the command-line run in a fresh folder, sends SIGKILL at a random moment of it (start-up and
-compilation included), then runs it again with ``--resume`` (or without, when the kill came before the run had
-written anything) to the end, and compares the final checkpoint bit for bit with an uninterrupted run's: the
-memories, the momentum and its log-scale, the random generator's state and the per-epoch history without the
-timings. Every trial starts with an empty torch.compile cache of its own (``TORCHINDUCTOR_CACHE_DIR``), shared by
-its killed run and its resume, so a kill can land while kernels are compiled and written, as on a first run. A
-resume that stops on a damaged cache (exit status 1, ``CompileError``) is counted, the cache cleared and the resume
-run again, as the message tells a user to.
+Each trial starts the command-line run in a fresh folder, sends SIGKILL at a random moment of it, then runs it
+again with ``--resume`` (or without, when the kill came before the run had written anything) to the end, and
+compares the final checkpoint bit for bit with an uninterrupted run's: the memories, the momentum and its
+log-scale, the random generator's state and the per-epoch history without the timings. Every trial starts with an
+empty torch.compile cache of its own (``TORCHINDUCTOR_CACHE_DIR``), shared by its killed run and its resume, so a
+kill can land while kernels are compiled and written, as on a first run.
+
+The moments follow the run's progress, not the clock (the machine's load changes a run's speed several-fold): a
+quarter of the trials kill at a uniform time within the first epoch as the uninterrupted runs took it (start-up,
+compilation, the first minibatches), the others pick an epoch e uniformly in 1..epochs-1, wait until the run has
+finished e epochs (its metrics.json says so) and kill at a uniform time within the next epoch's duration (its
+minibatches, its test evaluation, or the writing of its checkpoint and metrics). A resume that stops on a damaged
+cache (exit status 1, ``CompileError``) is counted, the cache cleared and the resume run again, as the message
+tells a user to.
 
 ``--corrupt-cache`` checks the response to a damaged cache directly: it truncates every compiled ``.so`` of a warm
 cache and runs the same training with it. The run must stop with exit status 1 and say so; before the fix it
@@ -89,15 +95,48 @@ def run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(argv, env=env, capture_output=True, text=True)
 
 
-def trial(args: argparse.Namespace, work: Path, index: int, moment: float, reference: dict) -> dict:
+def epochs_done(folder: Path) -> int:
+    """The epochs the run in ``folder`` has finished, from its metrics.json (replaced atomically), or 0."""
+    try:
+        return int(json.loads((folder / "metrics.json").read_text())["epochs_done"])
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def timed_run(args: argparse.Namespace, folder: Path, cache: Path) -> tuple[float, float]:
+    """An uninterrupted run: its duration and the time until it had finished its first epoch."""
+    start, first = time.perf_counter(), None
+    process = subprocess.Popen(
+        command(args, folder, args.epochs, False),
+        env=environment(cache, args.threads),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    while process.poll() is None:
+        if first is None and epochs_done(folder) >= 1:
+            first = time.perf_counter() - start
+        time.sleep(0.02)
+    if process.returncode != 0:
+        raise SystemExit(f"the uninterrupted run failed: {process.stderr.read().strip()[-500:]}")
+    return time.perf_counter() - start, first if first is not None else time.perf_counter() - start
+
+
+def trial(
+    args: argparse.Namespace, work: Path, index: int, moment: tuple[int, float], reference: dict
+) -> dict:
+    """Kill the run ``moment[1]`` seconds after it finished epoch ``moment[0]`` (0: after its start), resume it."""
     folder, cache = work / f"trial{index}", work / f"cache{index}"
     env = environment(cache, args.threads)
+    epoch, offset = moment
     with open(work / f"trial{index}.log", "w") as log:
         process = subprocess.Popen(
             command(args, folder, args.epochs, False), env=env, stdout=log, stderr=subprocess.STDOUT
         )
+        while process.poll() is None and epochs_done(folder) < epoch:
+            time.sleep(0.01)
         try:
-            process.wait(timeout=moment)
+            process.wait(timeout=offset)
             killed = False
         except subprocess.TimeoutExpired:
             process.kill()  # SIGKILL
@@ -115,7 +154,8 @@ def trial(args: argparse.Namespace, work: Path, index: int, moment: float, refer
         break
     row = {
         "trial": index,
-        "moment": moment,
+        "after_epoch": epoch,
+        "seconds_after": round(offset, 3),
         "killed": killed,
         "checkpoint_at_kill": at,
         "cache_cleared": cleared,
@@ -176,28 +216,27 @@ def main() -> None:
     work = Path(args.work or tempfile.mkdtemp(prefix="kill-resume-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        durations = []
-        for name in ("reference", "again"):  # two uninterrupted runs, each with an empty compile cache
-            start = time.perf_counter()
-            done = run(
-                command(args, work / name, args.epochs, False),
-                environment(work / f"cache-{name}", args.threads),
-            )
-            durations.append(time.perf_counter() - start)
-            if done.returncode != 0:
-                raise SystemExit(f"the uninterrupted run failed: {done.stderr.strip()[-500:]}")
+        (total_a, first_a), (total_b, first_b) = (
+            timed_run(args, work / name, work / f"cache-{name}") for name in ("reference", "again")
+        )
         reference = final_state(work / "reference")
         same, diff = compare(final_state(work / "again"), reference)
-        seconds = args.window or min(durations)  # the kills fall in [0, seconds] after the start
+        first = min(first_a, first_b)  # start-up, compilation and the first epoch
+        per_epoch = min(total_a - first_a, total_b - first_b) / max(1, args.epochs - 1)
         print(
-            f"uninterrupted runs: {durations[0]:.1f} s and {durations[1]:.1f} s with an empty compile cache, "
-            f"{'bit-identical' if same else f'different (max |diff| {diff:.2g})'}; kills in [0, {seconds:.1f}] s",
+            f"uninterrupted runs (each with an empty compile cache): {total_a:.1f} s and {total_b:.1f} s, the first "
+            f"epoch done after {first_a:.1f} s and {first_b:.1f} s, then {per_epoch:.2f} s per epoch; "
+            f"{'bit-identical' if same else f'different (max |diff| {diff:.2g})'}",
             flush=True,
         )
         chance = random.Random(args.seed)
         rows = []
         for index in range(args.trials):
-            row = trial(args, work, index, chance.uniform(0.0, seconds), reference)
+            if chance.random() < 0.25:
+                moment = (0, chance.uniform(0.0, first))
+            else:
+                moment = (chance.randint(1, args.epochs - 1), chance.uniform(0.0, per_epoch))
+            row = trial(args, work, index, moment, reference)
             rows.append(row)
             print(json.dumps(row), flush=True)
         killed = [r for r in rows if r["killed"]]
