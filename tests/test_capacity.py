@@ -20,6 +20,8 @@ from assocmem.laboratory.capacity import (
 )
 from assocmem.laboratory.random_starts import random_start_recovery
 from assocmem.lagrangians import Polynomial
+from assocmem.version import __version__
+from tests.strict_json import load
 
 
 def test_theory_functions_reproduce_the_published_table_to_its_rounding():
@@ -128,8 +130,9 @@ def test_capacity_command_writes_results_and_figure(tmp_path, capsys):
     assert main([*args, "--flip", "0.1", "--seed", "2", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
     assert f"wrote {out / 'results.json'}" in printed
-    results = json.loads((out / "results.json").read_text())
+    results = load(out / "results.json")  # strict JSON
     assert [r["memories"] for r in results["results"]] == [3, 12]
+    assert results["provenance"]["assocmem"] == __version__ and "commit" in results["provenance"]
     assert set(results["results"][0]) >= {"perfect_recall", "mean_final_overlap", "bit_error_rate", "theory"}
     assert results["theory"]["critical_load"] == pytest.approx(0.138, abs=1e-3)
     assert (out / "capacity.png").stat().st_size > 10_000
@@ -148,16 +151,17 @@ def test_capacity_command_sweeps_neurons_and_fits(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--flip", "1.5"], "--flip must be a fraction in \\[0, 1\\]"),
-        (["--flip", "nan"], "--flip must be a fraction"),
-        (["--memories", "4,x"], "--memories must be comma-separated integers"),
-        (["--memories", "0,4"], "--memories must list integers >= 1"),
-        (["--neurons", "0"], "--neurons must be an integer >= 1"),
-        (["--model", "power", "--n", "0"], "n must be a number >= 1"),
+        (["--flip", "1.5"], "--flip: expected a fraction in \\[0, 1\\]"),
+        (["--flip", "nan"], "--flip: expected a fraction"),
+        (["--memories", "4,x"], "--memories: expected comma-separated integers >= 1"),
+        (["--memories", "0,4"], "--memories: expected comma-separated integers >= 1"),
+        (["--memories", "5,,10"], "--memories: expected comma-separated integers >= 1.*an empty item"),
+        (["--neurons", "0"], "--neurons: expected an integer >= 1"),
+        (["--model", "power", "--n", "0"], "--n: expected a number >= 1"),
         (["--model", "power"], "needs its degree n"),
         (["--model", "classical", "--n", "3"], "classical network has n = 2"),
-        (["--trials", "0"], "--trials must be an integer >= 1"),
-        (["--max-sweeps", "0"], "--max-sweeps must be an integer >= 1"),
+        (["--trials", "0"], "--trials: expected an integer >= 1"),
+        (["--max-sweeps", "0"], "--max-sweeps: expected an integer >= 1"),
     ],
 )
 def test_capacity_command_rejects_bad_options(tmp_path, capsys, options, message):
@@ -165,7 +169,11 @@ def test_capacity_command_rejects_bad_options(tmp_path, capsys, options, message
     for flag, value in zip(options[::2], options[1::2], strict=True):
         base[flag] = value
     argv = ["capacity", *[x for kv in base.items() for x in kv], "--out", str(tmp_path)]
-    assert main(argv) == 2
+    try:
+        status = main(argv)
+    except SystemExit as done:  # argparse's own check of the option
+        status = done.code
+    assert status == 2
     assert pytest.importorskip("re").search(message, capsys.readouterr().err)
 
 

@@ -19,6 +19,7 @@ from assocmem.classifier.training import (
 from assocmem.cli import build_parser, main
 from assocmem.data import load
 from tests.conftest import SHARED_DATA, needs_data
+from tests.strict_json import load as load_strict
 
 needs_mnist = needs_data("mnist")
 
@@ -93,7 +94,9 @@ def test_killed_and_resumed_run_is_bit_identical(tmp_path):
 def test_checkpoint_errors_are_clear(tmp_path):
     data, config = synthetic(), small_config(epochs=2)
     train(config, data, tmp_path / "run")
-    with pytest.raises(ValueError, match="already holds a classifier run; pass --resume"):
+    with pytest.raises(
+        ValueError, match=r"already holds a classifier run \(checkpoint.safetensors\); pass --resume"
+    ):
         train(config, data, tmp_path / "run")
     with pytest.raises(ValueError, match=r"different configuration \(n: checkpoint 3, now 4"):
         train(small_config(epochs=2, n=4), data, tmp_path / "run", resume=True)
@@ -120,7 +123,8 @@ def test_metrics_json(tmp_path):
         == run.model.error(data.test_images, data.test_labels)
     )
     assert metrics["config"] == config.to_dict()
-    assert json.loads((tmp_path / "run" / "config.json").read_text()) == config.to_dict()
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded.pop("provenance")["assocmem"] and recorded == config.to_dict()
     assert load_run(tmp_path / "run").epoch == 3  # the last epoch is always checkpointed
 
 
@@ -227,19 +231,39 @@ def test_cli_train_eval_and_prototypes(tmp_path, capsys):
     ]
     args += ["--epochs", "2", "--batch-size", "100", "--out", str(out), "--no-compile", "--threads", "1"]
     assert main(args) == 0
-    printed = capsys.readouterr().out
-    assert f"writing to {out}" in printed and "test error" in printed
+    printed, log = capsys.readouterr()
+    assert (
+        f"writing to {out}" in printed
+        and "minibatch error: training images misclassified before each" in printed
+    )
+    assert "(whole test set), training error" in printed and "(whole training set, final weights)" in printed
+    # stderr is not a terminal here: one plain line per epoch, no progress bar
+    assert log.count("epoch 1/2: loss ") == 1 and "minibatch error" in log and "training:" not in log
     for name in ("config.json", CHECKPOINT, "metrics.json", "memories.png"):
         assert (out / name).is_file()
     assert main(args) == 2 and "pass --resume" in capsys.readouterr().err
+    assert main([*args[:-9], "--epochs", "3", *args[-7:], "--resume", "--quiet"]) == 0
+    assert capsys.readouterr() == ("", "")  # --quiet: nothing but errors
     assert main(["classify", "eval", str(out), "--data-dir", str(SHARED_DATA / "mnist")]) == 0
-    test_error = json.loads((out / "metrics.json").read_text())["test_error"]
-    assert f"test error {100 * test_error:.2f}%" in capsys.readouterr().out
+    test_error = load_strict(out / "metrics.json")["test_error"]
+    assert f"test error {100 * test_error:.2f}% on 10000 mnist images (epoch 3)" in capsys.readouterr().out
+    assert main(["classify", "eval", str(out), "--data-dir", str(SHARED_DATA / "mnist"), "--quiet"]) == 0
+    assert float(capsys.readouterr().out) == test_error
+    fashion = SHARED_DATA / "fashion-mnist"
+    if (fashion / "t10k-images-idx3-ubyte.gz").is_file():  # another data set than the run's: only when asked
+        other = ["classify", "eval", str(out), "--dataset", "fashion-mnist", "--data-dir", str(fashion)]
+        assert main(other) == 2 and "was trained on mnist; pass --other-dataset" in capsys.readouterr().err
+        assert main([*other, "--other-dataset"]) == 0
+        assert "fashion-mnist images (epoch 3, trained on mnist)" in capsys.readouterr().out
     proto = ["classify", "prototypes", str(out), str(out), "--data-dir", str(SHARED_DATA / "mnist")]
     assert main([*proto, "--out", str(tmp_path / "p.png"), "--json", str(tmp_path / "p.json")]) == 0
     assert (tmp_path / "p.png").is_file() and "single-class" in capsys.readouterr().out
-    assert json.loads((tmp_path / "p.json").read_text())[str(out)]["total"] == 20
-    assert main(["classify", "eval", str(tmp_path / "none")]) == 2
+    written = load_strict(tmp_path / "p.json")
+    assert written["runs"][str(out)]["total"] == 20 and written["runs"][str(out)]["dataset"] == "mnist"
+    assert written["provenance"]["assocmem"]
+    with pytest.raises(SystemExit):
+        main(["classify", "eval", str(tmp_path / "none")])
+    assert "argument dir: expected a run folder" in capsys.readouterr().err
 
 
 def test_settings_follow_the_regime_of_n():

@@ -57,23 +57,49 @@ def test_every_command_has_complete_help(command, capsys):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["--flip", "1.5"], "--flip must be a fraction in [0, 1]"),
-        (["--mask", "-0.1"], "--mask must be a fraction in [0, 1]"),
-        (["--size", "15"], "--size must be an even number"),
-        (["--memories", "0"], "--memories must be >= 1"),
-        (["--threads", "0"], "--threads must be >= 1"),
+        (["--flip", "1.5"], "argument --flip: expected a fraction in [0, 1]"),
+        (["--mask", "-0.1"], "argument --mask: expected a fraction in [0, 1]"),
+        (["--size", "15"], "argument --size: expected an even integer >= 2"),
+        (["--memories", "0"], "argument --memories: expected an integer >= 1"),
+        (["--threads", "0"], "argument --threads: expected an integer >= 1"),
     ],
 )
 def test_demo_rejects_bad_options(args, message, capsys):
-    assert main(["demo", *args]) == 2
+    with pytest.raises(SystemExit) as done:
+        main(["demo", *args])
     err = capsys.readouterr().err
-    assert err.startswith("assocmem demo: error: ") and message in err
+    assert done.value.code == 2 and "assocmem demo: error: " in err and message in err
 
 
 def test_demo_refuses_a_file_as_output_folder(tmp_path, capsys):
     (tmp_path / "taken").write_text("")
-    assert main(["demo", "--out", str(tmp_path / "taken")]) == 2
-    assert "--out must be a folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as done:
+        main(["demo", "--out", str(tmp_path / "taken")])
+    assert done.value.code == 2 and "taken is a file, not a folder" in capsys.readouterr().err
+
+
+def test_progress_bars_show_on_a_terminal_only_and_never_with_quiet(monkeypatch):
+    from assocmem.cli.console import epoch_lines, progress_bar
+
+    class Terminal:
+        def __init__(self, tty):
+            self.tty, self.text = tty, ""
+
+        def isatty(self):
+            return self.tty
+
+        def write(self, text):
+            self.text += text
+
+        def flush(self):
+            pass
+
+    for tty, quiet, shown in ((True, False, True), (False, False, False), (True, True, False)):
+        monkeypatch.setattr(sys, "stderr", Terminal(tty))
+        with progress_bar(quiet, total=2, desc="work") as bar:
+            bar.update(2)
+        assert ("work" in sys.stderr.text) == shown, (tty, quiet)
+        assert epoch_lines(quiet) == (not tty and not quiet)
 
 
 def test_console_script_and_module_entry_point():

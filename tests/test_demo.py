@@ -5,15 +5,20 @@ from that run, not from this file: every dense model recalls every stored sprite
 and the classical network, loaded beyond 0.14 N, does not.
 """
 
+import json
 import re
 import subprocess
 import sys
 import time
+from html import unescape
 from pathlib import Path
 
 import pytest
+import torch
 
+from assocmem.version import __version__
 from tests.chromium import HOW_TO_ENABLE, Chromium, find_chromium
+from tests.strict_json import strict
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -75,7 +80,7 @@ def test_quick_demo_table_shows_the_capacity_gap(quick_demo):
             assert float(load) > 0.14, "the classical network must be loaded beyond its capacity"
             assert recalled < total, f"the classical network recalled {accuracy} beyond its capacity"
     assert f"wrote {(out / 'report.html').resolve()}" in stdout
-    assert "demo:" in stderr  # the progress bar
+    assert "demo:" not in stderr  # no progress bar in a log (stderr is not a terminal here)
     print(f"assocmem demo --quick took {seconds:.1f} s")
 
 
@@ -90,6 +95,15 @@ def test_report_is_one_self_contained_file(quick_demo):
     for model in MODELS:
         assert f"<h2>{model}</h2>" in html
     assert html.count('class="energy"') == len(MODELS)  # each model's energy function
+
+
+def test_report_records_its_provenance(quick_demo):
+    html = (quick_demo[0] / "report.html").read_text(encoding="utf-8")
+    found = re.search(r'<p class="muted" id="provenance" data-provenance="([^"]*)">', html)
+    made = json.loads(unescape(found.group(1)), parse_constant=strict)
+    assert made["assocmem"] == __version__ and made["torch"] == torch.__version__
+    assert made["commit"] or made["commit_note"]
+    assert f"commit {made['commit'] or 'unknown'}" in html
 
 
 def test_report_renders_in_headless_chromium(quick_demo):

@@ -38,6 +38,7 @@ LEVELS: dict[str, int] = {
     "checks": 0,
     "files": 0,
     "allocator": 0,
+    "provenance": 0,
     "data": 1,
     "lagrangians": 1,
     "network": 2,

@@ -1,18 +1,28 @@
-"""Atomic file writes: every file the library writes appears whole or not at all (DESIGN.md, conventions).
+"""Atomic, durable file writes and strict JSON: every file the library writes appears whole or not at all.
 
-A write goes to a temporary file in the destination's folder, which is renamed over the destination only when
-the write finished; on any error the temporary file is removed and the old destination, if any, is untouched.
-Checkpoints, results, figures, reports and downloads all go through :func:`atomic_path`.
+A write goes to a temporary file in the destination's folder, which is flushed to the disk (``fsync``), given an
+ordinary file's mode (``0666`` less the umask, as ``open`` would) and renamed over the destination only when the
+write finished; the folder is then flushed too, so the rename itself survives a power cut. On any error the
+temporary file is removed and the old destination, if any, is untouched. Checkpoints, results, figures, reports
+and downloads all go through :func:`atomic_path`.
+
+JSON is written strictly (:func:`to_json`): JSON has no NaN or infinity, so a non-finite number is written as
+``null`` and named, with its value, under ``"non_finite"`` at the top of the document; every strict reader
+accepts the file and no value is silently lost.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+#: The key under which :func:`to_json` names the non-finite numbers it wrote as ``null``.
+NON_FINITE = "non_finite"
 
 
 @contextmanager
@@ -29,13 +39,29 @@ def atomic_path(dest: str | os.PathLike) -> Iterator[Path]:
     fd, name = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
     os.close(fd)
     tmp = Path(name)
-    tmp.chmod(0o666 & ~_umask())  # mkstemp makes the file private (0600); give it an ordinary file's mode
     try:
         yield tmp
+        # the writer may have replaced the file (safetensors does), so the mode and the flush come after it:
+        # mkstemp's private 0600 becomes an ordinary file's mode, and the data reach the disk before the rename
+        tmp.chmod(0o666 & ~_umask())
+        _fsync(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync(dest.parent)
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file or a folder to the disk (a folder's entries: the rename)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems cannot flush a folder; the file itself was flushed
+        if not path.is_dir():
+            raise
+    finally:
+        os.close(fd)
 
 
 def _umask() -> int:
@@ -51,6 +77,46 @@ def write_text(dest: str | os.PathLike, text: str) -> Path:
     return Path(dest)
 
 
+def finite_json(obj: object) -> tuple[object, dict[str, str]]:
+    """``obj`` with every non-finite float replaced by ``None``, and ``{path: value}`` of those replaced.
+
+    Paths are dotted keys and list indices, e.g. ``"fit.constant"`` or ``"per_epoch.3.loss"``.
+    """
+    replaced: dict[str, str] = {}
+
+    def walk(value: object, path: str) -> object:
+        if isinstance(value, float) and not math.isfinite(value):
+            replaced[path or "(top)"] = repr(value)
+            return None
+        if isinstance(value, dict):
+            return {k: walk(v, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [walk(v, f"{path}.{i}" if path else str(i)) for i, v in enumerate(value)]
+        return value
+
+    return walk(obj, ""), replaced
+
+
+def to_json(obj: object, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON (``allow_nan=False``): non-finite numbers become ``null`` and are named.
+
+    A dictionary gets a ``"non_finite"`` entry (a note and ``{path: value}``) when any value was replaced; any other
+    document holding a non-finite number is an error, since it has nowhere to say so.
+    """
+    clean, replaced = finite_json(obj)
+    if replaced:
+        if not isinstance(clean, dict):
+            raise ValueError(
+                f"to_json: non-finite numbers at {', '.join(replaced)}; JSON cannot hold them and a "
+                f"{type(obj).__name__} has no place to note them (write a dict)"
+            )
+        clean[NON_FINITE] = {
+            "note": "JSON has no NaN or infinity: these values are written as null",
+            "values": replaced,
+        }
+    return json.dumps(clean, indent=indent, allow_nan=False)
+
+
 def write_json(dest: str | os.PathLike, obj: object) -> Path:
-    """Write ``obj`` as indented JSON to ``dest`` atomically; returns the destination path."""
-    return write_text(dest, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+    """Write ``obj`` as indented strict JSON (:func:`to_json`) to ``dest`` atomically; returns the path."""
+    return write_text(dest, to_json(obj) + "\n")

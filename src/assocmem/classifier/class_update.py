@@ -24,7 +24,11 @@ compiled by ``torch.compile`` into fused loops that never materialise ``(B, C, K
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import shutil
+import sys
 import warnings
 from collections.abc import Callable
 
@@ -92,11 +96,37 @@ def scaled_backward(
     return dhs, (gw * slope).sum(0)
 
 
+class CompileError(RuntimeError):
+    """A compiled kernel failed: the run stops rather than switch silently to eager kernels that round differently."""
+
+
+@functools.cache
+def compile_problem() -> str | None:
+    """Why ``torch.compile`` cannot build CPU kernels here (no C++ compiler), or ``None`` when it can.
+
+    Decided once, before any kernel runs, from the environment alone (inductor's own compiler search), never from
+    an exception: a failure of the compiler that *is* there (a damaged compile cache after a killed run, a bug)
+    is an error (:class:`CompileError`), not a reason to change the arithmetic in the middle of a run.
+    """
+    try:
+        from torch._inductor.cpp_builder import get_cpp_compiler
+    except ImportError:  # the private API moved: look for the compiler inductor defaults to
+        cxx = os.environ.get("CXX", "clang++" if sys.platform == "darwin" else "g++")
+        return None if shutil.which(cxx) else f"no C++ compiler ({cxx}) found"
+    try:
+        get_cpp_compiler()
+    except Exception as err:  # inductor's InvalidCxxCompiler, or the compiler does not run
+        return f"no working C++ compiler ({type(err).__name__}: {str(err).strip()[:200]})"
+    return None
+
+
 class Fused:
     """``fn`` compiled by ``torch.compile`` when ``enabled``, else run as it is.
 
-    Compiling fails only at the first call, e.g. without a C++ compiler or Triton; the wrapper then warns once and
-    runs ``fn`` eagerly from then on (the tests check that both agree).
+    Whether to compile is decided before the first call (:class:`Kernels`, :func:`compile_problem`); once
+    compiling, any failure of the compiled function is raised as a :class:`CompileError` that says what to do.
+    Eager and compiled kernels round differently (~1e-6 relative), so falling back in the middle of a run would
+    silently break a resumed run's bit-exactness.
     """
 
     def __init__(self, fn: Callable[..., object], enabled: bool = False) -> None:
@@ -104,19 +134,30 @@ class Fused:
         self._compiled: Callable[..., object] | None = None
 
     def __call__(self, *args: object) -> object:
-        if self.enabled:
-            if self._compiled is None:
-                self._compiled = torch.compile(self.fn, dynamic=None)
-            try:
-                return self._compiled(*args)
-            except Exception as err:  # a missing compiler shows only here, at the first call
-                warnings.warn(
-                    f"torch.compile failed ({type(err).__name__}: {err}); running the eager version",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-                self.enabled = False
-        return self.fn(*args)
+        if not self.enabled:
+            return self.fn(*args)
+        if self._compiled is None:
+            self._compiled = torch.compile(self.fn, dynamic=None)
+        try:
+            return self._compiled(*args)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except Exception as err:
+            raise CompileError(
+                f"a compiled classifier kernel failed ({type(err).__name__}: {str(err).strip()[:300]}). A damaged "
+                f"torch.compile cache (e.g. left by a killed run) is a common cause: delete {_cache_dir()} (or set "
+                "TORCHINDUCTOR_CACHE_DIR to a fresh folder) and run again. Eager kernels (--no-compile, "
+                "compile=False) work anywhere, but a run must continue with the kernels it started with"
+            ) from err
+
+
+def _cache_dir() -> str:
+    try:
+        from torch._inductor.runtime.cache_dir_utils import cache_dir
+
+        return cache_dir()
+    except Exception:  # the private API moved
+        return "torch's inductor cache folder (TORCHINDUCTOR_CACHE_DIR)"
 
 
 class Kernels:
@@ -129,6 +170,13 @@ class Kernels:
 
     def __init__(self, F: AdditiveLagrangian, compiled: bool = False) -> None:
         self.F = F
+        if compiled and (problem := compile_problem()) is not None:
+            warnings.warn(
+                f"torch.compile cannot build kernels here ({problem}); the classifier runs its eager kernels",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            compiled = False
         self._fields = Fused(lambda hs, ds: fields_reference(F, hs, ds), compiled)
         self._backward = Fused(lambda hs, ds, gz: fields_backward(F, hs, ds, gz), compiled)
         self.weights = Fused(lambda hs, ds, lg: backward_weights(F, hs, ds, lg), compiled)
@@ -137,6 +185,11 @@ class Kernels:
     @property
     def compiled(self) -> bool:
         return self._fields.enabled
+
+    @property
+    def kind(self) -> str:
+        """``"compiled"`` or ``"eager"``: the arithmetic a checkpoint records (the two round differently)."""
+        return "compiled" if self.compiled else "eager"
 
     @compiled.setter
     def compiled(self, value: bool) -> None:

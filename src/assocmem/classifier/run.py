@@ -1,152 +1,102 @@
-"""A classifier training run on disk: checkpoints, exact resuming, and metrics.json.
+"""A classifier training run on disk: the training loop with its checkpoints, exact resuming, and metrics.json.
 
-A run folder holds ``config.json`` (the :class:`TrainConfig`), ``checkpoint.safetensors`` (the memories, the
-momentum ``V`` and the random generator's state as tensors; the configuration, the epoch and the per-epoch
-history as its metadata: one file, written atomically, so a checkpoint is never half old, half new) and
-``metrics.json`` (per-epoch and final errors, loss, seconds). Resuming restores all of it, so a run killed
-after any epoch and resumed ends with the same weights, bit for bit, as one never interrupted (same machine,
-same number of threads); a checkpoint made with a different configuration is refused with the differences.
+A run folder holds ``config.json`` (the :class:`TrainConfig` and the provenance), ``checkpoint.safetensors``
+(:mod:`.checkpoint`: the memories, the momentum, the random generator's state, the history, written atomically)
+and ``metrics.json`` (per-epoch and final errors, loss, seconds, provenance). Resuming restores all of it: a run
+killed at any moment (``kill -9`` included) and resumed from its last checkpoint ends with the same weights, bit
+for bit, as one never interrupted, provided it continues with the same arithmetic (kernels, threads, device,
+CPU, torch version; docs/classifier.md). A checkpoint made with a different configuration or other kernels is
+refused with the differences; other threads, device, CPU or torch version give a warning. A run whose loss or
+memories become non-finite stops at once (:class:`~assocmem.classifier.training.DivergenceError`), leaving the last
+good checkpoint in place and the divergence in metrics.json.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from dataclasses import dataclass, field
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
-from torch import Tensor
 
 from assocmem.checks import is_count
+from assocmem.classifier.checkpoint import (
+    CHECKPOINT,
+    CONFIG,
+    Run,
+    arithmetic,
+    check_compatible,
+    check_record,
+    load_run,
+    save_checkpoint,
+)
 from assocmem.classifier.data import Data
-from assocmem.classifier.model import DAMClassifier
 from assocmem.classifier.training import (
+    DivergenceError,
     EpochCallback,
     Step,
     TrainConfig,
     targets,
     train_epoch,
 )
-from assocmem.files import atomic_path, write_json
+from assocmem.files import write_json
+from assocmem.provenance import provenance
 
-CHECKPOINT = "checkpoint.safetensors"
-CONFIG = "config.json"
 METRICS = "metrics.json"
-FORMAT = "assocmem.classifier-run/1"
+
+__all__ = ["CHECKPOINT", "CONFIG", "METRICS", "Run", "check_folder", "load_run", "started", "train"]
 
 
-@dataclass
-class Run:
-    """A model with its training state: configuration, epochs done, history, momentum, generator state."""
-
-    model: DAMClassifier
-    config: TrainConfig
-    epoch: int = 0
-    history: list[dict] = field(default_factory=list)
-    velocity: Tensor | None = None
-    velocity_log_scale: Tensor | None = None
-    generator_state: Tensor | None = None
-
-    @property
-    def test_error(self) -> float | None:
-        return self.history[-1]["test_error"] if self.history else None
+def started(folder: str | os.PathLike) -> str | None:
+    """What in ``folder`` shows a classifier run was started there (its checkpoint or config.json), or None."""
+    for name in (CHECKPOINT, CONFIG):
+        if (Path(folder) / name).is_file():
+            return name
+    return None
 
 
-def save_checkpoint(folder: str | os.PathLike, run: Run) -> Path:
-    """Write ``folder/checkpoint.safetensors`` atomically (tensors + JSON metadata)."""
-    path = Path(folder) / CHECKPOINT
-    tensors = {"memories": run.model.memories.detach().contiguous().cpu()}
-    if run.velocity is not None:
-        tensors["velocity"] = run.velocity.contiguous().cpu()
-        tensors["velocity_log_scale"] = run.velocity_log_scale.contiguous().cpu()
-    if run.generator_state is not None:
-        tensors["generator"] = run.generator_state.cpu()
-    metadata = {
-        "format": FORMAT,
-        "config": json.dumps(run.config.to_dict()),
-        "epoch": str(run.epoch),
-        "temperature": repr(run.model.temperature),
-        "history": json.dumps(run.history),
-    }
-    with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
-    return path
-
-
-def load_run(
-    folder: str | os.PathLike, device: torch.device | str | None = None, compile: bool = False
-) -> Run:
-    """The run saved in ``folder`` (its last checkpoint); a clear error when it is missing or corrupt."""
-    path = Path(folder) / CHECKPOINT
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{folder}: no classifier checkpoint ({CHECKPOINT}); train one with --out {folder}"
-        )
-    try:
-        tensors = load_file(path)
-        from safetensors import safe_open
-
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
+def check_folder(folder: str | os.PathLike, resume: bool) -> str | None:
+    """What of a run ``folder`` holds (:func:`started`), checked against ``resume``: a new run needs a folder
+    without one, a resumed run a folder with one."""
+    found = started(folder)
+    if found and not resume:
         raise ValueError(
-            f"{path}: corrupt or truncated checkpoint ({err}); delete it to start again"
-        ) from err
-    if metadata.get("format") != FORMAT or "memories" not in tensors:
-        raise ValueError(
-            f"{path}: not a classifier checkpoint (format {metadata.get('format')!r}, expected {FORMAT})"
+            f"{folder} already holds a classifier run ({found}); pass --resume (resume=True) to continue it or "
+            "choose another output folder"
         )
-    config = TrainConfig.from_dict(json.loads(metadata["config"]))
-    model = DAMClassifier(
-        tensors["memories"],
-        config.pixels,
-        config.classes,
-        n=config.n,
-        F=config.F,
-        temperature=float(metadata["temperature"]),
-        class_state=config.class_state,
-        dtype=getattr(torch, config.dtype),
-        device=device,
-        compile=compile,
-    )
-    return Run(
-        model,
-        config,
-        int(metadata["epoch"]),
-        json.loads(metadata["history"]),
-        tensors.get("velocity"),
-        tensors.get("velocity_log_scale"),
-        tensors.get("generator"),
-    )
+    if resume and not found:
+        raise ValueError(
+            f"{folder} holds no classifier run to resume (no {CHECKPOINT} or {CONFIG}); leave out --resume "
+            "(resume=False) to start one"
+        )
+    return found
 
 
-def check_compatible(saved: TrainConfig, wanted: TrainConfig, folder: str | os.PathLike) -> None:
-    """Refuse to resume a checkpoint made with different settings (only ``epochs`` may change)."""
-    a, b = saved.to_dict(), wanted.to_dict()
-    diff = [
-        f"{k}: checkpoint {a[k]!r}, now {b[k]!r}"
-        for k in a
-        if k not in TrainConfig.RESUMABLE and a[k] != b[k]
+def check_arithmetic(run: Run, now: dict, folder: str | os.PathLike) -> None:
+    """Refuse to resume with other kernels than the checkpoint's; warn about other threads, device, CPU or torch."""
+    saved = run.arithmetic
+    if not saved:
+        return
+    if saved.get("kernels") != now["kernels"]:
+        raise ValueError(
+            f"{folder} was trained with {saved.get('kernels')} kernels and would continue with {now['kernels']} "
+            "ones (--no-compile / compile=, or no C++ compiler here). The two round differently, so the resumed "
+            "weights would not match an uninterrupted run: resume with the kernels the run started with"
+        )
+    changed = [
+        f"{k} {saved[k]} -> {now[k]}"
+        for k in ("threads", "device", "cpu", "torch")
+        if k in saved and saved[k] != now[k]
     ]
-    if diff:
-        raise ValueError(
-            f"{folder} holds a run with a different configuration ({'; '.join(diff)}); resume with the same "
-            "settings or choose another output folder"
+    if changed:
+        warnings.warn(
+            f"resuming {folder} with other arithmetic ({', '.join(changed)}): the run continues correctly, but its "
+            "weights may differ in the last bits from a run never interrupted",
+            RuntimeWarning,
+            stacklevel=3,
         )
-
-
-def metrics(run: Run, final: dict | None = None) -> dict:
-    """The content of metrics.json: top-level ``test_error`` (the latest), ``final`` when done, per epoch."""
-    out: dict = {"test_error": run.test_error, "epochs_done": run.epoch}
-    if final is not None:
-        out["final"] = final
-    out["per_epoch"] = run.history
-    out["config"] = run.config.to_dict()
-    return out
 
 
 def train(
@@ -159,17 +109,23 @@ def train(
     compile: bool = False,
     device: torch.device | str | None = None,
     callback: EpochCallback | None = None,
+    on_start: Callable[[Run], None] | None = None,
 ) -> Run:
     """Train a classifier with KH16's algorithm to ``config.epochs`` epochs; returns the finished run.
 
     With ``out``, writes ``config.json``, a checkpoint every ``checkpoint_every`` epochs and at the end, and
     ``metrics.json`` after every epoch. ``resume=True`` continues the run in ``out`` from its checkpoint (the
-    configuration must match; ``epochs`` may grow); without it an existing run in ``out`` is an error.
-    ``callback(record)`` is called after every epoch. ``compile`` fuses the elementwise work (torch.compile).
+    configuration must match; ``epochs`` may grow; a run killed before its first checkpoint starts again from
+    epoch 0); ``out`` must hold a run. Without it an existing run in ``out`` is an error. ``callback(record)`` is
+    called after every epoch, ``on_start(run)`` once the run is opened and checked, before the first epoch.
+    ``compile`` fuses the elementwise work (torch.compile). Raises
+    :class:`~assocmem.classifier.training.DivergenceError` when the loss or the memories become non-finite.
     """
     if not is_count(checkpoint_every):
         raise ValueError(f"train: checkpoint_every must be a positive int, got {checkpoint_every!r}")
     folder = Path(out) if out is not None else None
+    if resume and folder is None:
+        raise ValueError("train: resume=True needs out, the folder of the run to continue")
     dtype = getattr(torch, config.dtype)
     data = Data(
         *(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in vars(data).values())
@@ -177,25 +133,39 @@ def train(
     _check_data(data, config)
     generator = torch.Generator().manual_seed(config.seed)
     run = None
-    if folder is not None and (folder / CHECKPOINT).exists():
-        if not resume:
-            raise ValueError(
-                f"{folder} already holds a classifier run; pass --resume (resume=True) to continue it or choose "
-                "another output folder"
-            )
+    found = check_folder(folder, resume) if folder is not None else None
+    if found == CHECKPOINT:
         run = load_run(folder, device=device, compile=compile)
         check_compatible(run.config, config, folder)
+        check_arithmetic(run, arithmetic(run.model), folder)
         run.config = config
         if run.generator_state is not None:
             generator.set_state(run.generator_state)
+    elif found == CONFIG:  # killed before its first checkpoint: the same run again from epoch 0
+        check_record(folder, config, against="options")
     if run is None:
         run = Run(config.model(generator, compile=compile).to(device), config)
+    run.arithmetic = arithmetic(run.model)
+    if on_start is not None:
+        on_start(run)
     if folder is not None:
-        write_json(folder / CONFIG, config.to_dict())
+        write_json(folder / CONFIG, {**config.to_dict(), "provenance": provenance()})
     step = Step(run.model, config, run.velocity, run.velocity_log_scale)
     t_all = targets(data.train_labels, config.classes, dtype)
+    saved = run.epoch if found == CHECKPOINT else None  # the epoch of the last good checkpoint
     while run.epoch < config.epochs:
-        record = train_epoch(step, data, t_all, config, run.epoch, generator)
+        try:
+            record = train_epoch(step, data, t_all, config, run.epoch, generator)
+        except DivergenceError as err:
+            if folder is not None:
+                kept = (
+                    f"{folder / CHECKPOINT} holds the last good epoch, {saved}"
+                    if saved is not None
+                    else "no checkpoint was written"
+                )
+                err.note = f"Stopped: {kept}; {folder / METRICS} records where training diverged"
+                write_json(folder / METRICS, metrics(run, diverged=_divergence(err, saved)))
+            raise
         run.epoch += 1
         run.history.append(record)
         run.velocity, run.velocity_log_scale = step.velocity, step.log_scale
@@ -203,12 +173,37 @@ def train(
         if folder is not None:
             if run.epoch % checkpoint_every == 0 or run.epoch == config.epochs:
                 save_checkpoint(folder, run)
+                saved = run.epoch
             write_json(folder / METRICS, metrics(run))
         if callback is not None:
             callback(record)
     if folder is not None:
         write_json(folder / METRICS, metrics(run, final_metrics(run, data)))
     return run
+
+
+def _divergence(err: DivergenceError, checkpoint_epoch: int | None) -> dict:
+    return {
+        "epoch": err.epoch,
+        "minibatch": err.minibatch,
+        "loss": err.loss,
+        "message": str(err),
+        "checkpoint_epoch": checkpoint_epoch,
+    }
+
+
+def metrics(run: Run, final: dict | None = None, diverged: dict | None = None) -> dict:
+    """The content of metrics.json: top-level ``test_error`` (the latest), ``final`` when done, ``diverged`` when
+    training stopped on a non-finite loss or memories, per epoch, the configuration and the provenance."""
+    out: dict = {"test_error": run.test_error, "epochs_done": run.epoch}
+    if final is not None:
+        out["final"] = final
+    if diverged is not None:
+        out["diverged"] = diverged
+    out["per_epoch"] = run.history
+    out["config"] = run.config.to_dict()
+    out["provenance"] = provenance()
+    return out
 
 
 def final_metrics(run: Run, data: Data) -> dict:
@@ -240,3 +235,8 @@ def _check_data(data: Data, config: TrainConfig) -> None:
             raise ValueError(
                 f"train: {split} labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
             )
+    if data.train_labels.numel() < config.batch_size:  # found here, before the run folder is written
+        raise ValueError(
+            f"train: {data.train_labels.numel()} training images do not fill one minibatch of {config.batch_size} "
+            "(--batch-size, --train-size)"
+        )

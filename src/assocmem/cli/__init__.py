@@ -1,7 +1,11 @@
 """The ``assocmem`` command line: ``assocmem <command> [options]`` (also ``python -m assocmem``).
 
 Each sub-command lives in its own module with a ``register(subparsers)`` function that adds its parser and
-sets ``func`` to the function that runs it; add new commands to ``COMMANDS``.
+sets ``func`` to the function that runs it; add new commands to ``COMMANDS``. Every option takes a checked type
+from :mod:`assocmem.cli.options`, so bad input stops a command while it is parsed.
+
+Exit status: 0 done; 2 bad input (an option, a missing or corrupt file, a run folder in the wrong state), with
+a message naming it; 1 a run that failed on its own (training diverged, a compiled kernel failed).
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from assocmem.allocator import retain_freed_memory
+from assocmem.classifier.class_update import CompileError
+from assocmem.classifier.training import DivergenceError
 from assocmem.cli import capacity, classify, demo
 from assocmem.version import __version__
 
@@ -40,8 +46,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     retain_freed_memory()  # this process is ours: reuse freed blocks instead of re-mapping them every step
+    name = " ".join(filter(None, (args.command, getattr(args, "action", None))))
     try:
         return int(args.func(args) or 0)
+    except (DivergenceError, CompileError) as err:
+        print(f"assocmem {name}: error: {err}", file=sys.stderr)
+        return 1
     except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
-        print(f"assocmem {args.command}: error: {err}", file=sys.stderr)
+        print(f"assocmem {name}: error: {err}", file=sys.stderr)
         return 2

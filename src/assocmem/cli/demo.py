@@ -11,9 +11,8 @@ import textwrap
 import time
 from pathlib import Path
 
-import torch
-from tqdm import tqdm
-
+from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
+from assocmem.cli.options import COUNT, EVEN, FRACTION, OUTPUT_FOLDER, SEED
 from assocmem.laboratory.capacity_gap import CLASSICAL_LOAD, capacity_gap
 from assocmem.laboratory.demo import run_demo
 from assocmem.laboratory.demo_models import demo_models
@@ -43,42 +42,29 @@ CAPACITY = {
 CAPACITY_MODELS = ("classical", "dam3", "dam10", "exp", "softmax")
 
 
-def _fraction(value: float, option: str) -> float:
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{option} must be a fraction in [0, 1], got {value}")
-    return value
-
-
 def run(args: argparse.Namespace) -> int:
-    flip, mask = _fraction(args.flip, "--flip"), _fraction(args.mask, "--mask")
-    if args.memories < 1:
-        raise ValueError(f"--memories must be >= 1, got {args.memories}")
-    if args.size < 2 or args.size % 2:
-        raise ValueError(f"--size must be an even number >= 2 (sprites are mirror images), got {args.size}")
-    if args.threads < 1:
-        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    flip, mask, quiet = args.flip, args.mask, args.quiet
     # The demo's networks are small: with one thread no operation waits for a second thread that a busy machine
     # has descheduled (measured: twice as fast on 2 shared cores; docs/demo.md).
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out must be a folder, but {out} is a file")
     models = demo_models()
     sweep = CAPACITY[args.quick]
     swept = [m for m in models if m.key in CAPACITY_MODELS]
     total = 2 * len(models) + len(swept) * len(sweep["memories"])
     k, n = args.memories, args.size * args.size
-    say = textwrap.TextWrapper(width=110).fill
-    print(
-        say(
+    wrap = textwrap.TextWrapper(width=110).fill
+    say(
+        quiet,
+        wrap(
             f"assocmem demo: {k} sprites of {args.size}x{args.size} = {n} pixels stored in {len(models)} models "
             f"(load K/N = {k / n:.3f}; the classical network holds about {CLASSICAL_LOAD} N = "
             f"{CLASSICAL_LOAD * n:.0f}); cues with {flip:.0%} of the pixels flipped and with the bottom "
             f"{round(mask * args.size)} of {args.size} rows hidden."
-        )
+        ),
     )
     start = time.perf_counter()
-    with tqdm(total=total, desc="demo", unit="run", leave=False, dynamic_ncols=True) as bar:
+    with progress_bar(quiet, total=total, desc="demo", unit="run", leave=False) as bar:
 
         def progress(label: str) -> None:
             bar.set_postfix_str(label, refresh=False)
@@ -89,11 +75,8 @@ def run(args: argparse.Namespace) -> int:
         )
         gap = capacity_gap(swept, flip=flip, seed=args.seed, progress=progress, **sweep)
         path = write_demo_report(out / "report.html", result, gap, seconds=time.perf_counter() - start)
-    print()
-    print(result.table())
-    print()
-    print(say(gap.describe()))
-    print(f"\nwrote {path.resolve()} (open it in a browser); {time.perf_counter() - start:.1f} s in all")
+    say(quiet, f"\n{result.table()}\n\n{wrap(gap.describe())}")
+    say(quiet, f"\nwrote {path.resolve()} (open it in a browser); {time.perf_counter() - start:.1f} s in all")
     return 0
 
 
@@ -106,31 +89,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--out",
+        type=OUTPUT_FOLDER,
         default=".",
         metavar="DIR",
-        help="folder to write report.html into (default: the current folder)",
+        help="folder to write report.html into, created if needed (default: the current folder)",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
         help="a smaller capacity sweep (measured: 4-6 s instead of 12-14 s on 2 cores)",
     )
-    parser.add_argument("--memories", type=int, default=48, metavar="K", help="sprites stored (default 48)")
+    parser.add_argument("--memories", type=COUNT, default=48, metavar="K", help="sprites stored (default 48)")
     parser.add_argument(
-        "--size", type=int, default=16, metavar="S", help="sprite side in pixels, even; N = S^2 (default 16)"
+        "--size", type=EVEN, default=16, metavar="S", help="sprite side in pixels, even; N = S^2 (default 16)"
     )
     parser.add_argument(
-        "--flip", type=float, default=0.2, metavar="F", help="fraction of cue pixels flipped (default 0.2)"
+        "--flip", type=FRACTION, default=0.2, metavar="F", help="fraction of cue pixels flipped (default 0.2)"
     )
     parser.add_argument(
         "--mask",
-        type=float,
+        type=FRACTION,
         default=0.375,
         metavar="F",
         help="fraction of rows hidden at the bottom (default 0.375)",
     )
-    parser.add_argument("--seed", type=int, default=0, help="random seed of the sprites and cues (default 0)")
     parser.add_argument(
-        "--threads", type=int, default=1, metavar="T", help="CPU threads; the networks are small (default 1)"
+        "--seed", type=SEED, default=0, help="random seed of the sprites and cues (default 0)"
     )
+    add_threads(parser, default=1)  # the networks are small: one thread is fastest on a busy machine
+    add_quiet(parser, "no progress bar and no table, only errors (the report is in --out)")
     parser.set_defaults(func=run)

@@ -13,14 +13,15 @@ from pathlib import Path
 
 import torch
 
+from assocmem.files import to_json
 from assocmem.laboratory.capacity_gap import CLASSICAL_LOAD, CapacityGap
 from assocmem.laboratory.demo import DemoResult, Outcome
+from assocmem.provenance import provenance
 from assocmem.report.capacity_gap_figure import capacity_plot
 from assocmem.report.energy_plot import EnergyTrace, energy_descent
 from assocmem.report.figure import figure_png
 from assocmem.report.html import escape, image, math, page, table, write_page
 from assocmem.report.sprite_grid import GridRow, sprite_grid
-from assocmem.version import __version__
 
 #: Sprites shown in each model's grid (the table counts all of them).
 SHOWN = 10
@@ -139,9 +140,13 @@ def demo_page(result: DemoResult, gap: CapacityGap | None = None, *, seconds: fl
     if gap is not None:
         body.append(_capacity_section(gap))
     took = "" if seconds is None else f" in {seconds:.0f} s"
+    made = provenance()
+    commit = made["commit"] or f"unknown: {made['commit_note']}"
+    dirty = " with uncommitted changes" if made["dirty"] else ""
     body.append(
-        f'<p class="muted">Made by <code>assocmem demo</code>{took} (assocmem {__version__}, '
-        f"torch {torch.__version__}, {escape(platform.machine())}, {torch.get_num_threads()} threads, "
+        f'<p class="muted" id="provenance" data-provenance="{escape(to_json(made, indent=None))}">Made by '
+        f"<code>assocmem demo</code>{took} (assocmem {made['assocmem']}, torch {made['torch']}, commit "
+        f"{escape(str(commit))}{dirty}, {escape(platform.machine())}, {torch.get_num_threads()} threads, "
         f"seed {result.seed}).</p>"
     )
     return page("assocmem demo: associative memories", "\n".join(body))
