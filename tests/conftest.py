@@ -31,3 +31,13 @@ def needs_data(name: str = "mnist") -> pytest.MarkDecorator:
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)
+
+
+@pytest.fixture
+def one_thread():
+    """Run a test of tiny networks on one thread: their operations are too small to share, and on a busy
+    machine two threads per operation made such a test ten times slower (measured on tests/test_gradients.py)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -245,3 +245,12 @@ def test_relax_refuses_non_convex_lagrangians_unless_allowed():
     assert torch.isfinite(traj.states["v"]).all()
     with pytest.raises(ValueError, match=r"state\['v'\] contains NaN"):
         am.relax(model_b(xi, reduced=True), {"v": torch.full((1, 6), float("nan"))})
+
+
+def test_every_method_returns_the_states_in_the_networks_layer_order():
+    """Before, Euler followed the network's order, RK4 and dopri5 the caller's, the stiff method the forces'."""
+    net = model_b(torch.sign(torch.randn(3, 6, dtype=F64)), beta=0.5)
+    state = {"h": torch.zeros(2, 3, dtype=F64), "v": torch.randn(2, 6, dtype=F64)}
+    for method in am.dynamics.METHODS:
+        traj = am.relax(net, state, method=method, t_max=1.0)
+        assert list(traj.states) == list(net.layers) == ["v", "h"], method

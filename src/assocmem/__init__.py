@@ -9,7 +9,16 @@ network (docs/reference.md §1-2).
 from assocmem import engines, keyvalue, lagrangians, models, nn
 from assocmem.allocator import retain_freed_memory
 from assocmem.classifier import DAMClassifier
-from assocmem.dynamics import FixedPoint, Trajectory, relax
+from assocmem.dynamics import (
+    ConvergenceError,
+    CouplingBound,
+    DivergenceError,
+    FixedPoint,
+    Implicit,
+    Trajectory,
+    bounded_below,
+    relax,
+)
 from assocmem.engines import BinaryDAM, ClassicalHopfield, Recall, Retrieval, retrieve
 from assocmem.keyvalue import KeyValueMemory, MemoryState, PlasticityRule, key_value_network, meta_learn
 from assocmem.laboratory import overlap
@@ -53,14 +62,18 @@ __all__ = [
     "BinaryDAM",
     "ClassicalHopfield",
     "ConvSynapse",
+    "ConvergenceError",
+    "CouplingBound",
     "DAMClassifier",
     "DenseSynapse",
+    "DivergenceError",
     "EnergyTerm",
     "Exp",
     "FixedPoint",
     "FunctionTerm",
     "HopfieldTerm",
     "Identity",
+    "Implicit",
     "KeyValueMemory",
     "Lagrangian",
     "Layer",
@@ -82,6 +95,7 @@ __all__ = [
     "Tanh",
     "Trajectory",
     "__version__",
+    "bounded_below",
     "engines",
     "key_value_network",
     "keyvalue",

@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping
+from dataclasses import replace
 
 import torch
 from torch import Tensor
 
 from assocmem.checks import is_count
-from assocmem.dynamics.steppers import METHODS
+from assocmem.dynamics.divergence import ConvergenceError, DivergenceError, Watch
+from assocmem.dynamics.implicit import Implicit, attach, gradient_mode
+from assocmem.dynamics.steppers import METHODS, Stepper
 from assocmem.dynamics.system import System
 from assocmem.dynamics.trajectory import Trajectory
-from assocmem.network import Evaluation, Network
+from assocmem.network import Evaluation, Network, State
 
 
 def _number(value: object, arg: str, *, positive: bool = True, allow_zero: bool = False) -> float:
@@ -44,6 +47,8 @@ def relax(
     atol: float = 1e-6,
     max_steps: int = 1_000_000,
     allow_nonconvex: bool = False,
+    gradient: str | Implicit | None = "unrolled",
+    strict: bool = False,
 ) -> Trajectory:
     """Integrate the network's dynamics from ``state`` until every sample has ``max |dx/dt| <= tol`` or ``t_max``.
 
@@ -59,7 +64,23 @@ def relax(
     ``clamp`` maps layer names to ``True`` (whole layer) or a bool mask of units that keep their value; ``inputs``
     maps layer names (or integrated-out layers) to constant currents. The energy never increases along the
     exact trajectory when every Lagrangian is convex; relax refuses a non-convex one unless
-    ``allow_nonconvex=True``. Energies are recorded at every step (detached); the final state keeps autograd.
+    ``allow_nonconvex=True``. Energies are recorded at every step (detached).
+
+    ``gradient`` says how the final states carry gradients to the weights, the input currents and the clamped
+    values (docs/dynamics.md, "Training through the dynamics"; docs/reference.md §4):
+
+    - ``"unrolled"`` (default): autograd records every step and backpropagates through them (any method, a fixed
+      number of steps with ``tol=0`` or until converged); memory grows with the steps;
+    - ``"implicit"`` or ``Implicit(tol=..., max_steps=..., solver=...)``: the relaxation runs without a graph and
+      the backward pass solves the adjoint linear system at the fixed point; memory does not depend on the steps.
+      Every sample must converge (else :class:`ConvergenceError`); free initial states get no gradient (the fixed
+      point does not depend on them);
+    - ``None``: no graph at all (inference).
+
+    A state that becomes non-finite raises :class:`DivergenceError`, saying whether the energy fell without bound
+    (bound it: docs/dynamics.md) or the step was too large. With ``strict=True`` (it needs ``tol > 0``) a run that
+    ends with a sample above ``tol`` is an error too: :class:`DivergenceError` when the state runs away (energy
+    falling, speed growing), else :class:`ConvergenceError` (raise ``t_max``).
 
     Example: ``traj = relax(net, cue, method="stiff", t_max=50); traj.states["v"], traj.energies``.
     """
@@ -80,6 +101,14 @@ def relax(
         dt = _number(dt, "dt")
     if not is_count(max_steps):
         raise ValueError(f"relax: max_steps must be a positive int, got {max_steps!r}")
+    mode, implicit = gradient_mode(gradient)
+    if not isinstance(strict, bool):
+        raise TypeError(f"relax: strict must be True or False, got {strict!r}")
+    if (strict or mode == "implicit") and tol == 0:
+        raise ValueError(
+            "relax: strict=True and gradient='implicit' need a fixed point, so tol must be positive (tol=0 runs "
+            "to t_max without a stop rule)"
+        )
     if not allow_nonconvex:
         for name, layer in network.layers.items():
             if not layer.lagrangian.convex:
@@ -90,10 +119,60 @@ def relax(
                 )
     inputs_, clamp_ = network.check(state, inputs, clamp)
     system = System(network, network.prepare(state, inputs_, clamp_), clamp_)
+    want_grad = torch.is_grad_enabled()
+    with torch.set_grad_enabled(want_grad and mode == "unrolled"):
+        traj, watch, energy = _integrate(
+            system,
+            {n: state[n] for n in network.layers},
+            stepper,
+            dt,
+            t_max,
+            tol,
+            record,
+            rtol,
+            atol,
+            max_steps,
+        )
+    settled = bool(traj.converged.all())
+    end = float(traj.clock[-1])
+    if not settled and (strict or (mode == "implicit" and want_grad)):
+        budget = (
+            f"max_steps={max_steps} reached" if int(traj.steps.max()) >= max_steps else f"t_max={t_max:g}"
+        )
+        error = watch.not_settled(network, clamp_, energy, traj.speed, traj.states, tol, end, budget)
+        if mode == "implicit" and not strict and not isinstance(error, DivergenceError):
+            error = ConvergenceError(
+                f"{error} (gradient='implicit' needs a fixed point; or use gradient='unrolled')"
+            )
+        raise error
+    if int(traj.steps.max()) >= max_steps and end < t_max * (1 - 1e-12) and not (tol > 0 and settled):
+        warnings.warn(
+            f"relax: stopped after max_steps={max_steps} steps at t={end:.4g} < t_max", stacklevel=2
+        )
+    if mode == "implicit" and want_grad:
+        assert implicit is not None
+        traj = replace(traj, states=attach(system, state, traj.states, implicit))
+    return traj
 
-    ev = system(dict(state), need_energy=True)
+
+def _integrate(
+    system: System,
+    state: State,
+    stepper: Stepper,
+    dt: float | None,
+    t_max: float,
+    tol: float,
+    record: bool,
+    rtol: float,
+    atol: float,
+    max_steps: int,
+) -> tuple[Trajectory, Watch, Tensor]:
+    """The integration loop of :func:`relax` on checked arguments; also returns the watch and the final energy."""
+    method = stepper.name
+    ev = system(state, need_energy=True)
     assert ev.energy is not None
     speed = system.speed(ev)
+    watch = Watch(ev.energy, speed)
     times = [0.0]
     energies = [ev.energy.detach()]
     h = dt if dt is not None else stepper.default_dt(system.tau)
@@ -104,12 +183,7 @@ def relax(
     while True:
         if tol > 0 and bool((speed <= tol).all()):
             break
-        if t >= t_max * (1 - 1e-12):
-            break
-        if steps >= max_steps:
-            warnings.warn(
-                f"relax: stopped after max_steps={max_steps} steps at t={t:.4g} < t_max", stacklevel=2
-            )
+        if t >= t_max * (1 - 1e-12) or steps >= max_steps:
             break
         h_try = min(h, t_max - t)
         result = stepper.step(system, ev, h_try, record, rtol, atol)
@@ -120,22 +194,33 @@ def relax(
                 rejected += 1
                 h = h_try * min(factor, 0.9)
                 if h < 1e-12 * max(1.0, t):
-                    raise FloatingPointError(
-                        f"relax: step size underflow at t={t:.6g} with method {method!r}; the state may be "
-                        f"diverging or the tolerances rtol={rtol:g}, atol={atol:g} are too tight for the dtype"
+                    raise watch.blew_up(
+                        system.network,
+                        system.clamp,
+                        _energy(system, ev, record),
+                        speed,
+                        f"the step size underflowed at t={t:.6g} with method {method!r}, rtol={rtol:g}, atol={atol:g}",
                     )
                 continue
             h = h_try * factor
-        t += h_try
-        ev = result.ev
-        steps += 1
-        speed = system.speed(ev)
-        if not bool(torch.isfinite(speed).all()):
-            raise FloatingPointError(
-                f"relax: the state became non-finite at t={t:.6g} with method {method!r} and dt={h_try:.3g}; "
-                f"the smallest time constant is {min(system.tau.values()):g}. Use a smaller dt, or method='stiff' "
-                f"or 'exp_euler' when time constants differ a lot"
+        new_speed = system.speed(result.ev)
+        finite = torch.isfinite(new_speed).all()
+        if record:  # the energy overflows first (it is quadratic in the state for linear layers)
+            assert result.ev.energy is not None
+            finite = finite & torch.isfinite(result.ev.energy).all()
+        if not bool(finite):
+            raise watch.blew_up(
+                system.network,
+                system.clamp,
+                _energy(system, ev, record),
+                speed,
+                f"the state (or its energy) became non-finite at t={t + h_try:.6g} with method {method!r} and "
+                f"dt={h_try:.3g} (the smallest time constant is {min(system.tau.values()):g})",
             )
+        t += h_try
+        ev, speed = result.ev, new_speed
+        steps += 1
+        watch.update(speed, ev.energy if record else None)
         if record:
             times.append(t)
             assert ev.energy is not None
@@ -145,8 +230,9 @@ def relax(
         assert final is not None
         times.append(t)
         energies.append(final.detach())
+    last_energy = energies[-1]
     ref = energies[0]
-    return Trajectory(
+    traj = Trajectory(
         states=ev.state,
         energies=torch.stack(energies),
         steps=torch.full(ref.shape, steps, dtype=torch.int64, device=ref.device),
@@ -157,6 +243,16 @@ def relax(
         rejected=rejected,
         evaluations=system.evaluations,
     )
+    return traj, watch, last_energy
+
+
+def _energy(system: System, ev: Evaluation, record: bool) -> Tensor:
+    """The energy at the evaluated state ``ev`` (recomputed when the steps were not asked for it)."""
+    if record and ev.energy is not None:
+        return ev.energy.detach()
+    energy = system(ev.state, need_energy=True).energy
+    assert energy is not None
+    return energy.detach()
 
 
 #: ``relax``'s default integrator is ``"stiff"`` when ``max tau / min tau`` exceeds this ratio. Measured by

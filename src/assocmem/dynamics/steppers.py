@@ -174,8 +174,12 @@ class Stiff(Stepper):
             damp[n] = 1.0 / (1.0 + r)
         u0, d0 = ev.u, ev.delta()
         a = {n: torch.add(x[n], d0[n], alpha=w[n]) for n in x}
-        first = {n: torch.add(a[n], ua - u0[n], alpha=phi[n]) for n, ua in sys(a).u.items()}
-        new = {n: torch.add(a[n], u1 - u0[n], alpha=phi[n]) for n, u1 in sys(first).u.items()}
+        ua = sys(a).u
+        first = {n: torch.add(a[n], ua[n] - u0[n], alpha=phi[n]) for n in x}
+        u1 = sys(first).u
+        new = {
+            n: torch.add(a[n], u1[n] - u0[n], alpha=phi[n]) for n in x
+        }  # the state's order, as every stepper
         err = {n: (new[n] - first[n]) * damp[n] for n in x}
         return Step(sys(new, need_energy), sys.error_ratio(err, x, new, rtol, atol))
 

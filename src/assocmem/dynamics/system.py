@@ -53,8 +53,8 @@ class System:
         total = None
         units = 0
         for n in err:
-            scale = torch.maximum(x0[n].abs(), x1[n].abs()).mul_(rtol).add_(atol)
-            r = (err[n] / scale).pow(2).flatten(1)
+            scale = torch.maximum(x0[n].detach().abs(), x1[n].detach().abs()).mul_(rtol).add_(atol)
+            r = (err[n].detach() / scale).pow(2).flatten(1)
             units += r.shape[1]
             s = r.sum(1)
             total = s if total is None else total + s
