@@ -41,6 +41,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tol", type=float, default=1e-3)
     p.add_argument("--test-count", type=int, default=0, help="test images (0: all 10,000)")
+    p.add_argument("--fixed-count", type=int, default=2000, help="test images also relaxed to a fixed point")
     p.add_argument("--figures")
     args = p.parse_args()
     torch.set_num_threads(1)
@@ -81,14 +82,23 @@ def main() -> None:
         row = {"epoch": epoch, "train_loss": total / count, "seconds": time.perf_counter() - t0}
         log.append(row)
         print(json.dumps(row), flush=True)
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(),
-                    "epoch": epoch, "log": log, "args": vars(args)}, out / "tmp.pt")
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "gen": gen.get_state(),
+                "epoch": epoch,
+                "log": log,
+                "args": vars(args),
+            },
+            out / "tmp.pt",
+        )
         os.replace(out / "tmp.pt", last)
     # ---------------------------------------------------------------- test set
     mean_patch = pt.patchify(train, 7).mean(0)
     tgen = torch.Generator().manual_seed(777)
     sums = {"block": 0.0, "mean_patch": 0.0, "fixed_point": 0.0}
-    rise, energies, speed, fixed_steps, masked_total = -float("inf"), None, 0.0, 0, 0
+    rise, energies, speed, fixed_steps, masked_total, fixed_total = -float("inf"), None, 0.0, 0, 0, 0
     keep = {}
     with torch.no_grad():
         for i in range(0, test.shape[0], 1000):
@@ -102,8 +112,18 @@ def main() -> None:
             masked_total += masked
             sums["block"] += float((predicted - target)[mask].pow(2).mean()) * masked
             sums["mean_patch"] += float((mean_patch.expand_as(target) - target)[mask].pow(2).mean()) * masked
-            fixed = relax(model.network, {pt.TOKENS: model.start(images, mask)}, method="dopri5", tol=args.tol,
-                          t_max=500.0, gradient=None, strict=True)
+            if i >= args.fixed_count:
+                continue
+            fixed_total += masked
+            fixed = relax(
+                model.network,
+                {pt.TOKENS: model.start(images, mask)},
+                method="dopri5",
+                tol=args.tol,
+                t_max=500.0,
+                gradient=None,
+                strict=True,
+            )
             fe = fixed.energies
             rise = max(rise, float(((fe[1:] - fe[:-1]) / fe[:-1].abs().clamp_min(1.0)).max()))
             speed = max(speed, float(fixed.speed.max()))
@@ -112,14 +132,26 @@ def main() -> None:
             sums["fixed_point"] += float((at_fixed - target)[mask].pow(2).mean()) * masked
             if i == 0:
                 energies = e[:, :16]
-                keep = {"images": images[:8], "mask": mask[:8], "predicted": predicted[:8], "fixed": at_fixed[:8]}
-    result = {"epochs": epoch, "train_log": log, "args": vars(args),
-              "test_masked_mse_block": sums["block"] / masked_total,
-              "test_masked_mse_mean_patch": sums["mean_patch"] / masked_total,
-              "test_masked_mse_fixed_point": sums["fixed_point"] / masked_total,
-              "largest_relative_energy_rise": rise, "fixed_point_max_speed": speed,
-              "fixed_point_max_steps": fixed_steps, "tol": args.tol,
-              "parameters": sum(p.numel() for p in model.parameters())}
+                keep = {
+                    "images": images[:8],
+                    "mask": mask[:8],
+                    "predicted": predicted[:8],
+                    "fixed": at_fixed[:8],
+                }
+    result = {
+        "epochs": epoch,
+        "train_log": log,
+        "args": vars(args),
+        "test_masked_mse_block": sums["block"] / masked_total,
+        "test_masked_mse_mean_patch": sums["mean_patch"] / masked_total,
+        "test_masked_mse_fixed_point": sums["fixed_point"] / max(fixed_total, 1),
+        "fixed_point_images": min(args.fixed_count, test.shape[0]),
+        "largest_relative_energy_rise": rise,
+        "fixed_point_max_speed": speed,
+        "fixed_point_max_steps": fixed_steps,
+        "tol": args.tol,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
     print(json.dumps(result, indent=1))
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     if rise > 1e-6:
@@ -138,9 +170,12 @@ def figures(folder: Path, keep: dict, energies: torch.Tensor) -> None:
     target = pt.patchify(keep["images"], 7)
     shown = target.clone()
     shown[keep["mask"]] = 0.5
-    rows = [("original", target), ("masked (grey)", shown),
-            ("12 steps", torch.where(keep["mask"].unsqueeze(-1), keep["predicted"].clamp(0, 1), target)),
-            ("fixed point", torch.where(keep["mask"].unsqueeze(-1), keep["fixed"].clamp(0, 1), target))]
+    rows = [
+        ("original", target),
+        ("masked (grey)", shown),
+        ("12 steps", torch.where(keep["mask"].unsqueeze(-1), keep["predicted"].clamp(0, 1), target)),
+        ("fixed point", torch.where(keep["mask"].unsqueeze(-1), keep["fixed"].clamp(0, 1), target)),
+    ]
     fig, axes = plt.subplots(len(rows), 8, figsize=(6, 3.3))
     for r, (title, tokens) in enumerate(rows):
         imgs = pt.unpatchify(tokens, 7, 28, 28)

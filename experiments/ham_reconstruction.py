@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from assocmem.data import load
+from assocmem.data import DataSet, load
 from assocmem.ham import reconstruction as rec
 
 
-def data(args: argparse.Namespace):
+def data(args: argparse.Namespace) -> DataSet:
     folder = args.data_dir or (Path(os.environ.get("ASSOCMEM_DATA", "/work/shared/data")) / "mnist")
     return load("mnist", data_dir=folder, download=False)
 
@@ -33,7 +33,10 @@ def train(args: argparse.Namespace) -> None:
     ds = data(args)
     images = rec.unit_images(ds.train.images)
     net = rec.reconstruction_network(
-        args.memories, images.shape[1], args.beta, init_shift=args.init_shift,
+        args.memories,
+        images.shape[1],
+        args.beta,
+        init_shift=args.init_shift,
         generator=torch.Generator().manual_seed(args.seed),
     )
     opt = torch.optim.Adam(net.parameters(), lr=args.lr)
@@ -67,8 +70,17 @@ def train(args: argparse.Namespace) -> None:
         }
         log.append(row)
         print(json.dumps(row), flush=True)
-        torch.save({"net": net.state_dict(), "opt": opt.state_dict(), "gen": gen.get_state(), "epoch": epoch,
-                    "log": log, "args": vars(args)}, out / "tmp.pt")
+        torch.save(
+            {
+                "net": net.state_dict(),
+                "opt": opt.state_dict(),
+                "gen": gen.get_state(),
+                "epoch": epoch,
+                "log": log,
+                "args": vars(args),
+            },
+            out / "tmp.pt",
+        )
         os.replace(out / "tmp.pt", last)
         torch.save(net.state_dict(), out / f"epoch{epoch:02d}.pt")
 
@@ -85,36 +97,57 @@ def evaluate(args: argparse.Namespace) -> None:
     net.load_state_dict(ck["net"])
     gen = torch.Generator().manual_seed(12345)
     n = args.test_count or test.shape[0]
-    test = test[:n]
-    result = {"epochs": ck["epoch"], "train_log": ck["log"], "test_images": n}
-    sums = {"one_step": 0.0, "fixed_point": 0.0, "masked_fixed": 0.0, "masked_mean_fill": 0.0, "masked_one": 0.0}
-    worst_rise, steps, max_speed = 0.0, 0, 0.0
+    result = {
+        "epochs": ck["epoch"],
+        "train_log": ck["log"],
+        "test_images": test.shape[0],
+        "relaxed_images": n,
+    }
+    sums = {
+        "one_step": 0.0,
+        "fixed_point": 0.0,
+        "masked_fixed": 0.0,
+        "masked_mean_fill": 0.0,
+        "masked_one": 0.0,
+    }
+    worst_rise, steps, max_speed, unsettled = 0.0, 0, 0.0, 0
     hidden = torch.zeros(28, 28, dtype=torch.bool)
     hidden[14:] = True
     hidden = hidden.flatten()
     keep = {}
+    per_image = []
     with torch.no_grad():
-        for i in range(0, n, args.eval_batch):
+        # hamux's measure on the whole test set: one step (alpha = 1) from clean + 0.3 N(0, 1)
+        for i in range(0, test.shape[0], args.eval_batch):
             clean = test[i : i + args.eval_batch]
             noisy = clean + a["noise"] * torch.randn(clean.shape, generator=gen)
             one = rec.descend(net, noisy, gradient=None)
-            sums["one_step"] += float((one - clean).pow(2).mean(1).sum())
-            traj = rec.settle(net, noisy, tol=args.tol)
+            per_image.append((one - clean).pow(2).mean(1))
+        per_image = torch.cat(per_image)
+        sums["one_step"] = float(per_image.sum())
+        # the spread of hamux's statistic (one minibatch of 100): batch means over the test set
+        batches = per_image[: per_image.shape[0] // a["batch"] * a["batch"]].reshape(-1, a["batch"]).mean(1)
+        result["one_step_minibatch_mean_std"] = [float(batches.mean()), float(batches.std())]
+        result["one_step_minibatch_range"] = [float(batches.min()), float(batches.max())]
+        gen = torch.Generator().manual_seed(12345)
+        for i in range(0, n, args.eval_batch):
+            clean = test[i : i + args.eval_batch]
+            noisy = clean + a["noise"] * torch.randn(clean.shape, generator=gen)
+            traj = rec.settle(net, noisy, tol=args.tol, t_max=args.t_max, strict=False)
             g = net.layers[rec.IMAGE].activation(traj.states[rec.IMAGE])
             sums["fixed_point"] += float((g - clean).pow(2).mean(1).sum())
-            e = traj.energies
-            worst_rise = max(worst_rise, float((e[1:] - e[:-1]).max()) if e.shape[0] > 1 else 0.0)
-            steps = max(steps, int(traj.steps.max()))
-            max_speed = max(max_speed, float(traj.speed.max()))
             # masked pixels: the lower half hidden, the upper half clamped at the clean values
             start = clean.clone()
             start[:, hidden] = 0.0
             mask = (~hidden).expand_as(clean)
-            mtraj = rec.settle(net, start, clamp=mask, tol=args.tol)
+            mtraj = rec.settle(net, start, clamp=mask, tol=args.tol, t_max=args.t_max, strict=False)
             mg = net.layers[rec.IMAGE].activation(mtraj.states[rec.IMAGE])
-            me = mtraj.energies
-            worst_rise = max(worst_rise, float((me[1:] - me[:-1]).max()) if me.shape[0] > 1 else 0.0)
-            steps = max(steps, int(mtraj.steps.max()))
+            for t in (traj, mtraj):
+                e = t.energies
+                worst_rise = max(worst_rise, float((e[1:] - e[:-1]).max()) if e.shape[0] > 1 else 0.0)
+                steps = max(steps, int(t.steps.max()))
+                max_speed = max(max_speed, float(t.speed.max()))
+                unsettled += int((~t.converged).sum())
             sums["masked_fixed"] += float((mg - clean)[:, hidden].pow(2).mean(1).sum())
             fill = start.clone()
             fill[:, hidden] = train_mean[hidden]
@@ -122,12 +155,29 @@ def evaluate(args: argparse.Namespace) -> None:
             mone = rec.descend(net, start, gradient=None)
             sums["masked_one"] += float((mone - clean)[:, hidden].pow(2).mean(1).sum())
             if i == 0:
-                keep = {"clean": clean[:8], "noisy": noisy[:8], "one": one[:8], "fixed": g[:8],
-                        "masked": start[:8], "masked_fixed": mg[:8], "energies": e[:, :8]}
+                one = rec.descend(net, noisy, gradient=None)
+                keep = {
+                    "clean": clean[:8],
+                    "noisy": noisy[:8],
+                    "one": one[:8],
+                    "fixed": g[:8],
+                    "masked": start[:8],
+                    "masked_fixed": mg[:8],
+                    "energies": traj.energies[:, :8],
+                }
+    result["one_step_mse"] = sums.pop("one_step") / test.shape[0]
     for k, v in sums.items():
         result[k + "_mse"] = v / n
-    result.update({"largest_energy_rise": worst_rise, "max_steps": steps, "max_final_speed": max_speed,
-                   "tol": args.tol})
+    result.update(
+        {
+            "largest_energy_rise": worst_rise,
+            "max_steps": steps,
+            "max_final_speed": max_speed,
+            "not_settled": unsettled,
+            "tol": args.tol,
+            "t_max": args.t_max,
+        }
+    )
     print(json.dumps(result, indent=1))
     (out / "metrics.json").write_text(json.dumps(result, indent=1))
     if args.figures:
@@ -141,8 +191,14 @@ def figures(folder: Path, keep: dict, mem: torch.Tensor) -> None:
     import matplotlib.pyplot as plt
 
     folder.mkdir(parents=True, exist_ok=True)
-    rows = [("clean", "clean"), ("noisy", "noisy (0.3)"), ("one", "one step"), ("fixed", "fixed point"),
-            ("masked", "lower half hidden"), ("masked_fixed", "fixed point (upper clamped)")]
+    rows = [
+        ("clean", "clean"),
+        ("noisy", "noisy (0.3)"),
+        ("one", "one step"),
+        ("fixed", "fixed point"),
+        ("masked", "lower half hidden"),
+        ("masked_fixed", "fixed point (upper clamped)"),
+    ]
     fig, axes = plt.subplots(len(rows), 8, figsize=(6, 5.2))
     for r, (key, title) in enumerate(rows):
         for c in range(8):
@@ -189,7 +245,8 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--tol", type=float, default=1e-4)
-    p.add_argument("--test-count", type=int, default=0)
+    p.add_argument("--test-count", type=int, default=2000, help="test images relaxed to a fixed point")
+    p.add_argument("--t-max", type=float, default=1000.0)
     p.add_argument("--eval-batch", type=int, default=1000)
     p.add_argument("--figures")
     args = p.parse_args()

@@ -36,7 +36,9 @@ def test_one_step_is_descent_on_the_hand_written_energy() -> None:
     att, hop = model.network.synapses
     # hand-written: g = layer norm per token, E = attention (B != C) + ReLU-squared memories; dE/dg of the
     # Legendre term is x, so one Euler step is x - dt (x + dE_terms/dg)
-    g = ((x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()).requires_grad_()
+    g = (
+        (x - x.mean(-1, keepdim=True)) / (x.var(-1, unbiased=False, keepdim=True) + 1e-5).sqrt()
+    ).requires_grad_()
     k = torch.einsum("hyd,btd->bhty", att.key_weight, g)
     q = torch.einsum("hyd,btd->bhty", att.query_weight, g)
     beta = 1.0 / 2.0

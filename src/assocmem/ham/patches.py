@@ -50,7 +50,9 @@ def unpatchify(tokens: Tensor, patch: int, height: int, width: int) -> Tensor:
 def random_mask(batch: int, tokens: int, masked: int, generator: torch.Generator | None = None) -> Tensor:
     """A bool mask ``(batch, tokens)`` with exactly ``masked`` True entries per row, chosen uniformly."""
     if not 0 < masked < tokens:
-        raise ValueError(f"random_mask: masked must be between 1 and tokens - 1 = {tokens - 1}, got {masked!r}")
+        raise ValueError(
+            f"random_mask: masked must be between 1 and tokens - 1 = {tokens - 1}, got {masked!r}"
+        )
     scores = torch.rand(batch, tokens, generator=generator)
     cut = scores.kthvalue(masked, dim=1, keepdim=True).values
     return scores <= cut
@@ -80,8 +82,15 @@ class PatchCompleter(nn.Module):
         generator: torch.Generator | None = None,
     ) -> None:
         super().__init__()
-        for value, arg in ((image, "image"), (patch, "patch"), (dim, "dim"), (heads, "heads"),
-                           (key_dim, "key_dim"), (memories, "memories"), (steps, "steps")):
+        for value, arg in (
+            (image, "image"),
+            (patch, "patch"),
+            (dim, "dim"),
+            (heads, "heads"),
+            (key_dim, "key_dim"),
+            (memories, "memories"),
+            (steps, "steps"),
+        ):
             if not is_count(value):
                 raise ValueError(f"PatchCompleter: {arg} must be a positive int, got {value!r}")
         if image % patch:
@@ -97,7 +106,9 @@ class PatchCompleter(nn.Module):
         self.decoder = nn.Linear(dim, pixels)
         self.position = randn(tokens, dim, scale=0.02)
         self.mask_token = randn(dim, scale=0.02)
-        attention = AttentionTerm(TOKENS, randn(heads, key_dim, dim, scale=0.02), randn(heads, key_dim, dim, scale=0.02))
+        attention = AttentionTerm(
+            TOKENS, randn(heads, key_dim, dim, scale=0.02), randn(heads, key_dim, dim, scale=0.02)
+        )
         hopfield = HopfieldTerm(TOKENS, randn(memories, dim, scale=0.02), ReLU())
         self.network = Network({TOKENS: Layer((tokens, dim), LayerNorm(dim=-1))}, [attention, hopfield])
 

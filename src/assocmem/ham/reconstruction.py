@@ -82,7 +82,9 @@ def unit_images(images: Tensor) -> Tensor:
     return x / norm
 
 
-def descend(network: Network, start: Tensor, steps: int = 1, alpha: float = 1.0, gradient: str | None = "unrolled") -> Tensor:
+def descend(
+    network: Network, start: Tensor, steps: int = 1, alpha: float = 1.0, gradient: str | None = "unrolled"
+) -> Tensor:
     """``steps`` Euler steps ``x <- x - alpha dE/dg`` from ``start`` (``(N, D)``); returns the activations ``g``.
 
     With ``tau = 1`` this is relax's Euler integrator with ``dt = alpha`` run to ``t = steps * alpha``: ``dE/dg``
@@ -92,7 +94,14 @@ def descend(network: Network, start: Tensor, steps: int = 1, alpha: float = 1.0,
         raise ValueError(f"descend: steps must be a positive int, got {steps!r}")
     alpha = positive_float(alpha, "alpha", "descend")
     traj = relax(
-        network, {IMAGE: start}, method="euler", dt=alpha, t_max=steps * alpha, tol=0.0, record=False, gradient=gradient
+        network,
+        {IMAGE: start},
+        method="euler",
+        dt=alpha,
+        t_max=steps * alpha,
+        tol=0.0,
+        record=False,
+        gradient=gradient,
     )
     return network.layers[IMAGE].activation(traj.states[IMAGE])
 
@@ -119,10 +128,11 @@ def settle(
     clamp: Tensor | None = None,
     tol: float = 1e-4,
     t_max: float = 200.0,
+    strict: bool = True,
 ) -> Trajectory:
-    """Relax from ``start`` (``(N, D)``) until every image's velocity is below ``tol`` (dopri5, no gradient,
-    ``strict``: a run that does not settle is an error). ``clamp`` is an optional bool mask ``(N, D)``, True on
-    the pixels that keep their starting value."""
+    """Relax from ``start`` (``(N, D)``) until every image's velocity is below ``tol`` (dopri5, no gradient;
+    with ``strict`` a run that does not settle by ``t_max`` is an error, else ``converged`` says which did).
+    ``clamp`` is an optional bool mask ``(N, D)``, True on the pixels that keep their starting value."""
     with torch.no_grad():
         return relax(
             network,
@@ -132,5 +142,5 @@ def settle(
             t_max=t_max,
             clamp=None if clamp is None else {IMAGE: clamp},
             gradient=None,
-            strict=True,
+            strict=strict,
         )
