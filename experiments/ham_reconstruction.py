@@ -133,14 +133,16 @@ def evaluate(args: argparse.Namespace) -> None:
         for i in range(0, n, args.eval_batch):
             clean = test[i : i + args.eval_batch]
             noisy = clean + a["noise"] * torch.randn(clean.shape, generator=gen)
-            traj = rec.settle(net, noisy, tol=args.tol, t_max=args.t_max, strict=False)
+            traj = rec.settle(net, noisy, tol=args.tol, t_max=args.t_max, strict=False, rtol=args.rtol)
             g = net.layers[rec.IMAGE].activation(traj.states[rec.IMAGE])
             sums["fixed_point"] += float((g - clean).pow(2).mean(1).sum())
             # masked pixels: the lower half hidden, the upper half clamped at the clean values
             start = clean.clone()
             start[:, hidden] = 0.0
             mask = (~hidden).expand_as(clean)
-            mtraj = rec.settle(net, start, clamp=mask, tol=args.tol, t_max=args.t_max, strict=False)
+            mtraj = rec.settle(
+                net, start, clamp=mask, tol=args.tol, t_max=args.t_max, strict=False, rtol=args.rtol
+            )
             mg = net.layers[rec.IMAGE].activation(mtraj.states[rec.IMAGE])
             for t in (traj, mtraj):
                 e = t.energies
@@ -247,6 +249,7 @@ def main() -> None:
     p.add_argument("--tol", type=float, default=1e-4)
     p.add_argument("--test-count", type=int, default=2000, help="test images relaxed to a fixed point")
     p.add_argument("--t-max", type=float, default=1000.0)
+    p.add_argument("--rtol", type=float, default=1e-5, help="dopri5's relative error control")
     p.add_argument("--eval-batch", type=int, default=1000)
     p.add_argument("--figures")
     args = p.parse_args()

@@ -129,10 +129,12 @@ def settle(
     tol: float = 1e-4,
     t_max: float = 200.0,
     strict: bool = True,
+    rtol: float = 1e-5,
 ) -> Trajectory:
     """Relax from ``start`` (``(N, D)``) until every image's velocity is below ``tol`` (dopri5, no gradient;
     with ``strict`` a run that does not settle by ``t_max`` is an error, else ``converged`` says which did).
-    ``clamp`` is an optional bool mask ``(N, D)``, True on the pixels that keep their starting value."""
+    ``clamp`` is an optional bool mask ``(N, D)``, True on the pixels that keep their starting value; ``rtol``
+    (and ``atol = rtol / 10``) the integrator's error control."""
     with torch.no_grad():
         return relax(
             network,
@@ -143,4 +145,6 @@ def settle(
             clamp=None if clamp is None else {IMAGE: clamp},
             gradient=None,
             strict=strict,
+            rtol=rtol,
+            atol=rtol / 10,
         )
