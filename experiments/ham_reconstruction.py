@@ -131,7 +131,7 @@ def evaluate(args: argparse.Namespace) -> None:
         result["one_step_minibatch_range"] = [float(batches.min()), float(batches.max())]
         gen = torch.Generator().manual_seed(12345)
         for i in range(0, n, args.eval_batch):
-            clean = test[i : i + args.eval_batch]
+            clean = test[i : min(i + args.eval_batch, n)]
             noisy = clean + a["noise"] * torch.randn(clean.shape, generator=gen)
             traj = rec.settle(net, noisy, tol=args.tol, t_max=args.t_max, strict=False, rtol=args.rtol)
             g = net.layers[rec.IMAGE].activation(traj.states[rec.IMAGE])
