@@ -48,6 +48,7 @@ LEVELS: dict[str, int] = {
     "nn": 6,
     "classifier": 6,
     "keyvalue": 6,
+    "ham": 6,
     "laboratory": 7,
     "report": 8,
     "cli": 9,

@@ -1,0 +1,150 @@
+"""Image reconstruction with spherical image neurons and unit-norm log-sum-exp memories (docs/ham-recipes-recon.md).
+
+The recipe of hamux's MNIST example, built on the library's :class:`~assocmem.network.Network`: one layer of
+``D`` image neurons with the spherical Lagrangian (``g = x / |x|``, docs/reference.md §2) and ``K`` memories
+``xi_mu`` (rows of a ``(K, D)`` matrix, each kept at unit length) in a :class:`~assocmem.network.HopfieldTerm`
+with the log-sum-exp Lagrangian:
+
+    E(x) = [x . g - |x|] - (1/beta) log sum_mu exp(beta xi_mu . g),     g = x / |x|
+
+The Legendre bracket is zero for the spherical Lagrangian, so the energy is ``-(1/beta) lse(beta xi g)``, bounded
+below by ``-1 - log(K)/beta`` (``|xi_mu . g| <= 1``). The dynamics ``dx/dt = xi^T softmax(beta xi g) - x``
+converge: their fixed points are the states equal to the softmax-weighted mixture of memories they select.
+
+Training (hamux's ``lossf``): start from a noisy image ``x0 = x + noise``, take ``steps`` Euler steps of size
+``alpha`` (hamux: one step with ``alpha = 1``, so ``x1 = xi^T softmax(beta xi g(x0))``) and score the per-pixel
+squared error of the activations ``g`` against the clean unit-norm image.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils import parametrize
+
+from assocmem.checks import is_count, positive_float
+from assocmem.dynamics import Trajectory, relax
+from assocmem.lagrangians import LogSumExp, Spherical
+from assocmem.network import HopfieldTerm, Layer, Network
+
+#: the image layer's name in the networks this module builds
+IMAGE = "image"
+
+
+class UnitRows(nn.Module):
+    """A parametrization that scales every row of a matrix to unit Euclidean length (the memories ``xi_mu``;
+    hamux normalises the columns of its ``(D, K)`` matrix, the same vectors)."""
+
+    def forward(self, w: Tensor) -> Tensor:
+        return w / torch.linalg.vector_norm(w, dim=1, keepdim=True)
+
+
+def reconstruction_network(
+    memories: int = 900,
+    pixels: int = 784,
+    beta: float = 10.0,
+    *,
+    init_shift: float = 0.2,
+    init_scale: float = 0.02,
+    generator: torch.Generator | None = None,
+    dtype: torch.dtype | None = None,
+) -> Network:
+    """The network of the recipe: ``pixels`` spherical image neurons and ``memories`` unit-norm memories at
+    inverse temperature ``beta``; the raw memory weights start at ``init_scale * N(0, 1) + init_shift`` (hamux's
+    older notebook: 0.02 and 0.2; its current one: 0.02 and 0) and are trainable, normalised on every use.
+
+    Example: ``net = reconstruction_network(900, 784, 10.0)``; ``net.synapses[0].xi`` has unit rows.
+    """
+    if not is_count(memories) or not is_count(pixels):
+        raise ValueError(
+            f"reconstruction_network: memories and pixels must be positive ints, got {memories!r}, {pixels!r}"
+        )
+    beta = positive_float(beta, "beta", "reconstruction_network")
+    raw = torch.randn(memories, pixels, generator=generator, dtype=dtype) * init_scale + init_shift
+    term = HopfieldTerm(IMAGE, nn.Parameter(raw), LogSumExp(beta), name="memories")
+    parametrize.register_parametrization(term, "xi", UnitRows())
+    return Network({IMAGE: Layer(pixels, Spherical())}, [term])
+
+
+def memories(network: Network) -> Tensor:
+    """The unit-norm memories ``(K, D)`` of a reconstruction network (detached)."""
+    return network.synapses[0].xi.detach()
+
+
+def unit_images(images: Tensor) -> Tensor:
+    """Images ``(N, ...)`` (uint8 or float) flattened to ``(N, D)``, scaled to ``[0, 1]`` and then to unit length."""
+    x = images.reshape(images.shape[0], -1).to(torch.get_default_dtype())
+    if images.dtype == torch.uint8:
+        x = x / 255.0
+    norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    if bool((norm == 0).any()):
+        raise ValueError("unit_images: an image is all zeros and has no direction")
+    return x / norm
+
+
+def descend(
+    network: Network, start: Tensor, steps: int = 1, alpha: float = 1.0, gradient: str | None = "unrolled"
+) -> Tensor:
+    """``steps`` Euler steps ``x <- x - alpha dE/dg`` from ``start`` (``(N, D)``); returns the activations ``g``.
+
+    With ``tau = 1`` this is relax's Euler integrator with ``dt = alpha`` run to ``t = steps * alpha``: ``dE/dg``
+    of the Legendre term is ``x``, so the step is ``x + alpha (u - x)`` with ``u`` the memories' force.
+    """
+    if not is_count(steps):
+        raise ValueError(f"descend: steps must be a positive int, got {steps!r}")
+    alpha = positive_float(alpha, "alpha", "descend")
+    traj = relax(
+        network,
+        {IMAGE: start},
+        method="euler",
+        dt=alpha,
+        t_max=steps * alpha,
+        tol=0.0,
+        record=False,
+        gradient=gradient,
+    )
+    return network.layers[IMAGE].activation(traj.states[IMAGE])
+
+
+def denoising_loss(
+    network: Network,
+    clean: Tensor,
+    noise: float = 0.3,
+    *,
+    steps: int = 1,
+    alpha: float = 1.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """hamux's training loss: mean over images and pixels of ``(g - clean)^2`` after ``steps`` descent steps from
+    ``clean + noise * N(0, 1)``. ``clean`` holds unit-norm images ``(N, D)``."""
+    start = clean + noise * torch.randn(clean.shape, generator=generator, dtype=clean.dtype)
+    return (descend(network, start, steps, alpha) - clean).pow(2).mean()
+
+
+def settle(
+    network: Network,
+    start: Tensor,
+    *,
+    clamp: Tensor | None = None,
+    tol: float = 1e-4,
+    t_max: float = 200.0,
+    strict: bool = True,
+    rtol: float = 1e-5,
+) -> Trajectory:
+    """Relax from ``start`` (``(N, D)``) until every image's velocity is below ``tol`` (dopri5, no gradient;
+    with ``strict`` a run that does not settle by ``t_max`` is an error, else ``converged`` says which did).
+    ``clamp`` is an optional bool mask ``(N, D)``, True on the pixels that keep their starting value; ``rtol``
+    (and ``atol = rtol / 10``) the integrator's error control."""
+    with torch.no_grad():
+        return relax(
+            network,
+            {IMAGE: start},
+            method="dopri5",
+            tol=tol,
+            t_max=t_max,
+            clamp=None if clamp is None else {IMAGE: clamp},
+            gradient=None,
+            strict=strict,
+            rtol=rtol,
+            atol=rtol / 10,
+        )
