@@ -7,7 +7,19 @@ import math
 
 import torch
 
-from assocmem.keyvalue import KeyValueMemory, MemoryState, PlasticityRule, key_value_network, meta_learn
+from assocmem.keyvalue import (
+    KeyValueMemory,
+    Max,
+    MemoryState,
+    PlasticityRule,
+    Step,
+    key_value_network,
+    meta_learn,
+    random_factor,
+    readout_lagrangian,
+    sequential_factor,
+    update_angles,
+)
 from assocmem.lagrangians import LogSumExp
 from tests.bad_input_cases import INF, NAN, NO_VALUES, Bad, Result, is_empty_of, meta, nan_out, poke
 
@@ -222,4 +234,77 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         "meta": Bad(lambda: meta_learn(KeyValueMemory(D, D).to("meta"), steps=1), "rule"),
         "option": Bad(lambda: meta_learn(KeyValueMemory(D, D), steps=1, fraction=1.5), "fraction"),
     },
+}
+
+STEPS = torch.arange(B)  # the time steps each memory has seen
+TABLE.update(
+    {
+        "Max": {
+            **dict.fromkeys(("nan", "inf", "last_dim", "rank", "empty", "dtype", "meta"), NO_VALUES),
+            "option": NO_OPTIONS,
+        },
+        "Step": {
+            "nan": Bad(lambda: Step(NAN), "threshold"),
+            "inf": Bad(lambda: Step(INF), "threshold"),
+            **dict.fromkeys(("last_dim", "rank", "empty"), NO_VALUES),
+            "dtype": Bad(lambda: Step("high"), "threshold"),
+            "meta": Bad(lambda: Step(torch.tensor(0.0, device="meta")), "threshold"),
+            "option": Bad(lambda: Step(torch.ones(2)), "threshold"),
+        },
+        "readout_lagrangian": {
+            "nan": Bad(lambda: readout_lagrangian("softmax", beta=NAN), "beta"),
+            "inf": Bad(lambda: readout_lagrangian("step", threshold=INF), "threshold"),
+            "last_dim": NO_VALUES,
+            "rank": Bad(lambda: readout_lagrangian("softmax", beta=torch.ones(2)), "beta"),
+            "empty": Bad(lambda: readout_lagrangian(""), "readout"),
+            "dtype": Bad(lambda: readout_lagrangian(3), "readout"),
+            "meta": Bad(lambda: readout_lagrangian("softmax", beta=torch.tensor(1.0, device="meta")), "beta"),
+            "option": Bad(lambda: readout_lagrangian("sparsemax"), "readout"),
+        },
+        "sequential_factor": {
+            "nan": "integer steps hold no NaN; like gives only a dtype and a device",
+            "inf": "as nan",
+            "last_dim": Bad(lambda: sequential_factor(STEPS, 0, KEYS), "slots"),
+            "rank": Bad(lambda: sequential_factor(STEPS[:, None], N, KEYS), "steps"),
+            "empty": Result(
+                lambda: sequential_factor(STEPS[:0], N, KEYS), is_empty_of((0, N)), "no memory, no row"
+            ),
+            "dtype": Bad(lambda: sequential_factor(STEPS.float(), N, KEYS), "steps"),
+            "meta": Bad(lambda: sequential_factor(STEPS, N, meta(KEYS)), "like"),
+            "option": Bad(lambda: sequential_factor(STEPS, 2.5, KEYS), "slots"),
+        },
+        "random_factor": {
+            "nan": Bad(lambda: random_factor(B, N, NAN, KEYS), r"\bp\b"),
+            "inf": Bad(lambda: random_factor(B, N, INF, KEYS), r"\bp\b"),
+            "last_dim": Bad(lambda: random_factor(B, 0, 0.5, KEYS), "slots"),
+            "rank": Bad(lambda: random_factor(B, N, torch.full((2,), 0.5), KEYS), r"\bp\b"),
+            "empty": Result(lambda: random_factor(0, N, 0.5, KEYS), is_empty_of((0, N)), "no memory, no row"),
+            "dtype": Bad(lambda: random_factor(B, N, 0.5, torch.ones(2, dtype=torch.long)), "like"),
+            "meta": Bad(lambda: random_factor(B, N, 0.5, meta(KEYS)), "like"),
+            "option": Bad(lambda: random_factor(-1, N, 0.5, KEYS), "batch"),
+        },
+        "update_angles": {
+            "nan": Bad(lambda: update_angles(kv(), poke(KS, NAN, 3)), "patterns"),
+            "inf": Bad(lambda: update_angles(kv(), poke(KS, -INF)), "patterns"),
+            "last_dim": Bad(lambda: update_angles(kv(), KS[..., :3]), "patterns"),
+            "rank": Bad(lambda: update_angles(kv(), KS[0]), "patterns"),
+            "empty": Bad(lambda: update_angles(kv(), KS[:, :0]), "patterns"),
+            "dtype": Bad(lambda: update_angles(kv(), KS.long()), "patterns"),
+            "meta": Bad(lambda: update_angles(kv(), meta(KS)), "patterns"),
+            "option": Bad(lambda: update_angles("memory", KS), "memory"),
+        },
+    }
+)
+
+#: The read-outs' Lagrangians are building blocks (docs/bad-input.md): NaN in, NaN out, even for the one-hot and
+#: the step, whose plain forms (argmax, a comparison) would turn a NaN into an ordinary-looking activity.
+BUILDING_BLOCKS = {
+    **{
+        f"{cls.__name__}.{method}": lambda cls=cls, method=method: getattr(cls(), method)(
+            poke(torch.randn(2, 3), NAN)
+        )
+        for cls in (Max, Step)
+        for method in ("forward", "activation")
+    },
+    **{f"Step.{m}": lambda m=m: getattr(Step(0.5), m)(poke(torch.randn(2, 3), NAN, 4)) for m in ("F", "dF")},
 }

@@ -23,6 +23,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 
+from assocmem.checks import is_count, require_tensor, value_checks_enabled, where_not_finite
 from assocmem.classifier.model import DAMClassifier
 from assocmem.classifier.training import TrainConfig
 from assocmem.files import atomic_path, to_json
@@ -51,6 +52,33 @@ class Run:
     velocity_log_scale: Tensor | None = None
     generator_state: Tensor | None = None
     arithmetic: dict | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.model, DAMClassifier):
+            raise TypeError(f"Run: model must be a DAMClassifier, got {type(self.model).__name__}")
+        if not isinstance(self.config, TrainConfig):
+            raise TypeError(f"Run: config must be a TrainConfig, got {type(self.config).__name__}")
+        if not is_count(self.epoch, 0):
+            raise ValueError(f"Run: epoch must be an int >= 0 (epochs done), got {self.epoch!r}")
+        if not isinstance(self.history, list):
+            raise TypeError(
+                f"Run: history must be a list of epoch records, got {type(self.history).__name__}"
+            )
+        xi = self.model.memories
+        for name, shape in (("velocity", tuple(xi.shape)), ("velocity_log_scale", (xi.shape[0],))):
+            t = getattr(self, name)
+            if t is None:
+                continue
+            require_tensor(t, name, "Run")
+            if tuple(t.shape) != shape:
+                raise ValueError(f"Run: {name} must have shape {shape} (the memories'), got {tuple(t.shape)}")
+            found = (
+                where_not_finite(t, allow_neg_inf=name == "velocity_log_scale")
+                if value_checks_enabled()
+                else None
+            )
+            if found is not None:  # -inf is a log scale of zero (a memory that never moved)
+                raise ValueError(f"Run: {name} holds NaN or Inf ({found}); every value must be finite")
 
     @property
     def test_error(self) -> float | None:
@@ -97,12 +125,46 @@ def save_checkpoint(folder: str | os.PathLike, run: Run) -> Path:
     return path
 
 
+def check_device(device: object, who: str) -> torch.device | None:
+    """``device`` (``None``, a ``torch.device`` or its name) as a ``torch.device`` with values: an error naming it
+    for a name torch does not know and for the meta device (a run computes values)."""
+    if device is None:
+        return None
+    if not isinstance(device, str | torch.device):
+        raise TypeError(
+            f"{who}: device must be a torch.device, a name such as 'cpu', or None, got {device!r}"
+        )
+    try:
+        parsed = torch.device(device)
+    except RuntimeError as err:
+        raise ValueError(f"{who}: device {device!r} is not a device torch knows ({err})") from None
+    if parsed.type == "meta":
+        raise ValueError(
+            f"{who}: device is the meta device (shapes without values); training computes values"
+        )
+    return parsed
+
+
+def check_folder_path(folder: object, name: str, who: str) -> Path:
+    """``folder`` (a ``str`` or ``os.PathLike``, not empty: ``''`` would mean the working directory) as a Path."""
+    if not isinstance(folder, str | os.PathLike):
+        raise TypeError(
+            f"{who}: {name} must be a folder path (str or os.PathLike), got {type(folder).__name__}"
+        )
+    if not os.fspath(folder):
+        raise ValueError(f"{who}: {name} is the empty path; name a folder")
+    return Path(folder)
+
+
 def load_run(
     folder: str | os.PathLike, device: torch.device | str | None = None, compile: bool = False
 ) -> Run:
     """The run saved in ``folder`` (its last checkpoint); a clear error when it is missing or corrupt, or when the
     folder's ``config.json`` was edited (:func:`check_record`)."""
-    path = Path(folder) / CHECKPOINT
+    path = check_folder_path(folder, "folder", "load_run") / CHECKPOINT
+    device = check_device(device, "load_run")
+    if not isinstance(compile, bool):
+        raise TypeError(f"load_run: compile must be True or False, got {compile!r}")
     if not path.is_file():
         raise FileNotFoundError(
             f"{folder}: no classifier checkpoint ({CHECKPOINT}); train one with --out {folder}"

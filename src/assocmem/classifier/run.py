@@ -21,13 +21,15 @@ from pathlib import Path
 
 import torch
 
-from assocmem.checks import is_count
+from assocmem.checks import is_count, require_tensor
 from assocmem.classifier.checkpoint import (
     CHECKPOINT,
     CONFIG,
     Run,
     arithmetic,
     check_compatible,
+    check_device,
+    check_folder_path,
     check_record,
     load_run,
     save_checkpoint,
@@ -38,6 +40,7 @@ from assocmem.classifier.training import (
     EpochCallback,
     Step,
     TrainConfig,
+    check_data,
     targets,
     train_epoch,
 )
@@ -121,16 +124,29 @@ def train(
     ``compile`` fuses the elementwise work (torch.compile). Raises
     :class:`~assocmem.classifier.training.DivergenceError` when the loss or the memories become non-finite.
     """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"train: config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(data, Data):
+        raise TypeError(f"train: data must be an assocmem.classifier.Data, got {type(data).__name__}")
     if not is_count(checkpoint_every):
         raise ValueError(f"train: checkpoint_every must be a positive int, got {checkpoint_every!r}")
-    folder = Path(out) if out is not None else None
+    for name, flag in (("resume", resume), ("compile", compile)):
+        if not isinstance(flag, bool):
+            raise TypeError(f"train: {name} must be True or False, got {flag!r}")
+    for name, f in (("callback", callback), ("on_start", on_start)):
+        if f is not None and not callable(f):
+            raise TypeError(f"train: {name} must be callable or None, got {f!r}")
+    device = check_device(device, "train")
+    folder = check_folder_path(out, "out", "train") if out is not None else None
     if resume and folder is None:
         raise ValueError("train: resume=True needs out, the folder of the run to continue")
     dtype = getattr(torch, config.dtype)
+    for name, t in vars(data).items():
+        require_tensor(t, name.replace("_", " "), "train", floating=False)
     data = Data(
         *(t.to(device=device, dtype=dtype if t.is_floating_point() else t.dtype) for t in vars(data).values())
     )
-    _check_data(data, config)
+    check_data(data, config, "train")
     generator = torch.Generator().manual_seed(config.seed)
     run = None
     found = check_folder(folder, resume) if folder is not None else None
@@ -221,22 +237,3 @@ def final_metrics(run: Run, data: Data) -> dict:
         "seconds_per_epoch": seconds / max(1, len(run.history)),
         "eval_seconds": time.perf_counter() - start,
     }
-
-
-def _check_data(data: Data, config: TrainConfig) -> None:
-    for split in ("train", "test"):
-        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
-        if images.dim() != 2 or images.shape[1] != config.pixels:
-            raise ValueError(
-                f"train: {split} images must have shape (N, {config.pixels}) (pixels in [-1, 1]), got "
-                f"{tuple(images.shape)}"
-            )
-        if labels.shape != images.shape[:1]:
-            raise ValueError(
-                f"train: {split} labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
-            )
-    if data.train_labels.numel() < config.batch_size:  # found here, before the run folder is written
-        raise ValueError(
-            f"train: {data.train_labels.numel()} training images do not fill one minibatch of {config.batch_size} "
-            "(--batch-size, --train-size)"
-        )

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from assocmem.checks import is_count
+from assocmem.checks import is_count, positive_float, require_tensor, value_checks_enabled, where_not_finite
 from assocmem.classifier.class_update import Fused
 from assocmem.classifier.data import Data
 from assocmem.classifier.model import DAMClassifier
@@ -66,6 +66,17 @@ class TrainConfig:
     RESUMABLE = ("epochs",)
 
     def __post_init__(self) -> None:
+        _check_degree(self.n, "TrainConfig")
+        if self.F not in ("rectified", "power"):
+            raise ValueError(f"TrainConfig: F must be 'rectified' or 'power', got {self.F!r}")
+        for name in ("init_mean", "class_state"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"TrainConfig: {name} must be a finite number, got {value!r}")
+        if not is_count(self.seed, 0):
+            raise ValueError(f"TrainConfig: seed must be an int >= 0, got {self.seed!r}")
+        if not isinstance(self.balanced, bool):
+            raise TypeError(f"TrainConfig: balanced must be True or False, got {self.balanced!r}")
         positive_ints = ("memories", "m", "epochs", "batch_size", "pixels", "classes")
         for name in positive_ints:
             value = getattr(self, name)
@@ -78,7 +89,8 @@ class TrainConfig:
         ):
             raise ValueError(f"TrainConfig: ramp_epochs must be an int >= 0, got {self.ramp_epochs!r}")
         for name in ("lr", "temperature", "final_temperature", "init_std"):
-            if not (isinstance(getattr(self, name), int | float) and 0 < getattr(self, name) < math.inf):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not (isinstance(value, int | float) and 0 < value < math.inf):
                 raise ValueError(
                     f"TrainConfig: {name} must be a positive number, got {getattr(self, name)!r}"
                 )
@@ -87,9 +99,9 @@ class TrainConfig:
                 f"TrainConfig: with ramp_epochs=0 the temperature is constant; temperature ({self.temperature}) "
                 f"and final_temperature ({self.final_temperature}) must be equal"
             )
-        if not 0 < self.lr_decay <= 1:
+        if not (isinstance(self.lr_decay, int | float) and 0 < self.lr_decay <= 1):
             raise ValueError(f"TrainConfig: lr_decay must be in (0, 1], got {self.lr_decay!r}")
-        if not 0 <= self.momentum < 1:
+        if not (isinstance(self.momentum, int | float) and 0 <= self.momentum < 1):
             raise ValueError(f"TrainConfig: momentum must be in [0, 1), got {self.momentum!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"TrainConfig: dtype must be 'float32' or 'float64', got {self.dtype!r}")
@@ -115,6 +127,7 @@ class TrainConfig:
         ``eps0 = 0.04``; tuned within the published ranges, docs/classifier.md). ``n >= LARGE_N_FROM``:
         :data:`LARGE_N` (``m = 30``, ``T = 540`` constant, momentum 0.6: KH16's notebook at ``n = 20``).
         """
+        _check_degree(n, "TrainConfig.for_degree")
         base = dict(LARGE_N) if n >= LARGE_N_FROM else {}
         given = {k: v for k, v in settings.items() if v is not None}
         base.update(given)
@@ -126,6 +139,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise TypeError(f"TrainConfig.from_dict: d must be a dict of settings, got {type(d).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -134,16 +149,24 @@ class TrainConfig:
 
     def lr_at(self, epoch: int) -> float:
         """``eps0 * decay^epoch``."""
+        _check_epoch(epoch, "TrainConfig.lr_at")
         return self.lr * self.lr_decay**epoch
 
     def temperature_at(self, epoch: int) -> float:
         """``T`` ramps linearly from ``temperature`` to ``final_temperature`` over ``ramp_epochs``, then stays."""
+        _check_epoch(epoch, "TrainConfig.temperature_at")
         if self.ramp_epochs == 0 or epoch >= self.ramp_epochs:
             return float(self.final_temperature)
         return self.temperature + (self.final_temperature - self.temperature) * epoch / self.ramp_epochs
 
     def model(self, generator: torch.Generator | None = None, compile: bool = False) -> DAMClassifier:
         """A fresh classifier with memories drawn from ``N(init_mean, init_std)``."""
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise TypeError(
+                f"TrainConfig.model: generator must be a torch.Generator or None, got {generator!r}"
+            )
+        if not isinstance(compile, bool):
+            raise TypeError(f"TrainConfig.model: compile must be True or False, got {compile!r}")
         return DAMClassifier(
             self.memories,
             self.pixels,
@@ -157,6 +180,59 @@ class TrainConfig:
             generator=generator,
             dtype=getattr(torch, self.dtype),
             compile=compile,
+        )
+
+
+def _check_degree(n: object, who: str) -> None:
+    if isinstance(n, bool) or not isinstance(n, int | float):
+        raise TypeError(f"{who}: n must be a positive number (the degree of F), got {n!r}")
+    positive_float(n, "n", who)
+
+
+def _check_epoch(epoch: object, who: str) -> None:
+    if not is_count(epoch, 0):
+        raise ValueError(f"{who}: epoch must be an int >= 0 (counted from 0), got {epoch!r}")
+
+
+def check_data(data: Data, config: TrainConfig, who: str) -> None:
+    """``data`` as training needs it (docs/bad-input.md): images ``(N, pixels)`` floating point, finite (scanned:
+    once per call, small beside the epoch's products), labels ``(N,)`` integers, on one real device, and enough
+    training images for one minibatch; otherwise an error naming the split and the argument."""
+    if not isinstance(data, Data):
+        raise TypeError(f"{who}: data must be an assocmem.classifier.Data, got {type(data).__name__}")
+    device = data.train_images.device if isinstance(data.train_images, Tensor) else None
+    for split in ("train", "test"):
+        images, labels = getattr(data, f"{split}_images"), getattr(data, f"{split}_labels")
+        require_tensor(images, f"{split} images", who)
+        require_tensor(labels, f"{split} labels", who, floating=False)
+        if images.dim() != 2 or images.shape[1] != config.pixels:
+            raise ValueError(
+                f"{who}: {split} images must have shape (N, {config.pixels}) (pixels in [-1, 1]), got "
+                f"{tuple(images.shape)}"
+            )
+        if labels.shape != images.shape[:1]:
+            raise ValueError(
+                f"{who}: {split} labels must have shape ({images.shape[0]},), got {tuple(labels.shape)}"
+            )
+        if labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+            raise TypeError(
+                f"{who}: {split} labels must be integers (class indices), got dtype {labels.dtype}"
+            )
+        for name, t in ((f"{split} images", images), (f"{split} labels", labels)):
+            if t.device != device:
+                raise ValueError(f"{who}: {name} is on {t.device} but train images are on {device}")
+        if value_checks_enabled():
+            found = where_not_finite(images)
+            if found is not None:
+                raise ValueError(
+                    f"{who}: {split} images hold NaN or Inf ({found}); every value must be finite"
+                )
+    if data.test_labels.numel() == 0:
+        raise ValueError(f"{who}: test images are empty; the test error needs at least one image")
+    if data.train_labels.numel() < config.batch_size:  # found here, before the run folder is written
+        raise ValueError(
+            f"{who}: {data.train_labels.numel()} training images do not fill one minibatch of {config.batch_size} "
+            "(--batch-size, --train-size)"
         )
 
 
@@ -343,7 +419,27 @@ def train_epoch(
     A minibatch whose loss or updated memories are not finite raises :class:`DivergenceError` at once (checked after
     every minibatch: ``K (P + C)`` comparisons beside the ``B K P`` products).
     """
+    who = "train_epoch"
+    if not isinstance(step, Step):
+        raise TypeError(f"{who}: step must be a training Step, got {type(step).__name__}")
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"{who}: config must be a TrainConfig, got {type(config).__name__}")
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(f"{who}: generator must be a torch.Generator, got {type(generator).__name__}")
+    _check_epoch(epoch, who)
+    check_data(data, config, who)
     model = step.model
+    require_tensor(t_all, "t_all", who)
+    if tuple(t_all.shape) != (data.train_labels.shape[0], config.classes):
+        raise ValueError(
+            f"{who}: t_all must have shape ({data.train_labels.shape[0]}, {config.classes}) (the targets of the "
+            f"training images, targets()), got {tuple(t_all.shape)}"
+        )
+    if t_all.dtype != model.memories.dtype or t_all.device != model.memories.device:
+        raise TypeError(
+            f"{who}: t_all ({t_all.dtype}, {t_all.device}) must share the memories' dtype and device "
+            f"({model.memories.dtype}, {model.memories.device})"
+        )
     model.temperature = config.temperature_at(epoch)
     eps = config.lr_at(epoch)
     device = data.train_images.device

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from assocmem.checks import is_count, is_fraction, positive_float, where_not_finite
+from assocmem.checks import is_count, is_fraction, positive_float, require_tensor, where_not_finite
 from assocmem.keyvalue.memory import KeyValueMemory
 from assocmem.keyvalue.tasks import occlude, random_patterns, sign_accuracy
 
@@ -151,6 +151,22 @@ def update_angles(
     designed rule's updates from the same activity: ``x`` (a pre-only key update) for every key row the write
     changes, ``y h'^T`` (a Hebbian value update) where the learned rule writes values. Keys ``"key"``, ``"value"``.
     """
+    who = "update_angles"
+    if not isinstance(memory, KeyValueMemory):
+        raise TypeError(f"{who}: memory must be a KeyValueMemory, got {type(memory).__name__}")
+    require_tensor(patterns, "patterns", who)
+    if patterns.dim() != 3 or patterns.shape[2] != memory.key_size:
+        raise ValueError(
+            f"{who}: patterns must have shape (B, T, d) with d = {memory.key_size} (the memory's key_size), "
+            f"got {tuple(patterns.shape)}"
+        )
+    if patterns.shape[0] == 0 or patterns.shape[1] == 0:
+        raise ValueError(
+            f"{who}: patterns is empty {tuple(patterns.shape)}; an angle needs at least one update"
+        )
+    found = where_not_finite(patterns)  # a measurement: the scan is small beside the T writes
+    if found is not None:
+        raise ValueError(f"{who}: patterns holds NaN or Inf ({found}); every value must be finite")
     rule = memory.rule
     learned: dict[str, list[Tensor]] = {"key": [], "value": []}
     designed: dict[str, list[Tensor]] = {"key": [], "value": []}

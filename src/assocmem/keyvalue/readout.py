@@ -36,7 +36,8 @@ class Max(Lagrangian):
     """``L(z) = max_i z_i`` over a sample's units; its activation is the one-hot vector of the largest unit.
 
     The hard max (winner-take-all) read-out, the ``beta -> inf`` limit of ``LogSumExp(beta)``. On ties the first
-    largest unit wins (a subgradient). Convex: a maximum of linear functions.
+    largest unit wins (a subgradient). Convex: a maximum of linear functions. A building block: a sample holding
+    NaN gets a NaN activity (NaN in, NaN out, docs/bad-input.md), not the one-hot of the NaN's unit.
     """
 
     convex = True
@@ -47,14 +48,17 @@ class Max(Lagrangian):
 
     def activation(self, x: Tensor) -> Tensor:
         flat = x.reshape(x.shape[0], -1)
-        return TF.one_hot(flat.argmax(dim=1), flat.shape[1]).to(x.dtype).reshape(x.shape)
+        winner = flat.argmax(dim=1, keepdim=True)  # torch's argmax picks a NaN when there is one
+        hot = TF.one_hot(winner.squeeze(1), flat.shape[1]).to(x.dtype)
+        return hot.masked_fill(flat.gather(1, winner).isnan(), float("nan")).reshape(x.shape)
 
 
 class Step(AdditiveLagrangian):
     """``L(z) = sum_i max(z_i - theta, 0)``; its activation is the step ``1[z_i > theta]``.
 
     The read-out of Kanerva's sparse distributed memory: every hidden unit whose key matches the query by more than
-    ``theta`` takes part, with weight one. Convex (a sum of rectified lines).
+    ``theta`` takes part, with weight one. Convex (a sum of rectified lines). A building block: NaN in, NaN out
+    (docs/bad-input.md), where the comparison alone would give 0.
     """
 
     convex = True
@@ -63,7 +67,7 @@ class Step(AdditiveLagrangian):
         super().__init__()
         try:
             t = float(threshold)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, RuntimeError):  # RuntimeError: a meta tensor has no value
             raise TypeError(f"Step: threshold must be a number, got {threshold!r}") from None
         if t != t or t in (float("inf"), float("-inf")):
             raise ValueError(f"Step: threshold must be a finite number, got {threshold!r}")
@@ -73,7 +77,7 @@ class Step(AdditiveLagrangian):
         return torch.relu(x - self.threshold)
 
     def dF(self, x: Tensor) -> Tensor:
-        return (x > self.threshold).to(x.dtype)
+        return torch.where(x.isnan(), x, (x > self.threshold).to(x.dtype))
 
     def extra_repr(self) -> str:
         return f"threshold={self.threshold:g}"
@@ -82,8 +86,11 @@ class Step(AdditiveLagrangian):
 def readout_lagrangian(readout: str, beta: float = 1.0, threshold: float = 0.0) -> Lagrangian:
     """The hidden-layer Lagrangian whose activation is the read-out ``readout`` (one of :data:`READOUTS`).
 
-    ``beta`` is the softmax's inverse temperature; ``threshold`` the step's threshold ``theta``.
+    ``beta`` is the softmax's inverse temperature; ``threshold`` the step's threshold ``theta``; each is checked
+    when its read-out uses it.
     """
+    if not isinstance(readout, str):
+        raise TypeError(f"readout_lagrangian: readout must be one of {READOUTS}, got {readout!r}")
     if readout == "softmax":
         return LogSumExp(positive_float(beta, "beta", "readout_lagrangian"))
     if readout == "hardmax":
@@ -92,4 +99,4 @@ def readout_lagrangian(readout: str, beta: float = 1.0, threshold: float = 0.0) 
         return Step(threshold)
     if readout == "linear":
         return Identity()
-    raise ValueError(f"readout must be one of {READOUTS}, got {readout!r}")
+    raise ValueError(f"readout_lagrangian: readout must be one of {READOUTS}, got {readout!r}")

@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as TF
 
+from assocmem.checks import is_count, is_fraction, require_tensor
+
 #: The local third factors :class:`~assocmem.keyvalue.KeyValueMemory` accepts.
 LOCAL_FACTORS = ("sequential", "random")
 
@@ -27,6 +29,13 @@ def sequential_factor(steps: Tensor, slots: int, like: Tensor) -> Tensor:
 
     ``steps`` (batch,) int64 counts the time steps each memory has seen; ``like`` gives the dtype and device.
     """
+    who = "sequential_factor"
+    require_tensor(steps, "steps", who, floating=False)
+    if steps.dim() != 1 or steps.is_floating_point() or steps.is_complex() or steps.dtype == torch.bool:
+        raise ValueError(
+            f"{who}: steps must be a (batch,) integer tensor, got {steps.dtype} {tuple(steps.shape)}"
+        )
+    _check(slots, like, who)
     return TF.one_hot(torch.remainder(steps, slots), slots).to(dtype=like.dtype, device=like.device)
 
 
@@ -38,6 +47,20 @@ def random_factor(
     The draws come from ``generator`` (on its own device, then moved to ``like``'s) or from the global generator of
     ``like``'s device.
     """
+    who = "random_factor"
+    if not is_count(batch, 0):
+        raise ValueError(f"{who}: batch must be an int >= 0, got {batch!r}")
+    if not is_fraction(p):
+        raise ValueError(f"{who}: p must be a probability in [0, 1], got {p!r}")
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"{who}: generator must be a torch.Generator or None, got {generator!r}")
+    _check(slots, like, who)
     device = generator.device if generator is not None else like.device
     u = torch.rand((batch, slots), generator=generator, device=device)
     return (u < p).to(dtype=like.dtype, device=like.device)
+
+
+def _check(slots: object, like: object, who: str) -> None:
+    if not is_count(slots):
+        raise ValueError(f"{who}: slots must be an int >= 1 (the hidden units N), got {slots!r}")
+    require_tensor(like, "like", who)
