@@ -47,9 +47,10 @@ LEVELS: dict[str, int] = {
     "nn": 6,
     "classifier": 6,
     "keyvalue": 6,
-    "laboratory": 7,
-    "report": 8,
-    "cli": 9,
+    "ham": 7,
+    "laboratory": 8,
+    "report": 9,
+    "cli": 10,
 }
 #: Parts that may import anything (the package face re-exports every layer; ``python -m`` runs the CLI).
 FACE = frozenset({"__init__", "__main__"})

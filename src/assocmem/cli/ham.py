@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from assocmem.dynamics import ConvergenceError
+from assocmem.dynamics import ConvergenceError, DivergenceError
 from assocmem.files import write_json
 from assocmem.ham.config import HamConfig, load_recipe
 from assocmem.ham.data import load_images
@@ -33,6 +33,10 @@ def _count(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def _why(err: ConvergenceError) -> str:
+    return "the network is not a memory: " if isinstance(err, DivergenceError) else "no result: "
 
 
 def _data(args: argparse.Namespace, config: HamConfig):
@@ -74,7 +78,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError(f"--out {out} exists and is not a folder")
     data = _data(args, config)
     quiet = args.quiet or not sys.stderr.isatty()
-    say = (lambda *a: None) if args.quiet else print
+    say = (lambda *a, **k: None) if args.quiet else print
     say(f"assocmem ham train: {_settings(config)}; {torch.get_num_threads()} threads; writing to {out}")
     bar = tqdm(unit="batch", desc="epoch", dynamic_ncols=True, disable=quiet)
 
@@ -99,7 +103,7 @@ def run_train(args: argparse.Namespace) -> int:
             on_epoch=on_epoch,
         )
     except ConvergenceError as err:
-        print(f"assocmem ham train: error: the network is not a memory: {err}", file=sys.stderr)
+        print(f"assocmem ham train: error: {_why(err)}{err}", file=sys.stderr)
         return 1
     finally:
         bar.close()
@@ -124,7 +128,7 @@ def run_eval(args: argparse.Namespace) -> int:
     try:
         result = evaluate(run.model, data.test_images.to(getattr(torch, config.dtype)), data.test_labels)
     except ConvergenceError as err:
-        print(f"assocmem ham eval: error: the network is not a memory: {err}", file=sys.stderr)
+        print(f"assocmem ham eval: error: {_why(err)}{err}", file=sys.stderr)
         return 1
     result |= {"epoch": run.epoch, "bounded_below": str(run.model.certificate())}
     print(

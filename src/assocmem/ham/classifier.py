@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from assocmem import lagrangians as L
-from assocmem.dynamics import CouplingBound, Trajectory, bounded_below, relax
+from assocmem.dynamics import CouplingBound, Implicit, Trajectory, bounded_below, relax
 from assocmem.ham.config import HamConfig
 from assocmem.network import AvgPoolSynapse, ConvSynapse, DenseSynapse, Layer, Network
 
@@ -128,6 +128,8 @@ class HAMClassifier(nn.Module):
     ) -> Trajectory:
         """Relax with the images clamped (``gradient`` as :func:`~assocmem.relax`; ``None``: no graph)."""
         c = self.config
+        if gradient == "implicit":
+            gradient = Implicit(tol=c.adjoint_tol)
         return relax(
             self.network,
             self.start(images),

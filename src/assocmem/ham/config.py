@@ -44,6 +44,7 @@ class HamConfig:
     dt: float = 0.5
     tol: float = 1e-3  #: a sample has settled when max |dx/dt| <= tol (training and evaluation)
     t_max: float = 200.0
+    adjoint_tol: float = 1e-4  #: gradient="implicit": relative residual of the adjoint solve (float32 stalls near 1e-5)
     coupling_bound: float = 0.9  #: the norm CouplingBound keeps among free linear layers (conv with hidden > 0)
     dtype: str = "float32"
 
@@ -88,6 +89,7 @@ class HamConfig:
         for name in ("label_beta", "lr", "dt", "tol", "t_max"):
             positive(name)
         positive("coupling_bound", below=1.0)
+        positive("adjoint_tol", below=1.0)
         if self.architecture == "dense" and self.hidden == 0:
             raise ValueError("HamConfig: a dense HAM needs hidden >= 1 units between the image and the labels")
         if self.architecture == "conv" and (28 % self.stride or (28 // self.stride) % self.pool):

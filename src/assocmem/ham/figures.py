@@ -10,42 +10,37 @@ from torch import Tensor
 from assocmem.files import atomic_path
 
 
-def _pyplot():
-    import matplotlib
+def _figure(width: float, height: float, panels: int = 1):
+    from matplotlib.figure import Figure  # a Figure object, no pyplot: no global state, no display
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    fig = Figure(figsize=(width, height))
+    return fig, fig.subplots(1, panels)
 
-    return plt
+
+def _save(fig, dest: str | os.PathLike) -> Path:
+    fig.tight_layout()
+    with atomic_path(dest) as tmp:
+        fig.savefig(tmp, format="png", dpi=110)
+    return Path(dest)
 
 
 def curves_figure(history: list[dict], dest: str | os.PathLike, title: str) -> Path:
     """Training loss and train / test accuracy (test at the fixed point) per epoch."""
-    plt = _pyplot()
     epochs = [r["epoch"] for r in history]
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, (a, b) = _figure(9, 3.2, 2)
     a.plot(epochs, [r["train_loss"] for r in history], "o-")
     a.set(xlabel="epoch", ylabel="cross-entropy (training)", title=title)
     b.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", label="training (during the epoch)")
     b.plot(epochs, [100 * r["test"]["accuracy"] for r in history], "s-", label="test, at the fixed point")
     b.set(xlabel="epoch", ylabel="accuracy (%)")
     b.legend()
-    fig.tight_layout()
-    with atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(dest)
+    return _save(fig, dest)
 
 
 def energy_figure(energies: Tensor, dest: str | os.PathLike, title: str) -> Path:
     """``E(t) - E(end)`` of each test relaxation (``energies``: ``(steps + 1, batch)``), on a log scale."""
-    plt = _pyplot()
     gap = (energies - energies[-1:]).double().clamp_min(1e-12).cpu()
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = _figure(5, 3.2)
     ax.semilogy(gap.numpy(), lw=0.8)
     ax.set(xlabel="relaxation step", ylabel="E - E(fixed point)", title=title)
-    fig.tight_layout()
-    with atomic_path(dest) as tmp:
-        fig.savefig(tmp, format="png", dpi=110)
-    plt.close(fig)
-    return Path(dest)
+    return _save(fig, dest)
