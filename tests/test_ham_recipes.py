@@ -15,11 +15,33 @@ from assocmem.ham.run import new_run, save_checkpoint
 from tests.conftest import SHARED_DATA, needs_data
 
 MNIST = str(SHARED_DATA / "mnist")
-TINY = {"architecture": "dense", "dataset": "mnist", "hidden": 32, "epochs": 2, "batch_size": 50,
-        "train_size": 300, "test_size": 200, "lr": 0.005, "dt": 1.0}
-TINY_CONV = {"architecture": "conv", "dataset": "mnist", "channels": 4, "kernel": 3, "stride": 2, "pool": 2,
-             "hidden": 16, "epochs": 1, "batch_size": 50, "train_size": 150, "test_size": 100, "lr": 0.01,
-             "gradient": "unrolled", "dt": 1.0}
+TINY = {
+    "architecture": "dense",
+    "dataset": "mnist",
+    "hidden": 32,
+    "epochs": 2,
+    "batch_size": 50,
+    "train_size": 300,
+    "test_size": 200,
+    "lr": 0.005,
+    "dt": 1.0,
+}
+TINY_CONV = {
+    "architecture": "conv",
+    "dataset": "mnist",
+    "channels": 4,
+    "kernel": 3,
+    "stride": 2,
+    "pool": 2,
+    "hidden": 16,
+    "epochs": 1,
+    "batch_size": 50,
+    "train_size": 150,
+    "test_size": 100,
+    "lr": 0.01,
+    "gradient": "unrolled",
+    "dt": 1.0,
+}
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +70,9 @@ def test_tiny_conv_recipe_with_implicit_gradient_stays_bounded(data, one_thread)
 
 @needs_data()
 def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one_thread):
-    config = HamConfig(**(TINY_CONV | {"hidden": 0, "batch_size": 25, "train_size": 75, "test_size": 20, "epochs": 2}))
+    config = HamConfig(
+        **(TINY_CONV | {"hidden": 0, "batch_size": 25, "train_size": 75, "test_size": 20, "epochs": 2})
+    )
     small = load_images("mnist", data_dir=MNIST, train_size=75, test_size=20)
     whole = train(config, small, tmp_path / "whole", checkpoint_every=2)
 
@@ -58,10 +82,17 @@ def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one
     def kill(batch, batches, loss):
         if batch == 3 and state["epoch"] == 1:  # in the second epoch, after its mid-epoch checkpoint
             raise Killed
+
     state = {"epoch": 0}
     with pytest.raises(Killed):
-        train(config, small, tmp_path / "cut", checkpoint_every=2, on_batch=kill,
-              on_epoch=lambda r: state.update(epoch=r["epoch"]))
+        train(
+            config,
+            small,
+            tmp_path / "cut",
+            checkpoint_every=2,
+            on_batch=kill,
+            on_epoch=lambda r: state.update(epoch=r["epoch"]),
+        )
     with safe_open(tmp_path / "cut" / "checkpoint.safetensors", "pt") as f:
         assert (f.metadata()["epoch"], f.metadata()["batch"]) == ("1", "2")
     with pytest.raises(ValueError, match="--resume"):

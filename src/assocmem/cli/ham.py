@@ -99,7 +99,12 @@ def run_train(args: argparse.Namespace) -> int:
 
     try:
         run = train(
-            config, data, out, resume=args.resume, checkpoint_every=args.checkpoint_every, on_batch=on_batch,
+            config,
+            data,
+            out,
+            resume=args.resume,
+            checkpoint_every=args.checkpoint_every,
+            on_batch=on_batch,
             on_epoch=on_epoch,
         )
     except ConvergenceError as err:
@@ -109,8 +114,11 @@ def run_train(args: argparse.Namespace) -> int:
         bar.close()
     title = f"{config.architecture} HAM, {config.dataset}"
     curves_figure(run.history, out / "curves.png", title)
-    energy_figure(energy_traces(run.model, data.test_images[:32].to(getattr(torch, config.dtype))),
-                  out / "energy.png", title + ": 32 test images")
+    energy_figure(
+        energy_traces(run.model, data.test_images[:32].to(getattr(torch, config.dtype))),
+        out / "energy.png",
+        title + ": 32 test images",
+    )
     say(f"wrote {out / METRICS}, {out / 'curves.png'}, {out / 'energy.png'}")
     return 0
 
@@ -152,9 +160,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="action", metavar="action", required=True, help="train or eval")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--data-dir", default=None, help="a folder holding the four IDX .gz files of the data set")
-        p.add_argument("--cache-dir", default=None, help="download cache (default: $ASSOCMEM_DATA or the user cache)")
-        p.add_argument("--no-download", action="store_true", help="never download; fail if the files are missing")
+        p.add_argument(
+            "--data-dir", default=None, help="a folder holding the four IDX .gz files of the data set"
+        )
+        p.add_argument(
+            "--cache-dir", default=None, help="download cache (default: $ASSOCMEM_DATA or the user cache)"
+        )
+        p.add_argument(
+            "--no-download", action="store_true", help="never download; fail if the files are missing"
+        )
         p.add_argument("--threads", type=_count, default=None, help="torch threads (default: torch's choice)")
 
     t = sub.add_parser("train", help="train a recipe, with checkpoints and --resume")
@@ -162,7 +176,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--out", required=True, help="run folder (config.json, checkpoint, metrics.json, figures)")
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--epochs", type=_count, default=None, help="epochs to train to (default: the recipe's)")
-    t.add_argument("--checkpoint-every", type=_count, default=100, help="minibatches between checkpoints (100)")
+    t.add_argument(
+        "--checkpoint-every", type=_count, default=100, help="minibatches between checkpoints (100)"
+    )
     t.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
     common(t)
     t.set_defaults(func=run_train)

@@ -31,7 +31,9 @@ IMAGE = (1, 28, 28)
 CLASSES = 10
 
 
-def _weight(shape: tuple[int, ...], fan_in: int, generator: torch.Generator, dtype: torch.dtype) -> nn.Parameter:
+def _weight(
+    shape: tuple[int, ...], fan_in: int, generator: torch.Generator, dtype: torch.dtype
+) -> nn.Parameter:
     return nn.Parameter(torch.randn(shape, generator=generator, dtype=dtype) / math.sqrt(fan_in))
 
 
@@ -41,10 +43,16 @@ def build_network(config: HamConfig, generator: torch.Generator) -> Network:
     labels = Layer(CLASSES, L.LogSumExp(beta=config.label_beta))
     if config.architecture == "dense":
         pixels = math.prod(IMAGE)
-        layers = {"image": Layer(pixels, L.Identity()), "hidden": Layer(config.hidden, L.ReLU()), "labels": labels}
+        layers = {
+            "image": Layer(pixels, L.Identity()),
+            "hidden": Layer(config.hidden, L.ReLU()),
+            "labels": labels,
+        }
         synapses = [
             DenseSynapse("image", "hidden", _weight((config.hidden, pixels), pixels, generator, dtype)),
-            DenseSynapse("hidden", "labels", _weight((CLASSES, config.hidden), config.hidden, generator, dtype)),
+            DenseSynapse(
+                "hidden", "labels", _weight((CLASSES, config.hidden), config.hidden, generator, dtype)
+            ),
         ]
         return Network(layers, synapses)
     c, k, p = config.channels, config.kernel, config.pool
@@ -56,7 +64,13 @@ def build_network(config: HamConfig, generator: torch.Generator) -> Network:
         "pooled": Layer((c, side, side), L.ReLU()),
     }
     synapses = [
-        ConvSynapse("image", "features", _weight((c, 1, k, k), k * k, generator, dtype), stride=config.stride, padding=k // 2),
+        ConvSynapse(
+            "image",
+            "features",
+            _weight((c, 1, k, k), k * k, generator, dtype),
+            stride=config.stride,
+            padding=k // 2,
+        ),
         AvgPoolSynapse("features", "pooled", p),
     ]
     top, width = "pooled", c * side * side
@@ -106,7 +120,9 @@ class HAMClassifier(nn.Module):
         """The warm-start vectors of the coupling bound's power iteration (checkpointed for an exact resume)."""
         if self._bound is None:
             return {}
-        return {f"v.{k}": v for k, v in self._bound._v.items()} | {f"w.{k}": v for k, v in self._bound._w.items()}
+        return {f"v.{k}": v for k, v in self._bound._v.items()} | {
+            f"w.{k}": v for k, v in self._bound._w.items()
+        }
 
     def load_bound_state(self, tensors: dict[str, Tensor]) -> None:
         if self._bound is not None:

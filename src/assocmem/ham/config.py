@@ -27,7 +27,9 @@ class HamConfig:
 
     architecture: str = "dense"
     dataset: str = "mnist"
-    hidden: int = 1000  #: dense hidden ReLU units (0: none; for "conv" the pooled layer then feeds the labels)
+    hidden: int = (
+        1000  #: dense hidden ReLU units (0: none; for "conv" the pooled layer then feeds the labels)
+    )
     channels: int = 16  #: "conv": feature maps of the convolution
     kernel: int = 5  #: "conv": kernel size (padding kernel // 2: the feature maps are 28 / stride on a side)
     stride: int = 1  #: "conv": stride of the convolution
@@ -44,8 +46,12 @@ class HamConfig:
     dt: float = 0.5
     tol: float = 1e-3  #: a sample has settled when max |dx/dt| <= tol (training and evaluation)
     t_max: float = 200.0
-    adjoint_tol: float = 1e-4  #: gradient="implicit": relative residual of the adjoint solve (float32 stalls near 1e-5)
-    coupling_bound: float = 0.9  #: the norm CouplingBound keeps among free linear layers (conv with hidden > 0)
+    adjoint_tol: float = (
+        1e-4  #: gradient="implicit": relative residual of the adjoint solve (float32 stalls near 1e-5)
+    )
+    coupling_bound: float = (
+        0.9  #: the norm CouplingBound keeps among free linear layers (conv with hidden > 0)
+    )
     dtype: str = "float32"
 
     #: settings a resumed run may change
@@ -91,7 +97,9 @@ class HamConfig:
         positive("coupling_bound", below=1.0)
         positive("adjoint_tol", below=1.0)
         if self.architecture == "dense" and self.hidden == 0:
-            raise ValueError("HamConfig: a dense HAM needs hidden >= 1 units between the image and the labels")
+            raise ValueError(
+                "HamConfig: a dense HAM needs hidden >= 1 units between the image and the labels"
+            )
         if self.architecture == "conv" and (28 % self.stride or (28 // self.stride) % self.pool):
             raise ValueError(
                 f"HamConfig: stride={self.stride} and pool={self.pool} must tile the 28-pixel image (28 / stride "

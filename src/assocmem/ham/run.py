@@ -88,9 +88,13 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: corrupt or truncated checkpoint ({err}); delete it to start again") from err
+        raise ValueError(
+            f"{path}: corrupt or truncated checkpoint ({err}); delete it to start again"
+        ) from err
     if metadata.get("format") != FORMAT:
-        raise ValueError(f"{path}: not a HAM checkpoint (format {metadata.get('format')!r}, expected {FORMAT})")
+        raise ValueError(
+            f"{path}: not a HAM checkpoint (format {metadata.get('format')!r}, expected {FORMAT})"
+        )
     run = new_run(HamConfig.from_dict(json.loads(metadata["config"]), str(path)))
     run.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
     run.model.load_bound_state({k[6:]: v for k, v in tensors.items() if k.startswith("bound.")})
@@ -111,7 +115,9 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
 def check_compatible(saved: HamConfig, wanted: HamConfig, folder: str | os.PathLike) -> None:
     """Refuse to resume a checkpoint made with different settings (only ``epochs`` and ``test_size`` may change)."""
     a, b = saved.to_dict(), wanted.to_dict()
-    diff = [f"{k}: checkpoint {a[k]!r}, now {b[k]!r}" for k in a if k not in HamConfig.RESUMABLE and a[k] != b[k]]
+    diff = [
+        f"{k}: checkpoint {a[k]!r}, now {b[k]!r}" for k in a if k not in HamConfig.RESUMABLE and a[k] != b[k]
+    ]
     if diff:
         raise ValueError(
             f"{folder} holds a run with a different configuration ({'; '.join(diff)}); resume with the same "
