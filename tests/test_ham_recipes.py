@@ -76,15 +76,15 @@ def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one
     small = load_images("mnist", data_dir=MNIST, train_size=75, test_size=20)
     whole = train(config, small, tmp_path / "whole", checkpoint_every=2)
 
-    class Killed(Exception):
+    class KilledError(Exception):
         pass
 
     def kill(batch, batches, loss):
         if batch == 3 and state["epoch"] == 1:  # in the second epoch, after its mid-epoch checkpoint
-            raise Killed
+            raise KilledError
 
     state = {"epoch": 0}
-    with pytest.raises(Killed):
+    with pytest.raises(KilledError):
         train(
             config,
             small,
@@ -104,7 +104,7 @@ def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one
     assert resumed.history == whole.history or [r["test"] for r in resumed.history] == [
         r["test"] for r in whole.history
     ]
-    with pytest.raises(ValueError, match="lr: checkpoint 0.01, now 0.02"):
+    with pytest.raises(ValueError, match=r"lr: checkpoint 0\.01, now 0\.02"):
         train(HamConfig(**(config.to_dict() | {"lr": 0.02})), small, tmp_path / "cut", resume=True)
 
 

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from assocmem import lagrangians as L
 from assocmem.dynamics import CouplingBound, Implicit, Trajectory, bounded_below, relax
+from assocmem.dynamics.boundedness import Boundedness
 from assocmem.ham.config import HamConfig
 from assocmem.network import AvgPoolSynapse, ConvSynapse, DenseSynapse, Layer, Network
 
@@ -129,7 +130,7 @@ class HAMClassifier(nn.Module):
             self._bound._v = {k: tensors[f"v.{k}"] for k in self._bound._v}
             self._bound._w = {k: tensors[f"w.{k}"] for k in self._bound._w}
 
-    def certificate(self):
+    def certificate(self) -> Boundedness:
         """:func:`~assocmem.bounded_below` with the image clamped."""
         return bounded_below(self.network, clamp=self.clamp)
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import json
 import os
-import tomllib
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
+
+import tomllib
 
 ARCHITECTURES = ("dense", "conv")
 DATASETS = ("mnist", "fashion-mnist")

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from torch import Tensor
 
 from assocmem.files import atomic_path
 
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
-def _figure(width: float, height: float, panels: int = 1):
+
+def _figure(width: float, height: float, panels: int = 1) -> tuple[Figure, Any]:
     from matplotlib.figure import Figure  # a Figure object, no pyplot: no global state, no display
 
     fig = Figure(figsize=(width, height))
     return fig, fig.subplots(1, panels)
 
 
-def _save(fig, dest: str | os.PathLike) -> Path:
+def _save(fig: Figure, dest: str | os.PathLike) -> Path:
     fig.tight_layout()
     with atomic_path(dest) as tmp:
         fig.savefig(tmp, format="png", dpi=110)
