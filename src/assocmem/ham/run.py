@@ -33,6 +33,8 @@ CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 FORMAT = "assocmem.ham-run/1"
+#: an epoch's running sums: loss, correct answers, images, wall seconds and this process's CPU seconds
+EMPTY_SUMS = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "cpu_seconds": 0.0}
 
 
 @dataclass
@@ -45,7 +47,7 @@ class HamRun:
     generator: torch.Generator
     epoch: int = 0
     batch: int = 0
-    sums: dict = field(default_factory=lambda: {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0})
+    sums: dict = field(default_factory=lambda: dict(EMPTY_SUMS))
     history: list[dict] = field(default_factory=list)
 
 
@@ -107,7 +109,7 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
     run.optimizer.load_state_dict({"state": adam, "param_groups": param_groups})
     run.epoch, run.batch = int(metadata["epoch"]), int(metadata["batch"])
     sums = json.loads(metadata["sums"])
-    run.sums = {k: (float(v) if "." in v or "e" in v else int(v)) for k, v in sums.items()}
+    run.sums = dict(EMPTY_SUMS) | {k: type(EMPTY_SUMS.get(k, 0.0))(v) for k, v in sums.items()}
     run.history = json.loads(metadata["history"])
     return run, tensors["generator"]
 
@@ -126,13 +128,14 @@ def check_compatible(saved: HamConfig, wanted: HamConfig, folder: str | os.PathL
 
 
 def metrics(run: HamRun, final: dict | None = None) -> dict:
-    out: dict = {"test_accuracy": run.history[-1]["test"]["accuracy"] if run.history else None}
-    out["epochs_done"] = run.epoch
-    if final is not None:
-        out["final"] = final
-    out["per_epoch"] = run.history
-    out["config"] = run.config.to_dict()
-    return out
+    """metrics.json: the latest test accuracy (at the fixed point), ``final`` when done, per epoch, the recipe."""
+    return {
+        "test_accuracy": run.history[-1]["test"]["accuracy"] if run.history else None,
+        "epochs_done": run.epoch,
+        **({"final": final} if final is not None else {}),
+        "per_epoch": run.history,
+        "config": run.config.to_dict(),
+    }
 
 
 def train(
@@ -173,7 +176,7 @@ def train(
         start_state = run.generator.get_state()
         order = torch.randperm(n, generator=run.generator)
         for b in range(run.batch, batches):
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             x, y = data.train_images[idx].to(dtype), data.train_labels[idx]
             logits = run.model.logits(x, config.gradient)
@@ -187,6 +190,7 @@ def train(
             run.sums["correct"] += int((logits.detach().argmax(1) == y).sum())
             run.sums["seen"] += len(y)
             run.sums["seconds"] += time.perf_counter() - t
+            run.sums["cpu_seconds"] += time.process_time() - cpu
             if on_batch is not None:
                 on_batch(run.batch, batches, loss.item())
             if folder is not None and run.batch % checkpoint_every == 0 and run.batch < batches:
@@ -198,12 +202,13 @@ def train(
             "train_loss": run.sums["loss"] / run.sums["seen"],
             "train_accuracy": run.sums["correct"] / run.sums["seen"],
             "seconds": run.sums["seconds"],
+            "cpu_seconds": run.sums["cpu_seconds"],
             "test": test,
             "eval_seconds": time.perf_counter() - t,
         }
         run.history.append(record)
         run.epoch, run.batch = run.epoch + 1, 0
-        run.sums = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+        run.sums = dict(EMPTY_SUMS)
         start_state = None
         if folder is not None:
             save_checkpoint(folder, run, run.generator.get_state())
@@ -223,5 +228,6 @@ def final_metrics(run: HamRun) -> dict:
         "test": last.get("test"),
         "train_loss": last.get("train_loss"),
         "seconds_per_epoch": sum(seconds) / max(1, len(seconds)),
+        "cpu_seconds_per_epoch": sum(r.get("cpu_seconds", 0.0) for r in run.history) / max(1, len(seconds)),
         "bounded_below": str(run.model.certificate()),
     }
