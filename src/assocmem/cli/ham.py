@@ -39,6 +39,16 @@ def _why(err: ConvergenceError) -> str:
     return "the network is not a memory: " if isinstance(err, DivergenceError) else "no result: "
 
 
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
 def _data(args: argparse.Namespace, config: HamConfig):
     return load_images(
         config.dataset,
@@ -73,6 +83,8 @@ def run_train(args: argparse.Namespace) -> int:
     config = load_recipe(args.recipe)
     if args.epochs is not None:
         config.epochs = args.epochs
+    if args.t_max is not None:
+        config.t_max = args.t_max
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise ValueError(f"--out {out} exists and is not a folder")

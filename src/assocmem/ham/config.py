@@ -55,8 +55,9 @@ class HamConfig:
     )
     dtype: str = "float32"
 
-    #: settings a resumed run may change
-    RESUMABLE = frozenset({"epochs", "test_size"})
+    #: settings a resumed run may change (raising t_max lets a run whose relaxations slowed past it go on; the
+    #: result is then a continuation, bit-identical only to runs with the same t_max throughout)
+    RESUMABLE = frozenset({"epochs", "test_size", "t_max"})
 
     def __post_init__(self) -> None:
         def choice(name: str, options: tuple[str, ...]) -> None:
