@@ -183,7 +183,7 @@ def test_cli_bad_paths_and_options(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert main(["ham", "train", str(recipe), "--out", str(tmp_path / "file")]) == 2
     assert "not a folder" in capsys.readouterr().err
-    for option in (["--threads", "0"], ["--epochs", "x"], ["--checkpoint-every", "-1"]):
+    for option in (["--threads", "0"], ["--epochs", "x"], ["--checkpoint-every", "-1"], ["--t-max", "nan"]):
         with pytest.raises(SystemExit) as exit_info:
             main(["ham", "train", str(recipe), "--out", str(tmp_path / "o"), *option])
         assert exit_info.value.code == 2

@@ -189,6 +189,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
     t.add_argument("--epochs", type=_count, default=None, help="epochs to train to (default: the recipe's)")
     t.add_argument(
+        "--t-max",
+        type=_positive,
+        default=None,
+        help="relaxation time budget (default: the recipe's; may grow on --resume)",
+    )
+    t.add_argument(
         "--checkpoint-every", type=_count, default=100, help="minibatches between checkpoints (100)"
     )
     t.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
