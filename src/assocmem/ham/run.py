@@ -162,7 +162,7 @@ def train(
             )
         run, start_state = load_checkpoint(folder)
         check_compatible(run.config, config, folder)
-        run.config = config
+        run.config = run.model.config = config  # the settings a resume may change reach the relaxations
     if run is None:
         run = new_run(config)
     if folder is not None:
