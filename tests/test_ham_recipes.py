@@ -104,6 +104,8 @@ def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one
     assert resumed.history == whole.history or [r["test"] for r in resumed.history] == [
         r["test"] for r in whole.history
     ]
+    longer = train(HamConfig(**(config.to_dict() | {"t_max": 500.0})), small, tmp_path / "cut", resume=True)
+    assert longer.model.config.t_max == 500.0  # a resume's raised time budget reaches the relaxations
     with pytest.raises(ValueError, match=r"lr: checkpoint 0\.01, now 0\.02"):
         train(HamConfig(**(config.to_dict() | {"lr": 0.02})), small, tmp_path / "cut", resume=True)
 
