@@ -115,7 +115,7 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
 
 
 def check_compatible(saved: HamConfig, wanted: HamConfig, folder: str | os.PathLike) -> None:
-    """Refuse to resume a checkpoint made with different settings (only ``epochs``, ``test_size`` and ``t_max`` may change)."""
+    """Refuse to resume a checkpoint made with other settings (only ``epochs``, ``test_size``, ``t_max`` may change)."""
     a, b = saved.to_dict(), wanted.to_dict()
     diff = [
         f"{k}: checkpoint {a[k]!r}, now {b[k]!r}" for k in a if k not in HamConfig.RESUMABLE and a[k] != b[k]
