@@ -15,12 +15,10 @@ import sys
 from collections.abc import Sequence
 
 from assocmem.allocator import retain_freed_memory
-from assocmem.classifier.class_update import CompileError
-from assocmem.classifier.training import DivergenceError
-from assocmem.cli import capacity, classify, demo
+from assocmem.cli import capacity, classify, demo, ham
 from assocmem.version import __version__
 
-COMMANDS = [demo, capacity, classify]
+COMMANDS = [demo, capacity, classify, ham]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,55 @@
+"""The convolutional HAM recipe's feed-forward twin: the same maps (convolution, ReLU, average pooling, a linear
+read-out) trained as a plain network on the same images with the same optimiser, for comparison with the recorded
+HAM run (docs/ham.md, "Recorded runs").
+
+    ASSOCMEM_DATA=../shared/data python experiments/ham_feedforward_twin.py recipes/ham/conv-fashion.json --epochs 5
+
+prints the test accuracy after every epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from assocmem.ham import load_images, load_recipe
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("recipe")
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--data-dir", default=None)
+    args = parser.parse_args()
+    c = load_recipe(args.recipe)
+    torch.set_num_threads(1)
+    torch.manual_seed(c.seed)
+    d = load_images(c.dataset, data_dir=args.data_dir, train_size=c.train_size, test_size=c.test_size)
+    conv = nn.Conv2d(1, c.channels, c.kernel, stride=c.stride, padding=c.kernel // 2)
+    side = 28 // c.stride // c.pool
+    read = nn.Linear(c.channels * side * side, 10)
+    optimizer = torch.optim.Adam([*conv.parameters(), *read.parameters()], lr=c.lr)
+
+    def logits(x: torch.Tensor) -> torch.Tensor:
+        return read(F.avg_pool2d(F.relu(conv(x)), c.pool).flatten(1))
+
+    generator = torch.Generator().manual_seed(c.seed)
+    n = len(d.train_labels)
+    for epoch in range(args.epochs or c.epochs):
+        order = torch.randperm(n, generator=generator)
+        for b in range(0, n, c.batch_size):
+            i = order[b : b + c.batch_size]
+            loss = F.cross_entropy(logits(d.train_images[i]), d.train_labels[i])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        with torch.no_grad():
+            accuracy = (logits(d.test_images).argmax(1) == d.test_labels).double().mean()
+        print(f"epoch {epoch + 1}: test accuracy {100 * accuracy:.2f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()

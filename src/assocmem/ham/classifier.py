@@ -1,0 +1,166 @@
+"""A hierarchical associative memory that classifies: clamp the image, relax, read the labels at the fixed point.
+
+The recipes build a general :class:`~assocmem.Network` (no dynamics of their own; docs/reference.md §4):
+
+- ``"dense"``: ``image`` (clamped) -> ``hidden`` (ReLU) -> ``labels`` (softmax);
+- ``"conv"``: ``image`` (clamped) -> convolution -> ``features`` (ReLU) -> average pooling -> ``pooled`` (ReLU)
+  [-> ``hidden`` (ReLU)] -> ``labels`` (softmax). The feedback from every layer goes down through the adjoint
+  of the map that feeds it (the pooling's spread, the dense synapse's transpose).
+
+Every layer also takes a trainable input current (a bias; a linear term of the energy). The energy is bounded
+below by construction: the image is clamped (its synapse is a constant input current), the labels are softmax
+neurons (bounded activations), and the only free layers with unbounded (linear) activations, ``features`` -
+``pooled`` - ``hidden``, are coupled by the pooling (norm ``1/pool``, fixed) and, when there is a dense hidden
+layer, by a synapse :class:`~assocmem.CouplingBound` keeps within ``coupling_bound`` after every optimiser step.
+The network's prediction is the label layer's state (its logits) at the fixed point.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from assocmem import lagrangians as L
+from assocmem.dynamics import CouplingBound, Implicit, Trajectory, bounded_below, relax
+from assocmem.dynamics.boundedness import Boundedness
+from assocmem.ham.config import HamConfig
+from assocmem.network import AvgPoolSynapse, ConvSynapse, DenseSynapse, Layer, Network
+
+IMAGE = (1, 28, 28)
+CLASSES = 10
+
+
+def _weight(
+    shape: tuple[int, ...], fan_in: int, generator: torch.Generator, dtype: torch.dtype
+) -> nn.Parameter:
+    return nn.Parameter(torch.randn(shape, generator=generator, dtype=dtype) / math.sqrt(fan_in))
+
+
+def build_network(config: HamConfig, generator: torch.Generator) -> Network:
+    """The recipe's network, weights drawn from ``generator`` (scaled by ``1/sqrt(fan in)``)."""
+    dtype = getattr(torch, config.dtype)
+    labels = Layer(CLASSES, L.LogSumExp(beta=config.label_beta))
+    if config.architecture == "dense":
+        pixels = math.prod(IMAGE)
+        layers = {
+            "image": Layer(pixels, L.Identity()),
+            "hidden": Layer(config.hidden, L.ReLU()),
+            "labels": labels,
+        }
+        synapses = [
+            DenseSynapse("image", "hidden", _weight((config.hidden, pixels), pixels, generator, dtype)),
+            DenseSynapse(
+                "hidden", "labels", _weight((CLASSES, config.hidden), config.hidden, generator, dtype)
+            ),
+        ]
+        return Network(layers, synapses)
+    c, k, p = config.channels, config.kernel, config.pool
+    maps = IMAGE[1] // config.stride
+    side = maps // p
+    layers = {
+        "image": Layer(IMAGE, L.Identity()),
+        "features": Layer((c, maps, maps), L.ReLU()),
+        "pooled": Layer((c, side, side), L.ReLU()),
+    }
+    synapses = [
+        ConvSynapse(
+            "image",
+            "features",
+            _weight((c, 1, k, k), k * k, generator, dtype),
+            stride=config.stride,
+            padding=k // 2,
+        ),
+        AvgPoolSynapse("features", "pooled", p),
+    ]
+    top, width = "pooled", c * side * side
+    if config.hidden:
+        layers["hidden"] = Layer(config.hidden, L.ReLU())
+        w = _weight((config.hidden, width), width, generator, dtype)
+        synapses.append(DenseSynapse("pooled", "hidden", nn.Parameter(w.detach() * 0.5)))
+        top, width = "hidden", config.hidden
+    layers["labels"] = labels
+    synapses.append(DenseSynapse(top, "labels", _weight((CLASSES, width), width, generator, dtype)))
+    return Network(layers, synapses)
+
+
+class HAMClassifier(nn.Module):
+    """A recipe's network with its biases (input currents) and its relaxation settings.
+
+    ``settle(images)`` clamps the images and relaxes the rest; ``logits(images)`` reads the label layer there.
+    ``bound()`` (call it after every optimiser step) keeps the energy bounded below; :meth:`certificate` says
+    whether it is (:func:`~assocmem.bounded_below`).
+    """
+
+    def __init__(self, config: HamConfig, generator: torch.Generator) -> None:
+        super().__init__()
+        self.config = config
+        self.network = build_network(config, generator)
+        dtype = getattr(torch, config.dtype)
+        self.biases = nn.ParameterDict(
+            {
+                name: nn.Parameter(torch.zeros(self._bias_shape(layer.shape), dtype=dtype))
+                for name, layer in self.network.layers.items()
+                if name != "image"
+            }
+        )
+        self.clamp = {"image": True}
+        linear = [s for s in self.network.synapses if isinstance(s, DenseSynapse) and s.pre == "pooled"]
+        self._bound = CouplingBound(self.network, config.coupling_bound, self.clamp) if linear else None
+
+    @staticmethod
+    def _bias_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (shape[0], 1, 1) if len(shape) == 3 else shape  # one current per feature map
+
+    def bound(self) -> float:
+        """Rescale the trainable couplings among free linear layers if their norm passed the bound (1.0: none)."""
+        return self._bound() if self._bound is not None else 1.0
+
+    def bound_state(self) -> dict[str, Tensor]:
+        """The warm-start vectors of the coupling bound's power iteration (checkpointed for an exact resume)."""
+        if self._bound is None:
+            return {}
+        return {f"v.{k}": v for k, v in self._bound._v.items()} | {
+            f"w.{k}": v for k, v in self._bound._w.items()
+        }
+
+    def load_bound_state(self, tensors: dict[str, Tensor]) -> None:
+        if self._bound is not None:
+            self._bound._v = {k: tensors[f"v.{k}"] for k in self._bound._v}
+            self._bound._w = {k: tensors[f"w.{k}"] for k in self._bound._w}
+
+    def certificate(self) -> Boundedness:
+        """:func:`~assocmem.bounded_below` with the image clamped."""
+        return bounded_below(self.network, clamp=self.clamp)
+
+    def start(self, images: Tensor) -> dict[str, Tensor]:
+        """The initial state: the images in the image layer (``(B, 784)`` or ``(B, 1, 28, 28)``), zeros elsewhere."""
+        state = self.network.zero_state(len(images), dtype=images.dtype, device=images.device)
+        state["image"] = images.reshape(state["image"].shape)
+        return state
+
+    def settle(
+        self, images: Tensor, gradient: str | None = None, *, strict: bool = False, record: bool = False
+    ) -> Trajectory:
+        """Relax with the images clamped (``gradient`` as :func:`~assocmem.relax`; ``None``: no graph)."""
+        c = self.config
+        if gradient == "implicit":
+            gradient = Implicit(tol=c.adjoint_tol)
+        return relax(
+            self.network,
+            self.start(images),
+            clamp=self.clamp,
+            inputs=dict(self.biases.items()),
+            method=c.method,
+            dt=c.dt,
+            tol=c.tol,
+            t_max=c.t_max,
+            gradient=gradient,
+            strict=strict,
+            record=record,
+        )
+
+    def logits(self, images: Tensor, gradient: str | None = None, *, strict: bool = False) -> Tensor:
+        """The label layer's state at the fixed point, ``(B, 10)``."""
+        return self.settle(images, gradient, strict=strict).states["labels"]

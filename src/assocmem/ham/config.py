@@ -1,0 +1,142 @@
+"""A HAM classification recipe: every setting of a run, read from a JSON or TOML file (docs/ham.md, "Recipes").
+
+A recipe names the architecture (``"dense"``: a clamped image layer, a hidden ReLU layer and a softmax label
+layer; ``"conv"``: a clamped image, a convolution to a ReLU feature layer, average pooling to a ReLU layer, an
+optional dense hidden ReLU layer, and the labels), the data, the optimiser, how the network relaxes (integrator,
+step, tolerance) and how the loss's gradient passes through the relaxation (``gradient="implicit"`` or
+``"unrolled"``: docs/dynamics.md, "Training through the dynamics").
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import tomllib
+
+ARCHITECTURES = ("dense", "conv")
+DATASETS = ("mnist", "fashion-mnist")
+GRADIENTS = ("implicit", "unrolled")
+METHODS = ("exp_euler", "euler", "rk4", "dopri5", "stiff")
+
+
+@dataclass
+class HamConfig:
+    """The settings of a HAM classification run (every field has a default; a recipe file overrides some)."""
+
+    architecture: str = "dense"
+    dataset: str = "mnist"
+    hidden: int = (
+        1000  #: dense hidden ReLU units (0: none; for "conv" the pooled layer then feeds the labels)
+    )
+    channels: int = 16  #: "conv": feature maps of the convolution
+    kernel: int = 5  #: "conv": kernel size (padding kernel // 2: the feature maps are 28 / stride on a side)
+    stride: int = 1  #: "conv": stride of the convolution
+    pool: int = 2  #: "conv": average-pooling window (and stride)
+    label_beta: float = 1.0  #: inverse temperature of the softmax label layer
+    epochs: int = 5
+    batch_size: int = 128
+    lr: float = 1e-3  #: Adam's learning rate
+    seed: int = 0
+    train_size: int | None = None  #: use only the first N training images (None: all)
+    test_size: int | None = None  #: evaluate on the first N test images (None: all)
+    gradient: str = "implicit"
+    method: str = "exp_euler"
+    dt: float = 0.5
+    tol: float = 1e-3  #: a sample has settled when max |dx/dt| <= tol (training and evaluation)
+    t_max: float = 200.0
+    adjoint_tol: float = (
+        1e-4  #: gradient="implicit": relative residual of the adjoint solve (float32 stalls near 1e-5)
+    )
+    coupling_bound: float = (
+        0.9  #: the norm CouplingBound keeps among free linear layers (conv with hidden > 0)
+    )
+    dtype: str = "float32"
+
+    #: settings a resumed run may change (raising t_max lets a run whose relaxations slowed past it go on; the
+    #: result is then a continuation, bit-identical only to runs with the same t_max throughout)
+    RESUMABLE = frozenset({"epochs", "test_size", "t_max"})
+
+    def __post_init__(self) -> None:
+        def choice(name: str, options: tuple[str, ...]) -> None:
+            if getattr(self, name) not in options:
+                raise ValueError(
+                    f"HamConfig: {name} must be one of {', '.join(map(repr, options))}, got {getattr(self, name)!r}"
+                )
+
+        def count(name: str, zero: bool = False, none: bool = False) -> None:
+            v = getattr(self, name)
+            if none and v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < (0 if zero else 1):
+                raise ValueError(
+                    f"HamConfig: {name} must be a {'non-negative' if zero else 'positive'} int"
+                    f"{' or null' if none else ''}, got {v!r}"
+                )
+
+        def positive(name: str, below: float | None = None) -> None:
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v < (below or float("inf")):
+                span = f"in (0, {below:g})" if below else "a positive finite number"
+                raise ValueError(f"HamConfig: {name} must be {span}, got {v!r}")
+            setattr(self, name, float(v))
+
+        choice("architecture", ARCHITECTURES)
+        choice("dataset", DATASETS)
+        choice("gradient", GRADIENTS)
+        choice("method", METHODS)
+        choice("dtype", ("float32", "float64"))
+        for name in ("channels", "kernel", "stride", "pool", "epochs", "batch_size"):
+            count(name)
+        count("hidden", zero=True)
+        count("seed", zero=True)
+        count("train_size", none=True)
+        count("test_size", none=True)
+        for name in ("label_beta", "lr", "dt", "tol", "t_max"):
+            positive(name)
+        positive("coupling_bound", below=1.0)
+        positive("adjoint_tol", below=1.0)
+        if self.architecture == "dense" and self.hidden == 0:
+            raise ValueError(
+                "HamConfig: a dense HAM needs hidden >= 1 units between the image and the labels"
+            )
+        if self.architecture == "conv" and (28 % self.stride or (28 // self.stride) % self.pool):
+            raise ValueError(
+                f"HamConfig: stride={self.stride} and pool={self.pool} must tile the 28-pixel image (28 / stride "
+                "a whole number that pool divides)"
+            )
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> HamConfig:
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: a recipe must be a table of settings, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
+        return cls(**values)
+
+
+def load_recipe(path: str | os.PathLike) -> HamConfig:
+    """The :class:`HamConfig` in a ``.json`` or ``.toml`` file; a clear error for anything else."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe {path}: no such file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        if path.suffix == ".toml":
+            values = tomllib.loads(text)
+        elif path.suffix == ".json":
+            values = json.loads(text)
+        else:
+            raise ValueError(f"recipe {path}: expected a .json or .toml file")
+    except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ValueError(f"recipe {path}: not valid {path.suffix[1:].upper()} ({err})") from None
+    return HamConfig.from_dict(values, f"recipe {path}")

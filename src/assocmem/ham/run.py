@@ -1,0 +1,233 @@
+"""A HAM training run on disk: checkpoints, exact resuming, metrics.json (the classifier's rules, docs/ham.md).
+
+A run folder holds ``config.json`` (the :class:`~assocmem.ham.config.HamConfig`), ``checkpoint.safetensors``
+(the weights and biases, Adam's moments, the coupling bound's warm start, the random generator's state as it was
+when the epoch's order was drawn, as tensors; the configuration, the epoch, the minibatches done in it, the
+epoch's running sums and the history as metadata: one file, written atomically) and ``metrics.json``. A
+checkpoint is written every ``checkpoint_every`` minibatches and at the end of every epoch; resuming redraws the
+epoch's order from the saved generator state and skips the minibatches done, so a run killed at any moment and
+resumed ends with the same weights, bit for bit, as one never interrupted (same machine, same threads).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from assocmem.files import atomic_path, write_json
+from assocmem.ham.classifier import HAMClassifier
+from assocmem.ham.config import HamConfig
+from assocmem.ham.data import ImageData
+from assocmem.ham.evaluation import evaluate
+
+CHECKPOINT = "checkpoint.safetensors"
+CONFIG = "config.json"
+METRICS = "metrics.json"
+FORMAT = "assocmem.ham-run/1"
+#: an epoch's running sums: loss, correct answers, images, wall seconds and this process's CPU seconds
+EMPTY_SUMS = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "cpu_seconds": 0.0}
+
+
+@dataclass
+class HamRun:
+    """A model, its optimiser and where training stands (epoch, minibatches done in it, running sums)."""
+
+    model: HAMClassifier
+    optimizer: torch.optim.Optimizer
+    config: HamConfig
+    generator: torch.Generator
+    epoch: int = 0
+    batch: int = 0
+    sums: dict = field(default_factory=lambda: dict(EMPTY_SUMS))
+    history: list[dict] = field(default_factory=list)
+
+
+def new_run(config: HamConfig) -> HamRun:
+    generator = torch.Generator().manual_seed(config.seed)
+    model = HAMClassifier(config, generator)
+    return HamRun(model, torch.optim.Adam(model.parameters(), lr=config.lr), config, generator)
+
+
+def save_checkpoint(folder: str | os.PathLike, run: HamRun, epoch_start_generator: torch.Tensor) -> Path:
+    """Write ``folder/checkpoint.safetensors`` atomically."""
+    path = Path(folder) / CHECKPOINT
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
+    tensors |= {f"bound.{k}": v.contiguous().cpu() for k, v in run.model.bound_state().items()}
+    state = run.optimizer.state_dict()
+    for i, s in state["state"].items():
+        tensors |= {f"adam.{i}.{k}": torch.as_tensor(v).contiguous().cpu() for k, v in s.items()}
+    tensors["generator"] = epoch_start_generator
+    metadata = {
+        "format": FORMAT,
+        "config": json.dumps(run.config.to_dict()),
+        "epoch": str(run.epoch),
+        "batch": str(run.batch),
+        "sums": json.dumps({k: repr(v) for k, v in run.sums.items()}),
+        "history": json.dumps(run.history),
+        "param_groups": json.dumps(state["param_groups"]),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+    return path
+
+
+def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
+    """The run saved in ``folder`` and the generator state its current epoch started from."""
+    path = Path(folder) / CHECKPOINT
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder}: no HAM checkpoint ({CHECKPOINT}); train one with --out {folder}")
+    try:
+        tensors = load_file(path)
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(
+            f"{path}: corrupt or truncated checkpoint ({err}); delete it to start again"
+        ) from err
+    if metadata.get("format") != FORMAT:
+        raise ValueError(
+            f"{path}: not a HAM checkpoint (format {metadata.get('format')!r}, expected {FORMAT})"
+        )
+    run = new_run(HamConfig.from_dict(json.loads(metadata["config"]), str(path)))
+    run.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
+    run.model.load_bound_state({k[6:]: v for k, v in tensors.items() if k.startswith("bound.")})
+    adam: dict[int, dict] = {}
+    for k, v in tensors.items():
+        if k.startswith("adam."):
+            _, i, key = k.split(".", 2)
+            adam.setdefault(int(i), {})[key] = v
+    param_groups = json.loads(metadata["param_groups"])
+    run.optimizer.load_state_dict({"state": adam, "param_groups": param_groups})
+    run.epoch, run.batch = int(metadata["epoch"]), int(metadata["batch"])
+    sums = json.loads(metadata["sums"])
+    run.sums = dict(EMPTY_SUMS) | {k: type(EMPTY_SUMS.get(k, 0.0))(v) for k, v in sums.items()}
+    run.history = json.loads(metadata["history"])
+    return run, tensors["generator"]
+
+
+def check_compatible(saved: HamConfig, wanted: HamConfig, folder: str | os.PathLike) -> None:
+    """Refuse to resume a checkpoint made with other settings (only ``epochs``, ``test_size``, ``t_max`` may change)."""
+    a, b = saved.to_dict(), wanted.to_dict()
+    diff = [
+        f"{k}: checkpoint {a[k]!r}, now {b[k]!r}" for k in a if k not in HamConfig.RESUMABLE and a[k] != b[k]
+    ]
+    if diff:
+        raise ValueError(
+            f"{folder} holds a run with a different configuration ({'; '.join(diff)}); resume with the same "
+            "recipe or choose another output folder"
+        )
+
+
+def metrics(run: HamRun, final: dict | None = None) -> dict:
+    """metrics.json: the latest test accuracy (at the fixed point), ``final`` when done, per epoch, the recipe."""
+    return {
+        "test_accuracy": run.history[-1]["test"]["accuracy"] if run.history else None,
+        "epochs_done": run.epoch,
+        **({"final": final} if final is not None else {}),
+        "per_epoch": run.history,
+        "config": run.config.to_dict(),
+    }
+
+
+def train(
+    config: HamConfig,
+    data: ImageData,
+    out: str | os.PathLike | None = None,
+    *,
+    resume: bool = False,
+    checkpoint_every: int = 100,
+    on_batch: Callable[[int, int, float], None] | None = None,
+    on_epoch: Callable[[dict], None] | None = None,
+) -> HamRun:
+    """Train to ``config.epochs`` epochs (Adam on the cross-entropy of the labels at the fixed point).
+
+    ``on_batch(batch, batches, loss)`` after every minibatch; ``on_epoch(record)`` after every epoch (its test
+    evaluation at the fixed point, strict: a network that does not settle stops the run with the error).
+    """
+    folder = Path(out) if out is not None else None
+    run, start_state = None, None
+    if folder is not None and (folder / CHECKPOINT).exists():
+        if not resume:
+            raise ValueError(
+                f"{folder} already holds a HAM run; pass --resume to continue it or choose another output folder"
+            )
+        run, start_state = load_checkpoint(folder)
+        check_compatible(run.config, config, folder)
+        run.config = run.model.config = config  # the settings a resume may change reach the relaxations
+    if run is None:
+        run = new_run(config)
+    if folder is not None:
+        write_json(folder / CONFIG, config.to_dict())
+    n = len(data.train_labels)
+    batches = (n + config.batch_size - 1) // config.batch_size
+    dtype = getattr(torch, config.dtype)
+    while run.epoch < config.epochs:
+        if start_state is not None:
+            run.generator.set_state(start_state)
+        start_state = run.generator.get_state()
+        order = torch.randperm(n, generator=run.generator)
+        for b in range(run.batch, batches):
+            t, cpu = time.perf_counter(), time.process_time()
+            idx = order[b * config.batch_size : (b + 1) * config.batch_size]
+            x, y = data.train_images[idx].to(dtype), data.train_labels[idx]
+            logits = run.model.logits(x, config.gradient)
+            loss = F.cross_entropy(logits, y)
+            run.optimizer.zero_grad()
+            loss.backward()
+            run.optimizer.step()
+            run.model.bound()
+            run.batch = b + 1
+            run.sums["loss"] += loss.item() * len(y)
+            run.sums["correct"] += int((logits.detach().argmax(1) == y).sum())
+            run.sums["seen"] += len(y)
+            run.sums["seconds"] += time.perf_counter() - t
+            run.sums["cpu_seconds"] += time.process_time() - cpu
+            if on_batch is not None:
+                on_batch(run.batch, batches, loss.item())
+            if folder is not None and run.batch % checkpoint_every == 0 and run.batch < batches:
+                save_checkpoint(folder, run, start_state)
+        t = time.perf_counter()
+        test = evaluate(run.model, data.test_images.to(dtype), data.test_labels)
+        record = {
+            "epoch": run.epoch + 1,
+            "train_loss": run.sums["loss"] / run.sums["seen"],
+            "train_accuracy": run.sums["correct"] / run.sums["seen"],
+            "seconds": run.sums["seconds"],
+            "cpu_seconds": run.sums["cpu_seconds"],
+            "test": test,
+            "eval_seconds": time.perf_counter() - t,
+        }
+        run.history.append(record)
+        run.epoch, run.batch = run.epoch + 1, 0
+        run.sums = dict(EMPTY_SUMS)
+        start_state = None
+        if folder is not None:
+            save_checkpoint(folder, run, run.generator.get_state())
+            write_json(folder / METRICS, metrics(run))
+        if on_epoch is not None:
+            on_epoch(record)
+    if folder is not None:
+        write_json(folder / METRICS, metrics(run, final_metrics(run)))
+    return run
+
+
+def final_metrics(run: HamRun) -> dict:
+    last = run.history[-1] if run.history else {}
+    seconds = [r["seconds"] for r in run.history]
+    return {
+        "epoch": run.epoch,
+        "test": last.get("test"),
+        "train_loss": last.get("train_loss"),
+        "seconds_per_epoch": sum(seconds) / max(1, len(seconds)),
+        "cpu_seconds_per_epoch": sum(r.get("cpu_seconds", 0.0) for r in run.history) / max(1, len(seconds)),
+        "bounded_below": str(run.model.certificate()),
+    }
