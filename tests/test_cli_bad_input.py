@@ -18,7 +18,8 @@ from assocmem.cli import build_parser, main
 from assocmem.cli.options import Kind
 
 #: Bad values for each kind of option. ``{file}``, ``{dir}``, ``{empty}``, ``{missing}`` are paths in the test's
-#: temporary folder: an existing file, an existing folder holding files, an empty folder, nothing.
+#: temporary folder: an existing file, an existing folder holding files, an empty folder, nothing;
+#: ``{bad_suffix}`` an existing file named ``recipe.yaml``.
 BAD: dict[str, list[str]] = {
     "count": ["0", "-1", "x", "1.5", "", "1e3"],
     "nonnegative": ["-1", "x", "1.5", ""],
@@ -39,6 +40,7 @@ BAD: dict[str, list[str]] = {
     "output_figure": ["", "{dir}", "{file}/x.png", "{missing}/figure.xyz"],
     "input_folder": ["", "{missing}", "{file}"],
     "run_folder": ["", "{missing}", "{file}", "{empty}"],
+    "input_file": ["", "{missing}", "{dir}", "{file}", "{bad_suffix}"],
     "choices": ["nope", ""],
 }
 
@@ -72,13 +74,16 @@ def kind(action) -> str | None:
     )
 
 
-#: A valid command line for each command (``{run}``: a trained run folder; ``{out}``: a new folder).
+#: A valid command line for each command (``{run}``: a trained run folder; ``{out}``: a new folder;
+#: ``{recipe}``: a HAM recipe file).
 VALID = {
     ("demo",): ["--out", "{out}"],
     ("capacity",): ["--model", "classical", "--neurons", "20", "--memories", "2,4", "--out", "{out}"],
     ("classify", "train"): ["--epochs", "1", "--out", "{out}", "--data-dir", "{dir}"],
     ("classify", "eval"): ["{run}", "--data-dir", "{dir}"],
     ("classify", "prototypes"): ["{run}", "--data-dir", "{dir}"],
+    ("ham", "train"): ["{recipe}", "--out", "{out}", "--data-dir", "{dir}"],
+    ("ham", "eval"): ["{run}", "--data-dir", "{dir}"],
 }
 
 
@@ -148,8 +153,15 @@ def test_bad_value_stops_the_command_before_any_work(
     (tmp_path / "dir").mkdir()
     (tmp_path / "dir" / "x").write_text("")
     (tmp_path / "empty").mkdir()
+    (tmp_path / "recipe.json").write_text("{}")
+    (tmp_path / "recipe.yaml").write_text("{}")
     places = {name: str(tmp_path / name) for name in ("file", "dir", "empty", "missing")}
-    places.update(out=str(tmp_path / "out"), run=str(trained_run))
+    places.update(
+        out=str(tmp_path / "out"),
+        run=str(trained_run),
+        recipe=str(tmp_path / "recipe.json"),
+        bad_suffix=str(tmp_path / "recipe.yaml"),
+    )
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path, trained_run)
     argv = argv_for(path, action, value, places)
@@ -167,6 +179,8 @@ def test_bad_value_stops_the_command_before_any_work(
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path, capsys):
+    recipe = tmp_path / "recipe.json"
+    recipe.write_text("{}")
     locked = tmp_path / "locked"
     locked.mkdir(mode=0o500)
     for argv in (
@@ -184,6 +198,7 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path, capsys
         ],
         ["classify", "train", "--epochs", "1", "--out", str(locked / "run")],
         ["demo", "--out", str(locked)],
+        ["ham", "train", str(recipe), "--out", str(locked / "run")],
     ):
         with pytest.raises(SystemExit) as done:
             main(argv)
@@ -205,6 +220,11 @@ def test_an_unwritable_output_folder_is_refused_before_any_work(tmp_path, capsys
         (["classify", "eval", "{run}", "--dataset", "fashion-mnist"], "pass --other-dataset as well"),
         (["classify", "prototypes", "{run}", "--out", "{empty}/same.png", "--json", "{empty}/same.png"],
          "--json: .* is also --out"),
+        (["ham", "train", "{recipe}", "--out", "{empty}", "--resume"], "holds no HAM run to resume"),
+        (["ham", "train", "{recipe}", "--out", "{missing}", "--resume"], "holds no HAM run to resume"),
+        (["ham", "train", "{recipe}", "--out", "{run}"], "already holds a HAM run"),
+        (["ham", "eval", "{run}", "--json", "{run}/metrics.json"], "--json: .* is a file of the run folder"),
+        (["ham", "eval", "{run}", "--json", "{run}/checkpoint.safetensors"], "--json: .* is a file of the run"),
     ],
 )  # fmt: skip
 def test_options_that_depend_on_each_other_are_checked_before_any_work(
@@ -213,7 +233,9 @@ def test_options_that_depend_on_each_other_are_checked_before_any_work(
     import re
 
     (tmp_path / "empty").mkdir()
+    (tmp_path / "recipe.json").write_text("{}")
     places = {
+        "recipe": tmp_path / "recipe.json",
         "out": tmp_path / "out",
         "empty": tmp_path / "empty",
         "missing": tmp_path / "missing",

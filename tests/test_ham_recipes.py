@@ -2,6 +2,7 @@
 refused, and the command line's bad input gets a clear error (docs/ham.md, "Recipes")."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -164,7 +165,6 @@ def test_the_repository_recipes_load():
         ('{"coupling_bound": 1.0}', ".json", "coupling_bound must be in (0, 1)"),
         ("[1, 2]", ".json", "a recipe must be a table"),
         ("hidden = ", ".toml", "not valid TOML"),
-        ("{}", ".yaml", "expected a .json or .toml file"),
     ],
 )
 def test_bad_recipes_are_refused_with_the_setting_named(tmp_path, capsys, content, suffix, message):
@@ -175,18 +175,45 @@ def test_bad_recipes_are_refused_with_the_setting_named(tmp_path, capsys, conten
     assert not (tmp_path / "run").exists()
 
 
+def test_load_recipe_refuses_other_suffixes(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("{}")
+    with pytest.raises(ValueError, match=r"expected a \.json or \.toml file"):
+        load_recipe(recipe)
+
+
 def test_cli_bad_paths_and_options(tmp_path, capsys):
-    assert main(["ham", "train", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")]) == 2
-    assert "no such file" in capsys.readouterr().err
-    assert main(["ham", "eval", str(tmp_path)]) == 2
-    assert "no HAM run" in capsys.readouterr().err
+    """Refused while parsing (exit 2, the argument named), before anything is written."""
     recipe = tmp_path / "r.json"
     recipe.write_text("{}")
+    (tmp_path / "r.yaml").write_text("{}")
     (tmp_path / "file").write_text("")
-    assert main(["ham", "train", str(recipe), "--out", str(tmp_path / "file")]) == 2
-    assert "not a folder" in capsys.readouterr().err
-    for option in (["--threads", "0"], ["--epochs", "x"], ["--checkpoint-every", "-1"], ["--t-max", "nan"]):
+    for argv, message in (
+        (
+            ["train", str(tmp_path / "missing.json"), "--out", str(tmp_path / "o")],
+            "argument recipe: .* does not exist",
+        ),
+        (
+            ["train", str(tmp_path / "r.yaml"), "--out", str(tmp_path / "o")],
+            r"argument recipe: .*\.yaml is not \.json",
+        ),
+        (["eval", str(tmp_path)], "argument dir: .* holds no checkpoint.safetensors"),
+        (
+            ["train", str(recipe), "--out", str(tmp_path / "file")],
+            "argument --out: .* is a file, not a folder",
+        ),
+        *(
+            (["train", str(recipe), "--out", str(tmp_path / "o"), *option], f"argument {option[0]}: expected")
+            for option in (
+                ["--threads", "0"],
+                ["--epochs", "x"],
+                ["--checkpoint-every", "-1"],
+                ["--t-max", "nan"],
+            )
+        ),
+    ):
         with pytest.raises(SystemExit) as exit_info:
-            main(["ham", "train", str(recipe), "--out", str(tmp_path / "o"), *option])
+            main(["ham", *argv])
         assert exit_info.value.code == 2
-        assert option[0] in capsys.readouterr().err
+        assert re.search(message, capsys.readouterr().err), argv
+    assert not (tmp_path / "o").exists()

@@ -15,6 +15,8 @@ import sys
 from collections.abc import Sequence
 
 from assocmem.allocator import retain_freed_memory
+from assocmem.classifier.class_update import CompileError
+from assocmem.classifier.training import DivergenceError
 from assocmem.cli import capacity, classify, demo, ham
 from assocmem.version import __version__
 

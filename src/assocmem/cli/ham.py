@@ -12,41 +12,33 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import torch
 
+from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
+from assocmem.cli.options import (
+    COUNT,
+    INPUT_FOLDER,
+    OUTPUT_FILE,
+    OUTPUT_FOLDER,
+    POSITIVE,
+    input_file,
+    run_folder,
+)
 from assocmem.dynamics import ConvergenceError, DivergenceError
 from assocmem.files import write_json
 from assocmem.ham.config import HamConfig, load_recipe
 from assocmem.ham.data import load_images
 from assocmem.ham.evaluation import energy_traces, evaluate
 from assocmem.ham.figures import curves_figure, energy_figure
-from assocmem.ham.run import CHECKPOINT, METRICS, load_checkpoint, train
+from assocmem.ham.run import CHECKPOINT, CONFIG, METRICS, check_folder, load_checkpoint, train
 
-
-def _count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
+#: The figures ``ham train`` writes into its run folder, next to CHECKPOINT, CONFIG and METRICS.
+FIGURES = ("curves.png", "energy.png")
 
 
 def _why(err: ConvergenceError) -> str:
     return "the network is not a memory: " if isinstance(err, DivergenceError) else "no result: "
-
-
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0.0
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def _data(args: argparse.Namespace, config: HamConfig):
@@ -76,23 +68,19 @@ def _settings(config: HamConfig) -> str:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     config = load_recipe(args.recipe)
     if args.epochs is not None:
         config.epochs = args.epochs
     if args.t_max is not None:
         config.t_max = args.t_max
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {out} exists and is not a folder")
+    out, quiet = args.out, args.quiet
+    check_folder(out, args.resume)  # before the data are read
     data = _data(args, config)
-    quiet = args.quiet or not sys.stderr.isatty()
-    say = (lambda *a, **k: None) if args.quiet else print
-    say(f"assocmem ham train: {_settings(config)}; {torch.get_num_threads()} threads; writing to {out}")
-    bar = tqdm(unit="batch", desc="epoch", dynamic_ncols=True, disable=quiet)
+    say(
+        quiet, f"assocmem ham train: {_settings(config)}; {torch.get_num_threads()} threads; writing to {out}"
+    )
+    bar = progress_bar(quiet, unit="batch", desc="epoch")
 
     def on_batch(b: int, batches: int, loss: float) -> None:
         bar.total = batches
@@ -102,12 +90,13 @@ def run_train(args: argparse.Namespace) -> int:
 
     def on_epoch(record: dict) -> None:
         t = record["test"]
-        say(
+        text = (
             f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, test accuracy "
             f"{100 * t['accuracy']:.2f}% at the fixed point ({100 * t['converged']:.0f}% settled, "
-            f"{100 * t['energy_non_increasing']:.2f}% energy non-increasing), {record['seconds']:.1f} s",
-            flush=True,
+            f"{100 * t['energy_non_increasing']:.2f}% energy non-increasing), {record['seconds']:.1f} s"
         )
+        if not quiet:  # above the bar on a terminal, one line per epoch in a log
+            bar.write(text, file=sys.stderr)
 
     try:
         run = train(
@@ -125,21 +114,23 @@ def run_train(args: argparse.Namespace) -> int:
     finally:
         bar.close()
     title = f"{config.architecture} HAM, {config.dataset}"
-    curves_figure(run.history, out / "curves.png", title)
+    curves_figure(run.history, out / FIGURES[0], title)
     energy_figure(
         energy_traces(run.model, data.test_images[:32].to(getattr(torch, config.dtype))),
-        out / "energy.png",
+        out / FIGURES[1],
         title + ": 32 test images",
     )
-    say(f"wrote {out / METRICS}, {out / 'curves.png'}, {out / 'energy.png'}")
+    say(quiet, f"wrote {out / METRICS}, {out / FIGURES[0]}, {out / FIGURES[1]}")
     return 0
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    if not (Path(args.dir) / CHECKPOINT).is_file():
-        raise FileNotFoundError(f"{args.dir}: no HAM run ({CHECKPOINT}); train one with assocmem ham train")
+    set_threads(args.threads)
+    own = {(args.dir / name).resolve() for name in (CHECKPOINT, CONFIG, METRICS, *FIGURES)}
+    if args.json is not None and args.json.resolve() in own:
+        raise ValueError(
+            f"argument --json: {args.json} is a file of the run folder {args.dir}; name another file"
+        )
     run, _ = load_checkpoint(args.dir)
     config = run.config
     if args.test_size is not None:
@@ -151,12 +142,15 @@ def run_eval(args: argparse.Namespace) -> int:
         print(f"assocmem ham eval: error: {_why(err)}{err}", file=sys.stderr)
         return 1
     result |= {"epoch": run.epoch, "bounded_below": str(run.model.certificate())}
-    print(
-        f"{args.dir}: test accuracy {100 * result['accuracy']:.2f}% at the fixed point on {result['samples']} "
-        f"images (epoch {run.epoch}); {100 * result['converged']:.0f}% settled, "
-        f"{100 * result['energy_non_increasing']:.2f}% with energy never increasing (largest rise "
-        f"{result['max_relative_energy_increase']:.2g} relative); {result['bounded_below']}"
-    )
+    if args.quiet:
+        print(result["accuracy"])
+    else:
+        print(
+            f"{args.dir}: test accuracy {100 * result['accuracy']:.2f}% at the fixed point on {result['samples']} "
+            f"images (epoch {run.epoch}); {100 * result['converged']:.0f}% settled, "
+            f"{100 * result['energy_non_increasing']:.2f}% with energy never increasing (largest rise "
+            f"{result['max_relative_energy_increase']:.2g} relative); {result['bounded_below']}"
+        )
     if args.json:
         write_json(args.json, result)
     return 0
@@ -173,37 +167,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
-            "--data-dir", default=None, help="a folder holding the four IDX .gz files of the data set"
+            "--data-dir",
+            type=INPUT_FOLDER,
+            default=None,
+            help="a folder holding the four IDX .gz files of the data set",
         )
         p.add_argument(
-            "--cache-dir", default=None, help="download cache (default: $ASSOCMEM_DATA or the user cache)"
+            "--cache-dir",
+            type=OUTPUT_FOLDER,
+            default=None,
+            help="download cache (default: $ASSOCMEM_DATA or the user cache)",
         )
         p.add_argument(
             "--no-download", action="store_true", help="never download; fail if the files are missing"
         )
-        p.add_argument("--threads", type=_count, default=None, help="torch threads (default: torch's choice)")
+        add_threads(p)
 
     t = sub.add_parser("train", help="train a recipe, with checkpoints and --resume")
-    t.add_argument("recipe", help="a recipe file (.json or .toml), e.g. recipes/ham/dense-mnist.json")
-    t.add_argument("--out", required=True, help="run folder (config.json, checkpoint, metrics.json, figures)")
+    t.add_argument(
+        "recipe",
+        type=input_file(".json", ".toml"),
+        help="a recipe file (.json or .toml), e.g. recipes/ham/dense-mnist.json",
+    )
+    t.add_argument(
+        "--out",
+        type=OUTPUT_FOLDER,
+        required=True,
+        help="run folder, created if needed (config.json, checkpoint, metrics.json, figures)",
+    )
     t.add_argument("--resume", action="store_true", help="continue the run in --out from its checkpoint")
-    t.add_argument("--epochs", type=_count, default=None, help="epochs to train to (default: the recipe's)")
+    t.add_argument("--epochs", type=COUNT, default=None, help="epochs to train to (default: the recipe's)")
     t.add_argument(
         "--t-max",
-        type=_positive,
+        type=POSITIVE,
         default=None,
         help="relaxation time budget (default: the recipe's; may grow on --resume)",
     )
     t.add_argument(
-        "--checkpoint-every", type=_count, default=100, help="minibatches between checkpoints (100)"
+        "--checkpoint-every", type=COUNT, default=100, help="minibatches between checkpoints (100)"
     )
-    t.add_argument("--quiet", action="store_true", help="no progress or per-epoch lines")
+    add_quiet(t, "no progress bar or per-epoch lines and no messages, only errors (the results are in --out)")
     common(t)
     t.set_defaults(func=run_train)
 
     e = sub.add_parser("eval", help="accuracy at the fixed point of a trained run, and its memory checks")
-    e.add_argument("dir", help="a run folder written by 'ham train'")
-    e.add_argument("--test-size", type=_count, default=None, help="evaluate on the first N test images")
-    e.add_argument("--json", default=None, help="also write the result here (JSON)")
+    e.add_argument("dir", type=run_folder(CHECKPOINT), help="a run folder written by 'ham train'")
+    e.add_argument("--test-size", type=COUNT, default=None, help="evaluate on the first N test images")
+    e.add_argument(
+        "--json",
+        type=OUTPUT_FILE,
+        default=None,
+        help="also write the result here (JSON; not a file of the run)",
+    )
+    add_quiet(e, "print only the test accuracy as a fraction")
     common(e)
     e.set_defaults(func=run_eval)

@@ -209,6 +209,23 @@ OUTPUT_FIGURE = Kind(
 INPUT_FOLDER = Kind("input_folder", "an existing folder", _input_folder)
 
 
+def input_file(*suffixes: str) -> Kind:
+    """An existing, readable file whose name ends in one of ``suffixes`` (``.json``, ``.toml``)."""
+    names = " or ".join(suffixes)
+
+    def convert(text: str) -> Path:
+        path = _nonempty(text)
+        if not path.is_file():
+            raise ValueError(f"{path} is a folder" if path.is_dir() else f"{path} does not exist")
+        if path.suffix.lower() not in suffixes:
+            raise ValueError(f"{path.suffix or 'no suffix'} is not {names}")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{path} is not readable")
+        return path
+
+    return Kind("input_file", f"an existing readable {names} file", convert)
+
+
 def run_folder(marker: str) -> Kind:
     """A folder holding ``marker`` (a classifier run's checkpoint)."""
 

@@ -127,6 +127,22 @@ def check_compatible(saved: HamConfig, wanted: HamConfig, folder: str | os.PathL
         )
 
 
+def check_folder(folder: str | os.PathLike, resume: bool) -> str | None:
+    """What in a run ``folder`` shows a run was started there (its checkpoint, else its config.json, else None),
+    checked against ``resume``: a new run needs a folder without one, a resumed run a folder with one."""
+    found = next((name for name in (CHECKPOINT, CONFIG) if (Path(folder) / name).is_file()), None)
+    if found and not resume:
+        raise ValueError(
+            f"{folder} already holds a HAM run ({found}); pass --resume to continue it or choose another output "
+            "folder"
+        )
+    if resume and not found:
+        raise ValueError(
+            f"{folder} holds no HAM run to resume (no {CHECKPOINT} or {CONFIG}); leave out --resume to start one"
+        )
+    return found
+
+
 def metrics(run: HamRun, final: dict | None = None) -> dict:
     """metrics.json: the latest test accuracy (at the fixed point), ``final`` when done, per epoch, the recipe."""
     return {
@@ -155,11 +171,9 @@ def train(
     """
     folder = Path(out) if out is not None else None
     run, start_state = None, None
-    if folder is not None and (folder / CHECKPOINT).exists():
-        if not resume:
-            raise ValueError(
-                f"{folder} already holds a HAM run; pass --resume to continue it or choose another output folder"
-            )
+    if resume and folder is None:
+        raise ValueError("resume=True needs the run folder out to resume from")
+    if folder is not None and check_folder(folder, resume) == CHECKPOINT:
         run, start_state = load_checkpoint(folder)
         check_compatible(run.config, config, folder)
         run.config = run.model.config = config  # the settings a resume may change reach the relaxations
