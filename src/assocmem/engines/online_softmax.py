@@ -1,7 +1,8 @@
 """The association ``softmax(beta x xi^T + M) V`` streamed over cache-sized chunks of patterns (an online softmax).
 
 This is how :func:`assocmem.engines.association.associate` computes Model B's update on the CPU
-(docs/reference.md §2; the merge of partial sums is the running logsumexp of §2's large-memory note):
+(docs/reference.md §2; the merge of the chunks' partial sums, with the running maximum and the dropped weights,
+is docs/reference.md §8):
 
 - the patterns are read in chunks of ``c`` rows, sized so that one chunk of scores stays in the cache
   (:func:`chunk_rows`): the score matrix is never written out in full, and every elementwise pass over a chunk
@@ -43,16 +44,16 @@ from torch.nn import functional as F
 LOG2E = 1.0 / math.log(2.0)
 
 #: Scores of one chunk up to this many bytes (they stay in the cache while the chunk is processed).
-CHUNK_BYTES = 1 << 20
+CHUNK_BYTES = 1 << 19
 
 #: A chunk reads at most this many bytes of patterns (one matrix-vector product per chunk at batch 1: the chunk
 #: of patterns, not of scores, is what has to stay in the cache for the second product).
-PATTERN_CHUNK_BYTES = 8 << 20
+PATTERN_CHUNK_BYTES = 4 << 20
 
 #: The fewest patterns in a chunk chosen automatically (many queries: the chunk of scores grows instead).
 MIN_CHUNK = 256
 
-#: Partial results merged at once (their buffers: ``GROUP x queries x d_v``).
+#: Partial results merged at once (their buffers, ``GROUP x queries x d_v``, at most the size of a chunk of scores).
 GROUP = 32
 
 
@@ -162,7 +163,7 @@ def stream(
     floor = -float(underflow_bits(dtype))
     stat = (*fold.own, fold.rows, 1)
     starts = range(0, k, chunk)
-    group = min(GROUP, len(starts))
+    group = min(GROUP, len(starts), max(1, chunk // val.shape[-1]))  # partial results: no larger than a chunk
     if inplace:  # buffers for the whole call: no allocation (nor page faults) per chunk
         scores = torch.empty(rows * chunk, dtype=dtype, device=device)
         top = torch.empty(stat, dtype=dtype, device=device)
@@ -255,8 +256,8 @@ def _merge(
     into ``merged = (numerator, denominator, maximum)``, relative to the last maximum. The sums are of values of
     at most 1 times a power of 2 <= 1: nothing overflows."""
     last = maxima[-1]
-    if maxima.shape[0] == 1:
-        acc, den = outs[0], sums[0]
+    if maxima.shape[0] == 1:  # copies: the buffers are reused by the next chunks
+        acc, den = outs[0].clone(), sums[0].clone()
     else:
         scale = torch.exp2(maxima - last)
         acc, den = (outs * scale).sum(0), (sums * scale).sum(0)

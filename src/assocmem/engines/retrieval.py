@@ -7,8 +7,9 @@ energy never increases along those steps. This module computes that update fast 
 - one memory matrix ``(K, d)`` is shared by the whole batch: the queries are the rows of one matrix product, so
   nothing is copied per batch item or per step;
 - per-item memories ``(B, K, d)`` use batched products (no expansion of anything);
-- when the score matrix ``queries x K`` would be large, the memories are streamed in chunks with a running
-  (online) logsumexp, so the peak memory stays near the size of the memory matrix itself;
+- the memories are streamed in cache-sized chunks with a running (online) softmax
+  (:mod:`assocmem.engines.online_softmax`), so the peak memory stays near the size of the memory matrix itself
+  and the time near that of the two matrix products;
 - the loop is the one implementation of Model B's update: :func:`retrieve` is its face for memory banks, the
   Hopfield layers' :func:`assocmem.nn.functional.hopfield_update` its face for heads (per-head ``beta``, step
   limits and tolerances, additive masks, and the layers' stop rules), both through :func:`iterate`.
@@ -358,8 +359,9 @@ def retrieve(
     - ``steps=None``: until converged: each query is updated until a step moves it by at most ``tol``
       (default ``1e-6``), at most ``max_steps`` state updates (``max_steps`` is ignored when ``steps`` is given).
 
-    ``chunk_size`` streams the patterns in chunks of that many rows (automatic for score matrices larger than
-    :data:`assocmem.engines.association.SCORE_BUDGET_BYTES`), with an online logsumexp.
+    The patterns are streamed in cache-sized chunks with an online softmax (:mod:`assocmem.engines.online_softmax`:
+    the score matrix is never held whole, and the answer equals the unchunked one to rounding); ``chunk_size``
+    sets the patterns per chunk.
 
     Returns the states ``(..., d_v)``, or a :class:`Retrieval` when ``record`` (Model B's energy of every state
     visited) or ``return_weights`` (the final association weights; not with chunking) is set.
@@ -388,10 +390,15 @@ def retrieve(
         if g is not None:
             _defer_checks(g, "retrieve", beta, mask)
         x, m, b, squeeze = _shaped(patterns, queries, mask, beta)
-        out, res = iterate(
-            patterns, x, values, b, max_steps=updates, tol=tol, mask=m, chunk_size=chunk_size,
-            record=record, need_weights=return_weights, report=record or return_weights,
-        )  # fmt: skip
+        if updates + (values is not None) == 1 and not (record or return_weights):  # one association: no loop
+            out = associate(x, patterns, patterns if values is None else values, b, m, chunk_size=chunk_size)[
+                0
+            ]
+        else:
+            out, res = iterate(
+                patterns, x, values, b, max_steps=updates, tol=tol, mask=m, chunk_size=chunk_size,
+                record=record, need_weights=return_weights, report=record or return_weights,
+            )  # fmt: skip
         if g is not None:
             g.result(out, lambda: _not_finite("retrieve", queries, beta, given, patterns, values))
     if not (return_weights or record):
