@@ -26,7 +26,7 @@ import sys
 
 import torch
 from retrieval import memory
-from timing import interleaved, load, peak_resident_bytes
+from timing import barrier_probe, interleaved, load, peak_resident_bytes
 from torch.nn import functional as F
 
 import assocmem as am
@@ -153,7 +153,7 @@ def main() -> None:
     with torch.inference_mode():
         for threads in a.threads:
             torch.set_num_threads(threads)
-            print(f"\n{threads} thread(s), {load()}")
+            print(f"\n{threads} thread(s), {load()}; {barrier_probe()}")
             worst = max(
                 static(64, 65536, 64, 8.0, a.repeat),
                 static(64, 1_000_000, 64, 8.0, a.repeat),

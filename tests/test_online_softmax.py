@@ -245,3 +245,15 @@ def test_retrieve_makes_nothing_larger_than_a_chunk_of_scores(batch):
     assert max(seen.sizes) <= bound < k * max(batch, d)  # below the score matrix and the memory
     want = reference(q[:8], mem, mem, 3.0)[0]  # float32 sums of 1e5 terms round at about 1e-4
     torch.testing.assert_close(out[:8].double(), want, rtol=0, atol=5e-4)
+
+
+def test_a_result_whose_sum_overflows_is_still_finite():
+    """The value check sums the result (NaN and Inf propagate); a sum that overflows from finite values is
+    settled by the exact check, not reported as an error."""
+    g = torch.Generator().manual_seed(9)
+    k, q = torch.randn(50, 4, generator=g), torch.randn(6, 4, generator=g)
+    big = torch.full((50, 3), 3e38)
+    out = am.retrieve(k, q, 1.0, values=big)
+    assert torch.isfinite(out).all() and not torch.isfinite(out.sum())
+    with pytest.raises(ValueError, match="values"):
+        am.retrieve(k, q, 1.0, values=big.index_fill(0, torch.tensor([3]), math.inf))
