@@ -19,6 +19,7 @@ floor; per-item memories at most 1.3x their two ``bmm``.
 from __future__ import annotations
 
 import argparse
+import itertools
 import subprocess
 import sys
 
@@ -27,7 +28,7 @@ from timing import barrier_probe, interleaved, load, peak_resident_bytes
 from torch.nn import functional as F
 
 import assocmem as am
-from assocmem.engines.online_softmax import chunk_rows
+from assocmem.engines.online_softmax import chunk_rows, in_threads
 
 
 def memory(k: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -41,21 +42,26 @@ def memory(k: int, d: int, seed: int = 0) -> torch.Tensor:
 
 
 def floors(mem: torch.Tensor, x: torch.Tensor) -> dict[str, object]:
-    """The products of one update, without anything else: chunk by chunk as the update does them, and whole."""
+    """The products of one update, without anything else: chunk by chunk as the update does them (on several
+    threads, the memory split between them as the update splits it), and whole."""
     (k, d), b = mem.shape, x.shape[0]
     c = chunk_rows(b, k, d, mem.element_size())
-    scores, out = torch.empty(b * c), torch.empty(b, d)
     gen = torch.Generator().manual_seed(1)
     w_chunk = torch.softmax(torch.randn(b, c, generator=gen), -1)  # weights without subnormals
 
-    def chunked() -> None:
-        for start in range(0, k, c):
-            stop = min(start + c, k)
+    def products(lo: int, hi: int) -> None:
+        scores, out = torch.empty(b * c), torch.empty(b, d)
+        for start in range(lo, hi, c):
+            stop = min(start + c, hi)
             s = scores[: b * (stop - start)].view(b, stop - start)
             torch.matmul(x, mem[start:stop].T, out=s)
             torch.matmul(w_chunk[:, : stop - start], mem[start:stop], out=out)
 
-    fns: dict[str, object] = {"chunked": chunked}
+    starts = list(range(0, k, c))
+    threads = max(1, min(torch.get_num_threads(), len(starts) // 2))
+    bounds = [starts[len(starts) * i // threads] for i in range(threads)] + [k]
+    parts = [lambda lo=lo, hi=hi: products(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+    fns: dict[str, object] = {"chunked": parts[0] if threads == 1 else lambda: in_threads(parts)}
     if b == 1:
         fns["read"] = lambda: x @ mem.T
     if b * k * 4 <= 1 << 30:

@@ -257,3 +257,30 @@ def test_a_result_whose_sum_overflows_is_still_finite():
     assert torch.isfinite(out).all() and not torch.isfinite(out.sum())
     with pytest.raises(ValueError, match="values"):
         am.retrieve(k, q, 1.0, values=big.index_fill(0, torch.tensor([3]), math.inf))
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_parts_on_threads_of_their_own_equal_one_thread(busy):
+    """With several PyTorch threads the memory is split into contiguous parts, one thread each, merged once
+    (exactly); the thread count is restored; a call made while another one is split runs as it is."""
+    from assocmem.engines import online_softmax
+
+    g = torch.Generator().manual_seed(10)
+    k, q, v = (torch.randn(*s, generator=g, dtype=F64) for s in ((101, 5), (4, 2, 5), (101, 3)))
+    mask = torch.zeros(4, 2, 101, dtype=F64).masked_fill_(torch.rand(4, 2, 101, generator=g) < 0.3, -math.inf)
+    mask[..., 50] = 0.0
+    want = reference(q, k, v, 30.0, mask)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        if busy:
+            online_softmax._SPLIT.acquire()
+        with torch.no_grad():
+            got = stream(q, k, v, 30.0, mask, 6, need_lse=True, need_weights=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        if busy:
+            online_softmax._SPLIT.release()
+        torch.set_num_threads(before)
+    torch.testing.assert_close(got[0], want[0], rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(got[1], want[1], rtol=1e-13, atol=1e-13)

@@ -18,6 +18,10 @@ is docs/reference.md §8):
   hidden patterns keep a weight of exactly 0, and the answer changes by less than rounding (see below);
 - without gradients every pass is in place in buffers made once per call, and the partial results of up to
   :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one;
+- with several PyTorch threads (and at least two chunks for each), the memory is split into contiguous parts, one
+  per thread, each part's operations run on its own thread, and the parts are merged once at the end
+  (:func:`in_threads`): PyTorch's own threads would meet at a barrier after every operation on every chunk, and
+  on a loaded machine each barrier waits milliseconds for a descheduled thread;
 - a pattern matrix shared by many queries (a 2-D memory, or per-head patterns shared by the batch) is one
   matrix product per chunk for all of them: the dimensions along which the patterns are shared are folded into
   the rows of the queries (:class:`Fold`), so nothing is copied or expanded per batch item or per head.
@@ -34,7 +38,10 @@ so the output by less than ``2 K 2^-b max_j |v_j|``. With ``b = 80`` (float32) t
 
 from __future__ import annotations
 
+import itertools
 import math
+import threading
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -146,7 +153,7 @@ def stream(
     tensor_beta = isinstance(beta, Tensor)
     fold = Fold(queries * beta if tensor_beta else queries, patterns, values)
     x, pat, val = fold.queries, fold.patterns, fold.values
-    k, dtype, device = pat.shape[-2], x.dtype, x.device
+    k, device = pat.shape[-2], x.device
     rows = math.prod(fold.own) * fold.rows
     if need_weights:
         chunk = k
@@ -160,9 +167,36 @@ def stream(
             fold, x if tensor_beta else x * float(beta), pat, val, mask, inplace, need_lse, need_weights
         )
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
+    starts = list(range(0, k, chunk))
+    threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
+    threads = max(1, min(threads, len(starts) // 2))  # contiguous parts, at least two chunks each
+    bounds = [starts[len(starts) * i // threads] for i in range(threads)] + [k]
+    spans = list(itertools.pairwise(bounds))
+    work = [lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace) for lo, hi in spans]
+    parts = work[0]() if len(work) == 1 else in_threads(work)
+    acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+    out = fold.unfold(acc / den)
+    lse = fold.unfold((running + torch.log2(den)) * math.log(2.0)).squeeze(-1) if need_lse else None
+    return out, lse, None
+
+
+def _chunks(
+    fold: Fold,
+    x: Tensor,
+    pat: Tensor,
+    val: Tensor,
+    mask: Tensor | None,
+    chunk: int,
+    lo: int,
+    hi: int,
+    inplace: bool,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2)."""
+    dtype, device = x.dtype, x.device
+    rows = math.prod(fold.own) * fold.rows
     floor = -float(underflow_bits(dtype))
     stat = (*fold.own, fold.rows, 1)
-    starts = range(0, k, chunk)
+    starts = range(lo, hi, chunk)
     group = min(GROUP, len(starts), max(1, chunk // val.shape[-1]))  # partial results: no larger than a chunk
     if inplace:  # buffers for the whole call: no allocation (nor page faults) per chunk
         scores = torch.empty(rows * chunk, dtype=dtype, device=device)
@@ -174,7 +208,7 @@ def stream(
     merged: tuple[Tensor, Tensor, Tensor] | None = None
     parts: list[tuple[Tensor, Tensor, Tensor]] = []
     for i, start in enumerate(starts):
-        stop = min(start + chunk, k)
+        stop = min(start + chunk, hi)
         g = i % group
         if inplace:
             s = scores[: rows * (stop - start)].view(*stat[:-1], stop - start)
@@ -197,17 +231,70 @@ def stream(
             running = torch.maximum(running, s.detach().amax(-1, keepdim=True))
             s = torch.exp2(F.threshold(s - running, floor, -math.inf))
             parts.append((running, s.sum(-1, keepdim=True), s @ val[..., start:stop, :]))
-        if g == group - 1 or stop == k:
+        if g == group - 1 or stop == hi:
             if inplace:
                 merged = _merge(merged, maxima[: g + 1], sums[: g + 1], outs[: g + 1])
             else:
                 merged = _merge(merged, *(torch.stack(t) for t in zip(*parts, strict=True)))
                 parts = []
     assert merged is not None
-    acc, den, _ = merged
-    out = fold.unfold(acc / den)
-    lse = fold.unfold((running + torch.log2(den)) * math.log(2.0)).squeeze(-1) if need_lse else None
-    return out, lse, None
+    return merged
+
+
+#: Held while a call runs its parts on threads of its own (one call at a time; another runs as it is).
+_SPLIT = threading.Lock()
+
+
+def in_threads(
+    work: list[Callable[[], tuple[Tensor, Tensor, Tensor]]],
+) -> list[tuple[Tensor, Tensor, Tensor]]:
+    """Run each part on a thread of its own, each part's operations on that one thread.
+
+    With PyTorch's threads every operation on a chunk is a parallel region that ends at a barrier; on a loaded
+    machine each barrier waits for a thread the machine has descheduled (milliseconds, for microseconds of work:
+    ``benchmarks/timing.py``'s probe). Contiguous parts of the memory on threads of their own meet once, at the
+    end. PyTorch's thread count is process-wide: it is 1 for the call's duration and restored after."""
+    if not _SPLIT.acquire(blocking=False):
+        return [w() for w in work]
+    threads, inference = torch.get_num_threads(), torch.is_inference_mode_enabled()
+    results: list[tuple[Tensor, Tensor, Tensor] | None] = [None] * len(work)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            with torch.inference_mode(inference), torch.no_grad():
+                results[i] = work[i]()
+        except BaseException as e:  # raised again by the caller
+            errors.append(e)
+
+    try:
+        torch.set_num_threads(1)
+        pool = [threading.Thread(target=run, args=(i,)) for i in range(1, len(work))]
+        for t in pool:
+            t.start()
+        run(0)
+        for t in pool:
+            t.join()
+    finally:
+        torch.set_num_threads(threads)
+        _SPLIT.release()
+    if errors:
+        raise errors[0]
+    return [r for r in results if r is not None]
+
+
+def _combine(parts: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
+    """Merge whole parts, each ``(numerator, denominator, maximum)`` relative to its own maximum."""
+    top = parts[0][2]
+    for _, _, r in parts[1:]:
+        top = torch.maximum(top, r)
+    acc = den = None
+    for a, d, r in parts:
+        scale = torch.exp2(r - top)
+        acc = a * scale if acc is None else acc + a * scale
+        den = d * scale if den is None else den + d * scale
+    assert acc is not None and den is not None
+    return acc, den, top
 
 
 def _whole(
