@@ -198,23 +198,32 @@ def _chunks(
     stat = (*fold.own, fold.rows, 1)
     starts = range(lo, hi, chunk)
     group = min(GROUP, len(starts), max(1, chunk // val.shape[-1]))  # partial results: no larger than a chunk
-    if inplace:  # buffers for the whole call: no allocation (nor page faults) per chunk
+    if (
+        inplace
+    ):  # buffers for the whole call (no allocation, nor page faults, per chunk), their views made once
         scores = torch.empty(rows * chunk, dtype=dtype, device=device)
+        full = scores.view(*stat[:-1], chunk)
         top = torch.empty(stat, dtype=dtype, device=device)
         maxima = torch.empty(group, *stat, dtype=dtype, device=device)
         sums = torch.empty(group, *stat, dtype=dtype, device=device)
         outs = torch.empty(group, *stat[:-1], val.shape[-1], dtype=dtype, device=device)
+        each = list(zip(maxima.unbind(0), sums.unbind(0), outs.unbind(0), strict=True))
     running = torch.full(stat, torch.finfo(dtype).min, dtype=dtype, device=device)
     merged: tuple[Tensor, Tensor, Tensor] | None = None
     parts: list[tuple[Tensor, Tensor, Tensor]] = []
+    pat_t = pat.transpose(-1, -2)
     for i, start in enumerate(starts):
         stop = min(start + chunk, hi)
         g = i % group
         if inplace:
-            s = scores[: rows * (stop - start)].view(*stat[:-1], stop - start)
-            torch.matmul(x, pat[..., start:stop, :].transpose(-1, -2), out=s)
+            s = (
+                full
+                if stop - start == chunk
+                else scores[: rows * (stop - start)].view(*stat[:-1], stop - start)
+            )
+            torch.matmul(x, pat_t[..., start:stop], out=s)
         else:
-            s = x @ pat[..., start:stop, :].transpose(-1, -2)
+            s = x @ pat_t[..., start:stop]
         if mask is not None:
             m = mask[..., start:stop] if mask.shape[-1] != 1 else mask
             if inplace:
@@ -222,11 +231,12 @@ def _chunks(
             else:
                 s = s + fold.fold(m * LOG2E)
         if inplace:
+            r, sm, o = each[g]
             torch.amax(s, -1, keepdim=True, out=top)
-            running = torch.maximum(running, top, out=maxima[g])
+            running = torch.maximum(running, top, out=r)
             F.threshold_(s.sub_(running), floor, -math.inf).exp2_()
-            torch.sum(s, -1, keepdim=True, out=sums[g])
-            torch.matmul(s, val[..., start:stop, :], out=outs[g])
+            torch.sum(s, -1, keepdim=True, out=sm)
+            torch.matmul(s, val[..., start:stop, :], out=o)
         else:  # the same operations, out of place, for autograd (the maximum is a constant shift: detached)
             running = torch.maximum(running, s.detach().amax(-1, keepdim=True))
             s = torch.exp2(F.threshold(s - running, floor, -math.inf))
