@@ -184,12 +184,9 @@ class Allocations(TorchDispatchMode):
         return out
 
 
-STATIC = dict(
-    normalize_stored_pattern=False, normalize_stored_pattern_affine=False, normalize_state_pattern=False,
-    normalize_state_pattern_affine=False, normalize_pattern_projection=False,
-    normalize_pattern_projection_affine=False, stored_pattern_as_static=True, state_pattern_as_static=True,
-    pattern_projection_as_static=True, disable_out_projection=True,
-)  # fmt: skip
+ROLES = ("stored_pattern", "state_pattern", "pattern_projection")
+STATIC = {f"normalize_{r}{a}": False for r in ROLES for a in ("", "_affine")}
+STATIC |= {f"{r}_as_static": True for r in ROLES} | {"disable_out_projection": True}
 
 
 @pytest.mark.parametrize("heads", [1, 2])
