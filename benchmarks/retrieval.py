@@ -28,7 +28,7 @@ from timing import barrier_probe, interleaved, load, peak_resident_bytes
 from torch.nn import functional as F
 
 import assocmem as am
-from assocmem.engines.online_softmax import chunk_rows, in_threads
+from assocmem.engines.online_softmax import SPLIT_CHUNKS, chunk_rows, in_threads
 
 
 def memory(k: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -58,10 +58,12 @@ def floors(mem: torch.Tensor, x: torch.Tensor) -> dict[str, object]:
             torch.matmul(w_chunk[:, : stop - start], mem[start:stop], out=out)
 
     starts = list(range(0, k, c))
-    threads = max(1, min(torch.get_num_threads(), len(starts) // 2))
-    bounds = [starts[len(starts) * i // threads] for i in range(threads)] + [k]
+    split = max(1, min(torch.get_num_threads(), len(starts) // SPLIT_CHUNKS))
+    bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
     parts = [lambda lo=lo, hi=hi: products(lo, hi) for lo, hi in itertools.pairwise(bounds)]
-    fns: dict[str, object] = {"chunked": parts[0] if threads == 1 else lambda: in_threads(parts)}
+    fns: dict[str, object] = {
+        "chunked": parts[0] if torch.get_num_threads() == 1 else lambda: in_threads(parts)
+    }
     if b == 1:
         fns["read"] = lambda: x @ mem.T
     if b * k * 4 <= 1 << 30:

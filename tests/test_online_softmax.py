@@ -256,10 +256,11 @@ def test_a_result_whose_sum_overflows_is_still_finite():
         am.retrieve(k, q, 1.0, values=big.index_fill(0, torch.tensor([3]), math.inf))
 
 
-@pytest.mark.parametrize("busy", [False, True])
-def test_parts_on_threads_of_their_own_equal_one_thread(busy):
+@pytest.mark.parametrize(("busy", "chunk"), [(False, 6), (True, 6), (False, 30)])
+def test_parts_on_threads_of_their_own_equal_one_thread(busy, chunk):
     """With several PyTorch threads the memory is split into contiguous parts, one thread each, merged once
-    (exactly); the thread count is restored; a call made while another one is split runs as it is."""
+    (exactly), or runs on one thread when too small to split (chunk=30: four chunks); the thread count is restored;
+    a call made while another one is split runs as it is."""
     from assocmem.engines import online_softmax
 
     g = torch.Generator().manual_seed(10)
@@ -273,7 +274,7 @@ def test_parts_on_threads_of_their_own_equal_one_thread(busy):
         if busy:
             online_softmax._SPLIT.acquire()
         with torch.no_grad():
-            got = stream(q, k, v, 30.0, mask, 6, need_lse=True, need_weights=False)
+            got = stream(q, k, v, 30.0, mask, chunk, need_lse=True, need_weights=False)
         assert torch.get_num_threads() == 2
     finally:
         if busy:

@@ -18,10 +18,10 @@ is docs/reference.md §8):
   hidden patterns keep a weight of exactly 0, and the answer changes by less than rounding (see below);
 - without gradients every pass is in place in buffers made once per call, and the partial results of up to
   :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one;
-- with several PyTorch threads (and at least two chunks for each), the memory is split into contiguous parts, one
-  per thread, each part's operations run on its own thread, and the parts are merged once at the end
-  (:func:`in_threads`): PyTorch's own threads would meet at a barrier after every operation on every chunk, and
-  on a loaded machine each barrier waits milliseconds for a descheduled thread;
+- with several PyTorch threads, the memory is split into contiguous parts (:data:`SPLIT_CHUNKS` chunks each at
+  least; a smaller memory is one part), one per thread, each part's operations run on its own thread, and the
+  parts are merged once at the end (:func:`in_threads`): PyTorch's own threads would meet at a barrier after every
+  operation on every chunk, and on a loaded machine each barrier waits milliseconds for a descheduled thread;
 - a pattern matrix shared by many queries (a 2-D memory, or per-head patterns shared by the batch) is one
   matrix product per chunk for all of them: the dimensions along which the patterns are shared are folded into
   the rows of the queries (:class:`Fold`), so nothing is copied or expanded per batch item or per head.
@@ -59,6 +59,9 @@ PATTERN_CHUNK_BYTES = 4 << 20
 
 #: The fewest patterns in a chunk chosen automatically (many queries: the chunk of scores grows instead).
 MIN_CHUNK = 256
+
+#: With several PyTorch threads, the fewest chunks a thread's part of the memory has (fewer: one thread for all).
+SPLIT_CHUNKS = 4
 
 #: Partial results merged at once (their buffers, ``GROUP x queries x d_v``, at most the size of a chunk of scores).
 GROUP = 32
@@ -169,11 +172,15 @@ def stream(
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
     starts = list(range(0, k, chunk))
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
-    threads = max(1, min(threads, len(starts) // 2))  # contiguous parts, at least two chunks each
-    bounds = [starts[len(starts) * i // threads] for i in range(threads)] + [k]
-    spans = list(itertools.pairwise(bounds))
-    work = [lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace) for lo, hi in spans]
-    parts = work[0]() if len(work) == 1 else in_threads(work)
+    split = max(
+        1, min(threads, len(starts) // SPLIT_CHUNKS)
+    )  # contiguous parts, SPLIT_CHUNKS chunks each at least
+    bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
+    work = [
+        lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
+        for lo, hi in itertools.pairwise(bounds)
+    ]
+    parts = work[0]() if threads == 1 else in_threads(work)  # several threads: one part each, or one for all
     acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
     out = fold.unfold(acc / den)
     lse = fold.unfold((running + torch.log2(den)) * math.log(2.0)).squeeze(-1) if need_lse else None
@@ -258,12 +265,14 @@ _SPLIT = threading.Lock()
 def in_threads(
     work: list[Callable[[], tuple[Tensor, Tensor, Tensor]]],
 ) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """Run each part on a thread of its own, each part's operations on that one thread.
+    """Run each part on a thread of its own (the first on this one), each part's operations on that one thread.
 
     With PyTorch's threads every operation on a chunk is a parallel region that ends at a barrier; on a loaded
     machine each barrier waits for a thread the machine has descheduled (milliseconds, for microseconds of work:
     ``benchmarks/timing.py``'s probe). Contiguous parts of the memory on threads of their own meet once, at the
-    end. PyTorch's thread count is process-wide: it is 1 for the call's duration and restored after."""
+    end; a memory too small to split (one part) runs on this thread alone, with no barrier at all. PyTorch's thread
+    count is process-wide: it is 1 for the call's duration and restored after (a call made meanwhile from another
+    thread runs its parts one after the other, as it is)."""
     if not _SPLIT.acquire(blocking=False):
         return [w() for w in work]
     threads, inference = torch.get_num_threads(), torch.is_inference_mode_enabled()
@@ -295,6 +304,8 @@ def in_threads(
 
 def _combine(parts: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
     """Merge whole parts, each ``(numerator, denominator, maximum)`` relative to its own maximum."""
+    if len(parts) == 1:
+        return parts[0]
     top = parts[0][2]
     for _, _, r in parts[1:]:
         top = torch.maximum(top, r)
