@@ -57,6 +57,10 @@ CHUNK_BYTES = 1 << 19
 #: of patterns, not of scores, is what has to stay in the cache for the second product).
 PATTERN_CHUNK_BYTES = 4 << 20
 
+#: A memory up to this many bytes stays in the last-level cache between the two products of an update: it is not
+#: split for the sake of the second one (only its scores are).
+CACHED_BYTES = 32 << 20
+
 #: The fewest patterns in a chunk chosen automatically (many queries: the chunk of scores grows instead).
 MIN_CHUNK = 256
 
@@ -74,10 +78,12 @@ def underflow_bits(dtype: torch.dtype) -> int:
 
 def chunk_rows(rows: int, k: int, width: int, itemsize: int) -> int:
     """Patterns per chunk for ``rows`` query rows, ``k`` patterns of ``width`` features: a chunk of scores within
-    :data:`CHUNK_BYTES` (at least :data:`MIN_CHUNK` patterns) and of patterns within :data:`PATTERN_CHUNK_BYTES`,
-    the chunks of equal size."""
+    :data:`CHUNK_BYTES` (at least :data:`MIN_CHUNK` patterns) and, for a memory larger than :data:`CACHED_BYTES`,
+    of patterns within :data:`PATTERN_CHUNK_BYTES`; the chunks of equal size."""
     c = max(MIN_CHUNK, CHUNK_BYTES // max(1, rows * itemsize))
-    c = min(c, max(MIN_CHUNK, PATTERN_CHUNK_BYTES // max(1, width * itemsize)), k)
+    if k * width * itemsize > CACHED_BYTES:
+        c = min(c, max(MIN_CHUNK, PATTERN_CHUNK_BYTES // max(1, width * itemsize)))
+    c = min(c, k)
     n = -(-k // c)
     return -(-k // n)
 
