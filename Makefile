@@ -34,6 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/solvers.py
 	$(BIN)/python benchmarks/relax_default.py
 	$(BIN)/python benchmarks/retrieval.py
+	$(BIN)/python benchmarks/hopfield_layers.py
 	$(BIN)/python benchmarks/binary_recall.py
 	$(BIN)/python benchmarks/classifier_epoch.py
 

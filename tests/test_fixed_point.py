@@ -96,11 +96,11 @@ def test_layer_retrieve_makes_a_new_result_and_energy_runs_no_update(monkeypatch
     torch.testing.assert_close(res.output, out)
     with pytest.raises(dataclasses.FrozenInstanceError):
         assoc.output = out
-    from assocmem.engines import retrieval
+    from assocmem.engines import association, online_softmax
 
     calls = []
-    real = retrieval.associate
-    monkeypatch.setattr(retrieval, "associate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    real = online_softmax.stream
+    monkeypatch.setattr(association, "stream", lambda *a, **k: calls.append(1) or real(*a, **k))
     e = layer.energy((y, r, y))
     assert len(calls) == 1  # one log-partition, not six updates and a read-out
     torch.testing.assert_close(e, res.energies[0])

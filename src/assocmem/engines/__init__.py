@@ -1,7 +1,7 @@
 """Fast paths: each computes what a preset of the general network computes, faster, and names that preset.
 
 - :mod:`assocmem.engines.retrieval`: Model B's update ``x <- xi^T softmax(beta xi x)`` on large memory banks,
-  chunked with an online logsumexp. It equals :func:`assocmem.relax` of the reduced
+  streamed in cache-sized chunks with an online softmax. It equals :func:`assocmem.relax` of the reduced
   :func:`assocmem.models.model_b` with Euler steps ``dt = tau_f``.
 - :mod:`assocmem.engines.binary`: asynchronous and synchronous spin updates of the binary Dense Associative Memory
   and the classical Hopfield network. Each move is the sign of an energy difference of the reduced

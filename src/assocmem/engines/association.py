@@ -7,8 +7,9 @@ it is (``-inf`` hides). A row of scores hidden entirely has no association (``so
 :func:`hidden_rows` finds those rows so that the caller can refuse them (docs/bad-input.md).
 
 A shared ``(K, d)`` pattern matrix is one matrix product for every query; per-item patterns use batched
-products; large score matrices are streamed in chunks of patterns with a running (online) logsumexp; on the
-device types in :data:`SDPA_DEVICES` a plain association goes through the fused attention kernel.
+products; the patterns are streamed in cache-sized chunks with an online softmax
+(:mod:`assocmem.engines.online_softmax`); on the device types in :data:`SDPA_DEVICES` a plain association goes
+through the fused attention kernel.
 
 The preset it equals: one Euler step ``dt = tau_f`` of the reduced ``model_b`` (tests/test_engines.py).
 """
@@ -20,9 +21,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from assocmem.checks import broadcasts_to
-
-#: Score matrices up to this many bytes are computed in one piece; larger ones are streamed in chunks.
-SCORE_BUDGET_BYTES = 1 << 27
+from assocmem.engines.online_softmax import stream
 
 #: Device types on which a plain association goes through ``F.scaled_dot_product_attention`` (fused kernels).
 #: Not "cpu": there the plain products measured faster (docs/benchmarks.md).
@@ -94,56 +93,22 @@ def associate(
     """One association ``softmax(beta x K^T + mask) V`` with its log-partition ``lse = log sum exp(...)``.
 
     ``queries (..., L, d)``, ``patterns (..., K, d)``, ``values (..., K, d_v)`` broadcast like ``torch.matmul``
-    (a 2-D pattern matrix is shared by every query); ``mask`` is additive (:func:`additive_mask`), broadcastable to
-    ``(..., L, K)``. Returns ``(out, lse, weights)`` (``lse (..., L)`` and ``weights (..., L, K)`` only when asked
-    for). With ``chunk_size``
-    (or when the score matrix would pass :data:`SCORE_BUDGET_BYTES`) the patterns are streamed in chunks with an
-    online logsumexp; weights are not available then.
+    (a 2-D pattern matrix is shared by every query; patterns with a leading dimension of size 1 are shared along
+    it, never expanded); ``mask`` is additive (:func:`additive_mask`), broadcastable to ``(..., L, K)``. Returns
+    ``(out, lse, weights)`` (``lse (..., L)`` and ``weights (..., L, K)`` only when asked for). The patterns are
+    streamed in cache-sized chunks (``chunk_size`` of them, default
+    :func:`~assocmem.engines.online_softmax.chunk_rows`) with an online softmax
+    (:mod:`assocmem.engines.online_softmax`); ``need_weights`` takes them in one chunk.
     """
-    k = patterns.shape[-2]
-    rows = queries.numel() // queries.shape[-1]
-    if chunk_size is None and rows * k * queries.element_size() > SCORE_BUDGET_BYTES and not need_weights:
-        chunk_size = max(1, SCORE_BUDGET_BYTES // (rows * queries.element_size()))
-    whole = chunk_size is None or chunk_size >= k or need_weights
     if (
-        whole
-        and not (need_lse or need_weights)
+        not (need_lse or need_weights or chunk_size)
         and queries.device.type in SDPA_DEVICES
         and not isinstance(beta, Tensor)
     ):
         return _sdpa(queries, patterns, values, float(beta), mask), None, None
-    scaled = queries * beta
-    if whole:
-        scores = scaled @ patterns.transpose(-1, -2)
-        if mask is not None:
-            scores = scores + mask
-        weights = torch.softmax(scores, dim=-1)
-        lse = None
-        if need_lse:  # lse = s_max - log w_max: two reductions instead of a second pass of exponentials
-            lse = scores.amax(dim=-1) - torch.log(weights.amax(dim=-1))
-        return weights @ values, lse, (weights if need_weights else None)
-    run_max = run_sum = acc = None
-    for start in range(0, k, chunk_size):
-        stop = min(start + chunk_size, k)
-        s = scaled @ patterns[..., start:stop, :].transpose(-1, -2)
-        if mask is not None:
-            s = s + (mask[..., start:stop] if mask.shape[-1] != 1 else mask)
-        m = s.amax(dim=-1, keepdim=True)
-        if run_max is None:
-            run_max = m
-            p = torch.exp(s - m)
-            run_sum = p.sum(-1, keepdim=True)
-            acc = p @ values[..., start:stop, :]
-        else:
-            new_max = torch.maximum(run_max, m)
-            scale = torch.exp(run_max - new_max)
-            p = torch.exp(s - new_max)
-            run_sum = run_sum * scale + p.sum(-1, keepdim=True)
-            acc = acc * scale + p @ values[..., start:stop, :]
-            run_max = new_max
-    out = acc / run_sum
-    lse = (run_max + torch.log(run_sum)).squeeze(-1) if need_lse else None
-    return out, lse, None
+    return stream(
+        queries, patterns, values, beta, mask, chunk_size, need_lse=need_lse, need_weights=need_weights
+    )
 
 
 def _sdpa(queries: Tensor, patterns: Tensor, values: Tensor, beta: float, mask: Tensor | None) -> Tensor:

@@ -7,8 +7,9 @@ energy never increases along those steps. This module computes that update fast 
 - one memory matrix ``(K, d)`` is shared by the whole batch: the queries are the rows of one matrix product, so
   nothing is copied per batch item or per step;
 - per-item memories ``(B, K, d)`` use batched products (no expansion of anything);
-- when the score matrix ``queries x K`` would be large, the memories are streamed in chunks with a running
-  (online) logsumexp, so the peak memory stays near the size of the memory matrix itself;
+- the memories are streamed in cache-sized chunks with a running (online) softmax
+  (:mod:`assocmem.engines.online_softmax`), so the peak memory stays near the size of the memory matrix itself
+  and the time near that of the two matrix products;
 - the loop is the one implementation of Model B's update: :func:`retrieve` is its face for memory banks, the
   Hopfield layers' :func:`assocmem.nn.functional.hopfield_update` its face for heads (per-head ``beta``, step
   limits and tolerances, additive masks, and the layers' stop rules), both through :func:`iterate`.
@@ -223,6 +224,7 @@ def iterate(
     record: bool = False,
     need_weights: bool = False,
     dropout: float = 0.0,
+    report: bool = True,
 ) -> tuple[Tensor, Retrieval]:
     """Model B's update loop on states ``x (..., L, d)`` (already shaped for ``patterns``): the engine itself.
 
@@ -232,20 +234,27 @@ def iterate(
     the others go on. ``values`` are read out by the final association (with ``dropout`` on its weights); with
     ``values=None`` the output is the final state. Returns ``(output, result)``: ``result.states`` are the final
     states in the patterns' space, ``result.weights`` the association of the final states (values given) or
-    the one that produced them (``values=None``; only when ``need_weights``).
+    the one that produced them (``values=None``; only when ``need_weights``). ``report=False``: the caller reads
+    only the output and the states (``result.steps`` and ``result.converged`` are then ``None``, and a loop
+    without a tolerance keeps no count).
     """
     watch = tol is not None
     limit = _per_unit(max_steps, per, x, "max_steps")
     tol_ = _per_unit(tol if watch else DEFAULT_TOL, per, x, "tol")
     bound = int(limit.max()) if isinstance(limit, Tensor) else limit
     freeze = watch or isinstance(limit, Tensor)
+    count = freeze or report  # whether to keep each unit's steps and last change
     by_association = stop == "association"
     unit = x.shape[:-1] if per == "query" else (1, x.shape[1], 1)
-    done = torch.zeros(unit, dtype=torch.int64, device=x.device)
-    active = torch.ones(unit, dtype=torch.bool, device=x.device)
-    if isinstance(limit, Tensor):
-        active = active & (limit > 0)
-    moved = torch.full(unit, math.inf, dtype=x.dtype, device=x.device)  # the change of each unit's last step
+    done = active = moved = None
+    if count:
+        done = torch.zeros(unit, dtype=torch.int64, device=x.device)
+        active = torch.ones(unit, dtype=torch.bool, device=x.device)
+        if isinstance(limit, Tensor):
+            active = active & (limit > 0)
+        moved = torch.full(
+            unit, math.inf, dtype=x.dtype, device=x.device
+        )  # the change of each unit's last step
     compiling = _compiling()
     energies: list[Tensor] = []
     weights = w_prev = lse = None
@@ -256,10 +265,10 @@ def iterate(
             break
         new, lse, weights = associate(
             x, patterns, patterns, beta, mask, chunk_size=chunk_size, need_lse=record,
-            need_weights=by_association or need_weights,
+            need_weights=(by_association and count) or need_weights,
         )  # fmt: skip
         current = True
-        if by_association and w_prev is not None:
+        if by_association and count and w_prev is not None:
             moved = torch.where(stepped, _change(weights - w_prev, per), moved)
             if watch:
                 active = active & (moved > tol_)
@@ -267,33 +276,35 @@ def iterate(
                     break
         if record:
             energies.append(model_b_energy(x, lse, beta))
-        if not by_association:
+        if count and not by_association:
             moved = torch.where(active, _change(new - x, per), moved) if freeze else _change(new - x, per)
         x = torch.where(active.unsqueeze(-1), new, x) if freeze else new
-        done = done + active
-        stepped = active
-        if watch and not by_association:
-            active = active & (moved > tol_)
-        if isinstance(limit, Tensor):
-            active = active & (done < limit)
+        if count:
+            done = done + active
+            stepped = active
+            if watch and not by_association:
+                active = active & (moved > tol_)
+            if isinstance(limit, Tensor):
+                active = active & (done < limit)
         w_prev = weights
         current = values is None  # with values=None the weights that produced x are the ones to return
+    compare = by_association and count and w_prev is not None  # the final association closes the last change
     if values is None:
         out = x
-        if record or (by_association and w_prev is not None):
+        if record or compare:
             _, lse, w_last = associate(
                 x, patterns, patterns[..., :1], beta, mask, chunk_size=chunk_size, need_lse=True,
-                need_weights=by_association,
+                need_weights=compare,
             )  # fmt: skip
-            if by_association and w_prev is not None:
+            if compare:
                 moved = torch.where(stepped, _change(w_last - w_prev, per), moved)
     else:
         if not current or (dropout > 0 and weights is None):
             out, lse, weights = associate(
                 x, patterns, values, beta, mask, chunk_size=chunk_size, need_lse=record,
-                need_weights=need_weights or by_association or dropout > 0,
+                need_weights=need_weights or compare or dropout > 0,
             )  # fmt: skip
-            if by_association and w_prev is not None:
+            if compare:
                 moved = torch.where(stepped, _change(weights - w_prev, per), moved)
         if dropout > 0:
             out = F.dropout(weights, p=dropout) @ values
@@ -301,6 +312,8 @@ def iterate(
             out = weights @ values
     if record:
         energies.append(model_b_energy(x, lse, beta))
+    if not count:
+        return out, Retrieval(x, torch.stack(energies) if record else None, None, None, weights)  # type: ignore[arg-type]
     shape = x.shape[:-1]
     result = Retrieval(
         states=x,
@@ -346,8 +359,9 @@ def retrieve(
     - ``steps=None``: until converged: each query is updated until a step moves it by at most ``tol``
       (default ``1e-6``), at most ``max_steps`` state updates (``max_steps`` is ignored when ``steps`` is given).
 
-    ``chunk_size`` streams the patterns in chunks of that many rows (automatic for score matrices larger than
-    :data:`assocmem.engines.association.SCORE_BUDGET_BYTES`), with an online logsumexp.
+    The patterns are streamed in cache-sized chunks with an online softmax (:mod:`assocmem.engines.online_softmax`:
+    the score matrix is never held whole, and the answer equals the unchunked one to rounding); ``chunk_size``
+    sets the patterns per chunk.
 
     Returns the states ``(..., d_v)``, or a :class:`Retrieval` when ``record`` (Model B's energy of every state
     visited) or ``return_weights`` (the final association weights; not with chunking) is set.
@@ -376,12 +390,19 @@ def retrieve(
         if g is not None:
             _defer_checks(g, "retrieve", beta, mask)
         x, m, b, squeeze = _shaped(patterns, queries, mask, beta)
-        out, res = iterate(
-            patterns, x, values, b, max_steps=updates, tol=tol, mask=m, chunk_size=chunk_size,
-            record=record, need_weights=return_weights,
-        )  # fmt: skip
+        if updates + (values is not None) == 1 and not (record or return_weights):  # one association: no loop
+            out = associate(x, patterns, patterns if values is None else values, b, m, chunk_size=chunk_size)[
+                0
+            ]
+        else:
+            out, res = iterate(
+                patterns, x, values, b, max_steps=updates, tol=tol, mask=m, chunk_size=chunk_size,
+                record=record, need_weights=return_weights, report=record or return_weights,
+            )  # fmt: skip
         if g is not None:
             g.result(out, lambda: _not_finite("retrieve", queries, beta, given, patterns, values))
+    if not (return_weights or record):
+        return out.squeeze(-2) if squeeze else out
     if squeeze:
         out = out.squeeze(-2)
         res = Retrieval(
@@ -391,6 +412,4 @@ def retrieve(
             converged=res.converged.squeeze(-1),
             weights=None if res.weights is None else res.weights.squeeze(-2),
         )
-    if not (return_weights or record):
-        return out
     return replace(res, states=out)

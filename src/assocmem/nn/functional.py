@@ -39,11 +39,12 @@ class Association(FixedPoint):
     patterns at every update ``(steps + 1, B, H, L)`` (only when recorded); ``steps``: the updates each head did
     (``(B, H, L)``, equal along ``B`` and ``L``); ``converged``: the head's last update changed it by at most
     ``tol``. ``output``: ``Z = dropout(A) V``, ``(B, H, L, d_v)`` (a layer's :meth:`~assocmem.nn.Hopfield.retrieve`
-    puts the layer's output here instead); ``association``: the final association matrix ``A``, ``(B, H, L, S)``.
+    puts the layer's output here instead); ``association``: the final association matrix ``A``, ``(B, H, L, S)``
+    (``None`` inside a layer's forward, which does not compute it).
     """
 
     output: Tensor
-    association: Tensor
+    association: Tensor | None
 
 
 def merge_masks(
@@ -241,9 +242,13 @@ def update(
     dropout: float,
     training: bool,
     record: bool,
+    full: bool = True,
 ) -> Association:
     """:func:`hopfield_update` on checked arguments (``mask`` additive): the layers call this after checking
-    their own inputs, so an update costs no second round of checks."""
+    their own inputs, so an update costs no second round of checks. ``patterns`` and ``values`` may be shared
+    along the batch or the heads (size 1 there): they are read in place. ``full=False`` (a layer's forward):
+    only ``output`` and ``states`` are filled in (no association matrix, which lets a large memory be read in
+    cache-sized chunks, and no step counts)."""
     heads = states.shape[1]
     b = _per_head(beta, heads, states, "scaling").view(1, heads, 1, 1) if isinstance(beta, Tensor) else beta
     limit = UNTIL_CONVERGED_CAP if max_steps is None else max_steps
@@ -252,7 +257,6 @@ def update(
     tol_ = _per_head(tol, heads, states, "update_steps_eps") if isinstance(tol, Tensor) else tol
     out, res = iterate(
         patterns, states, values, b, max_steps=limit, tol=tol_, stop=stop_on, per="head", mask=mask,
-        record=record, need_weights=True, dropout=dropout if training else 0.0,
+        record=record, need_weights=full, dropout=dropout if training else 0.0, report=full,
     )  # fmt: skip
-    assert res.weights is not None
-    return Association(res.states, res.energies, res.steps, res.converged, out, res.weights)
+    return Association(res.states, res.energies, res.steps, res.converged, out, res.weights)  # type: ignore[arg-type]

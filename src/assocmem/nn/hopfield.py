@@ -17,8 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from assocmem.checks import guard, require_like
-from assocmem.engines.association import hidden_rows
-from assocmem.engines.retrieval import energy
+from assocmem.engines.association import associate, hidden_rows, model_b_energy
 from assocmem.nn.arguments import check_options, check_sequence, first_tensor, hidden_row_error, run_checked
 from assocmem.nn.functional import Association
 from assocmem.nn.projections import AssociationCore
@@ -219,6 +218,11 @@ class Hopfield(nn.Module):
             raise ValueError(
                 f"{who}: {names[0]} holds no pattern (length 0): there is nothing to associate with"
             )
+        # inputs given once for the whole batch (an expanded tensor: stride 0) are normalised, projected and read
+        # once: the batch shares them (HopfieldLayer's stored patterns)
+        stored, projection = (
+            t[:1] if t.shape[0] > 1 and t.stride(0) == 0 else t for t in (stored, projection)
+        )
         if self.norm_stored_pattern is not None:
             stored = self.norm_stored_pattern(stored)
         if self.norm_state_pattern is not None:
@@ -241,8 +245,10 @@ class Hopfield(nn.Module):
         association_mask: Tensor | None = None,
         *,
         record: bool = False,
+        full: bool = True,
     ) -> tuple[Tensor, Association]:
-        """The output (in the caller's layout) and the full :class:`~assocmem.nn.functional.Association`."""
+        """The output (in the caller's layout) and the :class:`~assocmem.nn.functional.Association` (``full``:
+        with the association matrix and the step counts)."""
         stored, state, projection = self._inputs(input)
 
         def call() -> tuple[Tensor, Association]:
@@ -250,7 +256,7 @@ class Hopfield(nn.Module):
                 state, stored, projection, scaling=self.scaling, update_steps_max=self.update_steps_max,
                 update_steps_eps=self.update_steps_eps, stop_on=self.update_steps_stop_on,
                 stored_pattern_padding_mask=stored_pattern_padding_mask, association_mask=association_mask,
-                record=record,
+                record=record, full=full,
             )  # fmt: skip
             if self.association_activation is not None:
                 out = self.association_activation(out)
@@ -266,7 +272,7 @@ class Hopfield(nn.Module):
         association_mask: Tensor | None = None,
     ) -> Tensor:
         """Hopfield association of ``input`` (see the class docstring); masks: ``True`` (or ``-inf``) hides."""
-        return self.associate(input, stored_pattern_padding_mask, association_mask)[0]
+        return self.associate(input, stored_pattern_padding_mask, association_mask, full=False)[0]
 
     def retrieve(
         self,
@@ -301,7 +307,8 @@ class Hopfield(nn.Module):
             beta = self.scaling
             if isinstance(beta, Tensor):
                 beta = beta.to(q).view(1, -1, 1, 1)
-            return energy(k, q, beta, mask=mask)
+            _, lse, _ = associate(q, k, k[..., :1], beta, mask, need_lse=True)  # k may be shared: no copy
+            return model_b_energy(q, lse, beta)
 
         suspects = self._suspects(input, stored_pattern_padding_mask, association_mask)
         return run_checked("Hopfield", suspects, call, lambda e: e)

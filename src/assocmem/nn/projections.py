@@ -192,19 +192,26 @@ class AssociationCore(nn.Module):
         return x.view(x.shape[0], x.shape[1], self.num_heads, x.shape[-1] // self.num_heads).transpose(1, 2)
 
     def project(self, state: Tensor, stored: Tensor, projection: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Q, K, V per head, ``(B, H, L, d_k)``, ``(B, H, S', d_k)``, ``(B, H, S', d_v)`` (``S'`` counts the bias
-        and zero patterns); the inputs are batch-first ``(B, L, *)`` and ``(B, S, *)``."""
+        """Q, K, V per head, ``(B, H, L, d_k)``, ``(B', H', S', d_k)``, ``(B', H', S', d_v)`` (``S'`` counts the bias
+        and zero patterns); the inputs are batch-first ``(B, L, *)`` and ``(B', S, *)``. Stored patterns given once
+        for the whole batch (``B' = 1``) stay so, and a static input read by every head is one pattern matrix
+        shared by the heads (``H' = 1``): the update reads them in place (no copy per head, item or step)."""
         wq, bq, wk, bk, wv, bv = self._weights()
         h = self.num_heads
-        q = state.repeat(1, 1, h) if self.query_as_static else F.linear(state, wq, bq)
-        k = stored.repeat(1, 1, h) if self.key_as_static else F.linear(stored, wk, bk)
+        q = (
+            state.unsqueeze(1).expand(-1, h, -1, -1)
+            if self.query_as_static
+            else self._split(F.linear(state, wq, bq))
+        )
+        k = stored.unsqueeze(1) if self.key_as_static else self._split(F.linear(stored, wk, bk))
         connected = self.value_as_connected and not self.key_as_static
         v = F.linear(projection, self.k_proj_weight, bk) if connected else projection
         if not self.value_as_static:
-            v = F.linear(v, wv, bv)
-        elif not connected:
-            v = v.repeat(1, 1, h)
-        q, k, v = self._split(q), self._split(k), self._split(v)
+            v = self._split(F.linear(v, wv, bv))
+        elif connected:
+            v = self._split(v)
+        else:
+            v = v.unsqueeze(1)
         if q.shape[-1] != k.shape[-1]:
             raise ValueError(
                 f"Hopfield: the state pattern and the stored pattern reach the Hopfield space with {q.shape[-1]} and "
@@ -215,9 +222,17 @@ class AssociationCore(nn.Module):
             q = F.layer_norm(q, (d,), self.p_norm_weight, self.p_norm_bias, self.normalize_pattern_eps)
             k = F.layer_norm(k, (d,), self.p_norm_weight, self.p_norm_bias, self.normalize_pattern_eps)
         if self.bias_k is not None:  # the bias pattern is a learned extra stored pattern (and projection)
-            k = torch.cat([k, self._split(self.bias_k.expand(k.shape[0], 1, -1))], dim=2)
+            k = torch.cat(
+                [k.expand(-1, h, -1, -1), self._split(self.bias_k.expand(k.shape[0], 1, -1))], dim=2
+            )
         if self.bias_v is not None:
-            v = torch.cat([v, self._split(self.bias_v.expand(v.shape[0], 1, -1))], dim=2)
+            v = torch.cat(
+                [v.expand(-1, h, -1, -1), self._split(self.bias_v.expand(v.shape[0], 1, -1))], dim=2
+            )
+        if (k.shape[1] == 1) != (v.shape[1] == 1):  # one shared by the heads, the other not: both per head
+            k, v = k.expand(-1, h, -1, -1), v.expand(-1, h, -1, -1)
+        # once per forward, each head's patterns side by side for the products (a no-op for one head or a shared one)
+        k, v = k.contiguous(), v.contiguous()
         if self.add_zero_attn:
             k = F.pad(k, (0, 0, 0, 1))
             v = F.pad(v, (0, 0, 0, 1))
@@ -236,8 +251,10 @@ class AssociationCore(nn.Module):
         stored_pattern_padding_mask: Tensor | None = None,
         association_mask: Tensor | None = None,
         record: bool = False,
+        full: bool = True,
     ) -> tuple[Tensor, Association]:
-        """Project, update, project out. Returns the output ``(B, L, out)`` and the :class:`Association`."""
+        """Project, update, project out. Returns the output ``(B, L, out)`` and the :class:`Association` (without
+        the association matrix and the step counts when not ``full``)."""
         q, k, v = self.project(state, stored, projection)
         mask = self.mask(q, k, stored.shape[1], stored_pattern_padding_mask, association_mask)
         with guard() as g:
@@ -245,7 +262,7 @@ class AssociationCore(nn.Module):
                 g.defer(hidden_rows(mask), lambda: hidden_row_error(mask))
             assoc = update(
                 q, k, v, scaling, mask=mask, max_steps=update_steps_max, tol=update_steps_eps, stop_on=stop_on,
-                dropout=self.dropout, training=self.training, record=record,
+                dropout=self.dropout, training=self.training, record=record, full=full,
             )  # fmt: skip
             batch, _, length, _ = q.shape
             out = assoc.output.transpose(1, 2).reshape(
