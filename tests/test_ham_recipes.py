@@ -140,6 +140,9 @@ def test_cli_trains_evaluates_and_writes_strict_json(tmp_path, capsys, one_threa
     assert main(["ham", "eval", str(out), "--data-dir", MNIST, "--json", str(tmp_path / "e.json")]) == 0
     result = json.loads((tmp_path / "e.json").read_text())
     assert result["accuracy"] == metrics["final"]["test"]["accuracy"]
+    config = json.loads((out / "config.json").read_text())
+    for made in (metrics, result, config):  # every results file says what made it
+        assert made["provenance"]["torch"] == torch.__version__ and "commit" in made["provenance"]
     capsys.readouterr()
 
 

@@ -32,6 +32,7 @@ from assocmem.ham.data import load_images
 from assocmem.ham.evaluation import energy_traces, evaluate
 from assocmem.ham.figures import curves_figure, energy_figure
 from assocmem.ham.run import CHECKPOINT, CONFIG, METRICS, check_folder, load_checkpoint, train
+from assocmem.provenance import provenance
 
 #: The figures ``ham train`` writes into its run folder, next to CHECKPOINT, CONFIG and METRICS.
 FIGURES = ("curves.png", "energy.png")
@@ -152,7 +153,7 @@ def run_eval(args: argparse.Namespace) -> int:
             f"{result['max_relative_energy_increase']:.2g} relative); {result['bounded_below']}"
         )
     if args.json:
-        write_json(args.json, result)
+        write_json(args.json, {**result, "provenance": provenance()})
     return 0
 
 

@@ -28,6 +28,7 @@ from assocmem.ham.classifier import HAMClassifier
 from assocmem.ham.config import HamConfig
 from assocmem.ham.data import ImageData
 from assocmem.ham.evaluation import evaluate
+from assocmem.provenance import provenance
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.json"
@@ -151,6 +152,7 @@ def metrics(run: HamRun, final: dict | None = None) -> dict:
         **({"final": final} if final is not None else {}),
         "per_epoch": run.history,
         "config": run.config.to_dict(),
+        "provenance": provenance(),
     }
 
 
@@ -180,7 +182,7 @@ def train(
     if run is None:
         run = new_run(config)
     if folder is not None:
-        write_json(folder / CONFIG, config.to_dict())
+        write_json(folder / CONFIG, {**config.to_dict(), "provenance": provenance()})
     n = len(data.train_labels)
     batches = (n + config.batch_size - 1) // config.batch_size
     dtype = getattr(torch, config.dtype)
