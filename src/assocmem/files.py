@@ -120,3 +120,19 @@ def to_json(obj: object, indent: int | None = 2) -> str:
 def write_json(dest: str | os.PathLike, obj: object) -> Path:
     """Write ``obj`` as indented strict JSON (:func:`to_json`) to ``dest`` atomically; returns the path."""
     return write_text(dest, to_json(obj) + "\n")
+
+
+def read_checkpoint(path: Path) -> tuple[dict, dict[str, str]]:
+    """The tensors and metadata of a safetensors file; a damaged file is a ``ValueError`` that names it."""
+    from safetensors import SafetensorError, safe_open
+    from safetensors.torch import load_file
+
+    try:
+        tensors = load_file(path)
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise ValueError(
+            f"{path}: corrupt or truncated checkpoint ({err}); delete it to start again"
+        ) from err
+    return tensors, metadata

@@ -19,14 +19,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 from torch import Tensor
 
 from assocmem.checks import is_count, require_tensor, value_checks_enabled, where_not_finite
 from assocmem.classifier.model import DAMClassifier
 from assocmem.classifier.training import TrainConfig
-from assocmem.files import atomic_path, to_json
+from assocmem.files import atomic_path, read_checkpoint, to_json
 from assocmem.provenance import provenance
 
 CHECKPOINT = "checkpoint.safetensors"
@@ -169,14 +168,7 @@ def load_run(
         raise FileNotFoundError(
             f"{folder}: no classifier checkpoint ({CHECKPOINT}); train one with --out {folder}"
         )
-    try:
-        tensors = load_file(path)
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(
-            f"{path}: corrupt or truncated checkpoint ({err}); delete it to start again"
-        ) from err
+    tensors, metadata = read_checkpoint(path)
     if metadata.get("format") != FORMAT or "memories" not in tensors:
         raise ValueError(
             f"{path}: not a classifier checkpoint (format {metadata.get('format')!r}, expected {FORMAT})"

@@ -33,7 +33,6 @@ from assocmem.cli.options import (
     DEGREE,
     DEVICE,
     FINITE,
-    INPUT_FOLDER,
     MOMENTUM,
     NONNEGATIVE,
     OUTPUT_FIGURE,
@@ -41,6 +40,7 @@ from assocmem.cli.options import (
     OUTPUT_FOLDER,
     POSITIVE,
     SEED,
+    add_data_options,
     run_folder,
 )
 from assocmem.files import write_json
@@ -256,21 +256,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             if dataset_default
             else "data set (default: the run's)",
         )
-        p.add_argument(
-            "--data-dir",
-            type=INPUT_FOLDER,
-            default=None,
-            help="a folder holding the four IDX .gz files of the data set",
-        )
-        p.add_argument(
-            "--cache-dir",
-            type=OUTPUT_FOLDER,
-            default=None,
-            help="download cache (default: $ASSOCMEM_DATA or the user cache)",
-        )
-        p.add_argument(
-            "--no-download", action="store_true", help="never download; fail if the files are missing"
-        )
+        add_data_options(p)
         if dataset_default is None:
             p.add_argument(
                 "--other-dataset",

@@ -18,10 +18,10 @@ import torch
 from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
 from assocmem.cli.options import (
     COUNT,
-    INPUT_FOLDER,
     OUTPUT_FILE,
     OUTPUT_FOLDER,
     POSITIVE,
+    add_data_options,
     input_file,
     run_folder,
 )
@@ -167,21 +167,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sub = parser.add_subparsers(dest="action", metavar="action", required=True, help="train or eval")
 
     def common(p: argparse.ArgumentParser) -> None:
-        p.add_argument(
-            "--data-dir",
-            type=INPUT_FOLDER,
-            default=None,
-            help="a folder holding the four IDX .gz files of the data set",
-        )
-        p.add_argument(
-            "--cache-dir",
-            type=OUTPUT_FOLDER,
-            default=None,
-            help="download cache (default: $ASSOCMEM_DATA or the user cache)",
-        )
-        p.add_argument(
-            "--no-download", action="store_true", help="never download; fail if the files are missing"
-        )
+        add_data_options(p)
         add_threads(p)
 
     t = sub.add_parser("train", help="train a recipe, with checkpoints and --resume")

@@ -247,3 +247,22 @@ def _even(text: str) -> int:
 
 #: An even integer >= 2 (the demo's sprites are mirror images).
 EVEN = Kind("even", "an even integer >= 2", _even)
+
+
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """``--data-dir``, ``--cache-dir`` and ``--no-download``: where a command finds its IDX data set."""
+    parser.add_argument(
+        "--data-dir",
+        type=INPUT_FOLDER,
+        default=None,
+        help="a folder holding the four IDX .gz files of the data set",
+    )
+    parser.add_argument(
+        "--cache-dir",
+        type=OUTPUT_FOLDER,
+        default=None,
+        help="download cache (default: $ASSOCMEM_DATA or the user cache)",
+    )
+    parser.add_argument(
+        "--no-download", action="store_true", help="never download; fail if the files are missing"
+    )

@@ -20,10 +20,9 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
-from assocmem.files import atomic_path, write_json
+from assocmem.files import atomic_path, read_checkpoint, write_json
 from assocmem.ham.classifier import HAMClassifier
 from assocmem.ham.config import HamConfig
 from assocmem.ham.data import ImageData
@@ -86,14 +85,7 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: no HAM checkpoint ({CHECKPOINT}); train one with --out {folder}")
-    try:
-        tensors = load_file(path)
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-    except (SafetensorError, OSError, ValueError) as err:
-        raise ValueError(
-            f"{path}: corrupt or truncated checkpoint ({err}); delete it to start again"
-        ) from err
+    tensors, metadata = read_checkpoint(path)
     if metadata.get("format") != FORMAT:
         raise ValueError(
             f"{path}: not a HAM checkpoint (format {metadata.get('format')!r}, expected {FORMAT})"
