@@ -53,7 +53,7 @@ class CandidateBackend(Backend):
     ``local``: the rows (a :class:`~assocmem.engines.bank.local.LocalBackend`, which also answers the exact
     pass); ``index``: ``"flat"``, ``"ivf"`` or ``"hnsw"``; ``k``: candidates of a flat or graph search;
     ``clusters``: k-means clusters of the partition (default ``sqrt(K)``); ``nprobe``, ``max_probe``: clusters
-    visited first and at most; ``outside_tol``: the largest certified outside weight answered without the exact
+    visited first and at most (default ``64 nprobe``); ``outside_tol``: the largest certified outside weight answered without the exact
     pass; ``hnsw_m``, ``ef_search``: the graph's degree and search breadth; ``seed``: k-means' seed;
     ``partition``: a partition made before (saved with the bank). Differentiable in the queries and ``beta``.
     """
@@ -135,7 +135,7 @@ class CandidateBackend(Backend):
     ) -> Search:
         """:meth:`search` with ``mask`` already additive (or ``None``)."""
         b = queries.shape[0]
-        betas = beta.reshape(-1).expand(b) if isinstance(beta, Tensor) else torch.full((b,), float(beta))
+        betas = beta.reshape(-1).expand(b) if isinstance(beta, Tensor) else torch.full((b,), float(beta), dtype=torch.float64)
         seeds, kth = self._seeds(queries) if self.graph is not None else (None, None)
         outs, lses, bounds, scored, kept = [], [], [], [], []
         for i in range(b):
@@ -208,7 +208,7 @@ class CandidateBackend(Backend):
             seeds = torch.zeros(0, dtype=torch.int64)
         seed_clusters = p.labels[seeds]
         seen_per = torch.bincount(seed_clusters, minlength=u.shape[0])
-        probe, most = min(self.nprobe, u.shape[0]), min(self.max_probe or u.shape[0], u.shape[0])
+        probe, most = min(self.nprobe, u.shape[0]), min(self.max_probe or 64 * self.nprobe, u.shape[0])
         while True:
             visited = ranked[:probe]
             inside = torch.zeros(u.shape[0], dtype=torch.bool)
