@@ -29,7 +29,9 @@ def test_the_local_bank_equals_retrieve(steps, with_values):
     values = v if with_values else None
     bank = MemoryBank(xi, values)
     got = bank.retrieve(q, 1.5, steps=steps, record=True, tol=1e-9 if steps is None else None)
-    ref = am.retrieve(xi, q, 1.5, steps=steps, values=values, record=True, tol=1e-9 if steps is None else None)
+    ref = am.retrieve(
+        xi, q, 1.5, steps=steps, values=values, record=True, tol=1e-9 if steps is None else None
+    )
     torch.testing.assert_close(got.states, ref.states, rtol=0, atol=1e-12)
     torch.testing.assert_close(got.energies, ref.energies, rtol=0, atol=1e-12)
     assert torch.equal(got.steps, ref.steps) and torch.equal(got.converged, ref.converged)
@@ -114,7 +116,7 @@ def test_save_and_load_round_trip_with_checksums(tmp_path):
     data = bytearray(shard.read_bytes())
     data[-1] ^= 0xFF
     shard.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="rows-00000.safetensors: checksum mismatch"):
+    with pytest.raises(ValueError, match=r"rows-00000\.safetensors: checksum mismatch"):
         MemoryBank.load(path)
     with pytest.raises(FileNotFoundError, match="not a saved bank"):
         MemoryBank.load(tmp_path)

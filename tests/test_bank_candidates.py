@@ -10,7 +10,9 @@ from hypothesis import strategies as st
 
 from assocmem.engines.bank import CandidateBackend, MemoryBank
 
-faiss = pytest.importorskip("faiss", reason="pip install 'assocmem[bank]' (faiss-cpu) for the candidate backend")
+faiss = pytest.importorskip(
+    "faiss", reason="pip install 'assocmem[bank]' (faiss-cpu) for the candidate backend"
+)
 
 D = torch.float64
 
@@ -20,7 +22,9 @@ def make_bank(kind: str, k: int, d: int, seed: int) -> torch.Tensor:
     if kind == "random":
         return torch.randn(k, d, generator=g, dtype=D)
     centers = 3.0 * torch.randn(max(1, k // 50), d, generator=g, dtype=D)
-    return centers[torch.randint(0, centers.shape[0], (k,), generator=g)] + 0.3 * torch.randn(k, d, generator=g, dtype=D)
+    return centers[torch.randint(0, centers.shape[0], (k,), generator=g)] + 0.3 * torch.randn(
+        k, d, generator=g, dtype=D
+    )
 
 
 def queries_for(xi: torch.Tensor, n: int, seed: int) -> torch.Tensor:
@@ -48,7 +52,9 @@ def exact_weights(xi, q, beta, mask=None):
     masked=st.booleans(),
     seed=st.integers(0, 10**6),
 )
-def test_the_outside_weight_never_exceeds_the_bound(kind, index, k, d, beta, top, clusters, nprobe, masked, seed):
+def test_the_outside_weight_never_exceeds_the_bound(
+    kind, index, k, d, beta, top, clusters, nprobe, masked, seed
+):
     xi = make_bank(kind, k, d, seed)
     q = queries_for(xi, 4, seed)
     mask = None
@@ -60,11 +66,16 @@ def test_the_outside_weight_never_exceeds_the_bound(kind, index, k, d, beta, top
     m = None if mask is None else torch.zeros(4, k, dtype=D).masked_fill(~mask, -torch.inf)
     found = bank.backend.search_additive(q, beta, m, keep_candidates=True)
     assert not bool(found.certificate.fallback.any())
-    w = exact_weights(xi, q, beta, mask)
+    rows_in_bank_order = bank.backend.local.patterns.block(0, k, D)  # clustered indexes put the rows in order
+    assert torch.equal(rows_in_bank_order, xi[bank.ids])
+    w = exact_weights(rows_in_bank_order, q, beta, mask)
     for i, rows in enumerate(found.candidates):
         assert rows.unique().numel() == rows.numel()
         outside = 1.0 - float(w[i, rows].sum())
-        assert outside <= float(found.certificate.bound[i]) * (1 + 1e-9) + 1e-13, (outside, found.certificate.bound[i])
+        assert outside <= float(found.certificate.bound[i]) * (1 + 1e-9) + 1e-13, (
+            outside,
+            found.certificate.bound[i],
+        )
 
 
 @given(
@@ -102,7 +113,9 @@ def test_a_clustered_bank_is_certified_without_the_exact_pass():
 def test_a_random_bank_at_small_beta_falls_back_and_says_so():
     xi = make_bank("random", 3000, 32, 1)
     q = torch.randn(3, 32, dtype=D)
-    out = MemoryBank(xi, backend="candidates", index="ivf", clusters=30, nprobe=1, max_probe=2).retrieve(q, 0.1)
+    out = MemoryBank(xi, backend="candidates", index="ivf", clusters=30, nprobe=1, max_probe=2).retrieve(
+        q, 0.1
+    )
     assert bool(out.fallback.all()) and bool((out.bound == 0).all())
     torch.testing.assert_close(out.states, MemoryBank(xi).retrieve(q, 0.1), rtol=0, atol=1e-12)
 
@@ -110,7 +123,9 @@ def test_a_random_bank_at_small_beta_falls_back_and_says_so():
 @pytest.mark.parametrize("index", ["flat", "ivf", "hnsw"])
 def test_add_remove_save_and_load_keep_the_certificate(tmp_path, index):
     xi = make_bank("clustered", 1200, 8, 2)
-    bank = MemoryBank(xi[:1000], backend="candidates", index=index, clusters=20, outside_tol=1e-3, storage="float16")
+    bank = MemoryBank(
+        xi[:1000], backend="candidates", index=index, clusters=20, outside_tol=1e-3, storage="float16"
+    )
     bank.add(xi[1000:])
     bank.remove(torch.arange(0, 1200, 5))
     keep = torch.arange(1200) % 5 != 0

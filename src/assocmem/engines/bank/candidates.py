@@ -53,9 +53,14 @@ class CandidateBackend(Backend):
     ``local``: the rows (a :class:`~assocmem.engines.bank.local.LocalBackend`, which also answers the exact
     pass); ``index``: ``"flat"``, ``"ivf"`` or ``"hnsw"``; ``k``: candidates of a flat or graph search;
     ``clusters``: k-means clusters of the partition (default ``sqrt(K)``); ``nprobe``, ``max_probe``: clusters
-    visited first and at most (default ``64 nprobe``); ``outside_tol``: the largest certified outside weight answered without the exact
-    pass; ``hnsw_m``, ``ef_search``: the graph's degree and search breadth; ``seed``: k-means' seed;
+    visited first and at most (default ``64 nprobe``); ``outside_tol``: the largest certified outside weight
+    answered without the exact pass; ``hnsw_m``, ``ef_search``: the graph's degree and search breadth;
+    ``seed``: k-means' seed;
     ``partition``: a partition made before (saved with the bank). Differentiable in the queries and ``beta``.
+
+    The clustered indexes hold the rows in cluster order, so that a cluster is read as one contiguous block:
+    :attr:`permutation` is the order they were put in (``None``: as given); a
+    :class:`~assocmem.engines.bank.MemoryBank` reorders its ids alike.
     """
 
     def __init__(
@@ -86,6 +91,13 @@ class CandidateBackend(Backend):
         self._norm: Tensor | None = None
         if index != "flat" and partition is None:
             self.partition = Partition.build(local.patterns, self.clusters, seed)
+        self.permutation: Tensor | None = (
+            None  # the order this backend put the given rows in (None: as given)
+        )
+        if self.partition is not None and not self.partition.contiguous:
+            self.permutation = self.partition.order
+            self.local = local = local.select(self.permutation)
+            self.partition = self.partition.select(self.permutation)
         self.graph = graph if graph is not None else self._graph()
 
     def _graph(self) -> object | None:
@@ -135,7 +147,11 @@ class CandidateBackend(Backend):
     ) -> Search:
         """:meth:`search` with ``mask`` already additive (or ``None``)."""
         b = queries.shape[0]
-        betas = beta.reshape(-1).expand(b) if isinstance(beta, Tensor) else torch.full((b,), float(beta), dtype=torch.float64)
+        betas = (
+            beta.reshape(-1).expand(b)
+            if isinstance(beta, Tensor)
+            else torch.full((b,), float(beta), dtype=torch.float64)
+        )
         seeds, kth = self._seeds(queries) if self.graph is not None else (None, None)
         outs, lses, bounds, scored, kept = [], [], [], [], []
         for i in range(b):
@@ -185,50 +201,61 @@ class CandidateBackend(Backend):
             float(s[r >= 0].min()) if (r >= 0).any() else math.inf for s, r in zip(scores, found, strict=True)
         ]
 
-    def _score(self, query: Tensor, beta: Tensor, rows: Tensor, mask: Tensor | None) -> Tensor:
-        """Exact scores ``beta xi . q (+ mask)`` of ``rows`` in the query's dtype."""
-        xi = self.local.patterns.take(rows, query.dtype)
+    def _score(self, query: Tensor, beta: Tensor, xi: Tensor, rows: Tensor, mask: Tensor | None) -> Tensor:
+        """Exact scores ``beta xi . q (+ mask)`` of the rows ``xi`` (numbers ``rows``) in the query's dtype."""
         z = (xi @ query) * beta.to(query.dtype)
         return z if mask is None else z + mask[rows]
 
-    def _read(self, z: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
-        """``softmax(z) V[rows]`` and ``logsumexp(z)``."""
+    def _read(self, z: Tensor, xi: Tensor, rows: Tensor) -> tuple[Tensor, Tensor]:
+        """``softmax(z) V[rows]`` and ``logsumexp(z)`` (``xi``: those rows' patterns)."""
         lse = torch.logsumexp(z, 0)
         w = torch.exp(z - lse) if bool(torch.isfinite(lse)) else torch.zeros_like(z)
-        return w @ self.local.read(self.local.patterns.take(rows, z.dtype), rows), lse
+        return w @ self.local.read(xi, rows), lse
 
     def _clusters(
         self, query: Tensor, beta: Tensor, mask: Tensor | None, seeds: Tensor | None
     ) -> tuple[Tensor, Tensor, float, int, Tensor]:
-        """One query by clusters (``"ivf"``, ``"hnsw"``): ``(out, lse, bound, rows scored, the rows)``."""
-        p = self.partition
+        """One query by clusters (``"ivf"``, ``"hnsw"``): ``(out, lse, bound, rows scored, the rows)``. The rows
+        are held in cluster order (:attr:`permutation`), so a cluster is a contiguous block."""
+        p, pat, dtype = self.partition, self.local.patterns, query.dtype
         u = p.bounds(query, beta)
         ranked = torch.argsort(u, descending=True)
         if seeds is None:
             seeds = torch.zeros(0, dtype=torch.int64)
         seed_clusters = p.labels[seeds]
         seen_per = torch.bincount(seed_clusters, minlength=u.shape[0])
+        seed_xi = pat.take(seeds, dtype)
+        seed_z = self._score(query, beta, seed_xi, seeds, mask)
         probe, most = min(self.nprobe, u.shape[0]), min(self.max_probe or 64 * self.nprobe, u.shape[0])
+        inside = torch.zeros(u.shape[0], dtype=torch.bool)
+        xis, zs, rowss, done = [], [], [], 0
         while True:
-            visited = ranked[:probe]
-            inside = torch.zeros(u.shape[0], dtype=torch.bool)
-            inside[visited] = True
-            rows = torch.cat([p.members(visited), seeds[~inside[seed_clusters]]])
-            z = self._score(query, beta, rows, mask)
+            for lo, hi in p.spans(ranked[done:probe]):
+                rows = torch.arange(lo, hi)
+                xi = pat.block(lo, hi, dtype)
+                xis.append(xi)
+                rowss.append(rows)
+                zs.append(self._score(query, beta, xi, rows, mask))
+            inside[ranked[done:probe]] = True
+            done = probe
+            keep = ~inside[seed_clusters]
+            z = torch.cat([*zs, seed_z[keep]])
             log_s = torch.logsumexp(z.detach().double(), 0)
             left = torch.where(inside, 0, p.counts - seen_per)
             bound = float(outside_bound(log_s, log_outside(left, u)))
             if bound <= self.outside_tol or probe >= most:
                 break
             probe = min(4 * probe, most)
-        out, lse = self._read(z, rows)
+        rows = torch.cat([*rowss, seeds[keep]])
+        out, lse = self._read(z, torch.cat([*xis, seed_xi[keep]]), rows)
         return out, lse, bound, rows.shape[0], rows
 
     def _flat(
         self, query: Tensor, beta: Tensor, mask: Tensor | None, rows: Tensor, kth: float
     ) -> tuple[Tensor, Tensor, float, int, Tensor]:
         """One query by the flat index's exact top ``k``, the ``k``-th score bounding the rest."""
-        z = self._score(query, beta, rows, mask)
+        xi = self.local.patterns.take(rows, query.dtype)
+        z = self._score(query, beta, xi, rows, mask)
         log_s = torch.logsumexp(z.detach().double(), 0)
         left = self.size - rows.shape[0]
         if left == 0:
@@ -241,7 +268,7 @@ class CandidateBackend(Backend):
             u = beta.detach().double() * (kth + rounding_slack(self.dim, torch.float32, top) + rounding_slack(
                 self.dim, query.dtype, top))  # fmt: skip
             bound = float(outside_bound(log_s, math.log(left) + u))
-        out, lse = self._read(z, rows)
+        out, lse = self._read(z, xi, rows)
         return out, lse, bound, rows.shape[0], rows
 
     def _max_norm(self) -> Tensor:

@@ -84,6 +84,13 @@ class MemoryBank:
             joint=True,
         )  # fmt: skip
         self.backend = self._candidates(local, None) if backend == "candidates" else local
+        self._follow()
+
+    def _follow(self) -> None:
+        """Put the ids in the order a candidate backend put the rows in (clusters contiguous)."""
+        perm = getattr(self.backend, "permutation", None)
+        if perm is not None:
+            self.ids = self.ids[perm]
 
     @classmethod
     def on(cls, backend: Backend, ids: Tensor, has_values: bool = False) -> MemoryBank:
@@ -172,6 +179,7 @@ class MemoryBank:
             part = self.backend.partition
             joined = self.backend.rebuilt(joined, None if part is None else part.joined(p))
         self.backend, self.ids = joined, torch.cat([self.ids, ids])
+        self._follow()
         return ids
 
     def remove(self, ids: Tensor) -> None:
@@ -192,6 +200,7 @@ class MemoryBank:
             part = self.backend.partition
             selected = self.backend.rebuilt(selected, None if part is None else part.select(keep))
         self.backend, self.ids = selected, self.ids[keep]
+        self._follow()
 
     def _local(self, who: str) -> LocalBackend:
         b = self.backend
@@ -280,7 +289,8 @@ class MemoryBank:
         ``queries (B, d)``; ``beta`` a positive float or a tensor of 1 or ``B`` entries; ``steps=n``: ``n``
         associations (the last reads the values out); ``steps=None``: until a step moves each query by at most
         ``tol`` (default 1e-6), at most ``max_steps`` updates; ``mask (B, K)`` boolean, ``True``: the row takes
-        part (rows in the order of :attr:`ids`). Returns the states ``(B, d_v)``, or a :class:`BankRetrieval`
+        part (rows in the order of :attr:`ids`; a candidate backend orders them by cluster).
+        Returns the states ``(B, d_v)``, or a :class:`BankRetrieval`
         when ``record`` (Model B's energy of every state visited) or the backend certifies its answers.
         """
         who = "MemoryBank.retrieve"

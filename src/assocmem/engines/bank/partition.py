@@ -44,6 +44,8 @@ class Partition:
         counts = torch.bincount(labels, minlength=centroids.shape[0])
         self.counts = counts
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+        #: Whether the rows are already in cluster order (every cluster a contiguous block).
+        self.contiguous = bool((labels[1:] >= labels[:-1]).all())
 
     @classmethod
     def build(cls, rows: Rows, clusters: int, seed: int = 0, niter: int = 10) -> Partition:
@@ -84,7 +86,7 @@ class Partition:
         return Partition(self.centroids, torch.maximum(self.radii, radii), torch.cat([self.labels, labels]))
 
     def select(self, keep: Tensor) -> Partition:
-        """The partition of the rows where ``keep`` is True (radii kept: still bounds)."""
+        """The partition of the rows ``keep`` (a boolean mask or row numbers; radii kept: still bounds)."""
         return Partition(self.centroids, self.radii, self.labels[keep])
 
     def bounds(self, query: Tensor, beta: Tensor) -> Tensor:
@@ -96,7 +98,7 @@ class Partition:
         slack = rounding_slack(q.shape[0], query.dtype, norm * (cn + self.radii))
         return beta.detach().double() * (self.centroids @ q + norm * self.radii + slack)
 
-    def members(self, clusters: Tensor) -> Tensor:
-        """The rows of ``clusters`` (a 1-D tensor of cluster numbers), concatenated."""
-        parts = [self.order[self.offsets[c] : self.offsets[c + 1]] for c in clusters.tolist()]
-        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+    def spans(self, clusters: Tensor) -> list[tuple[int, int]]:
+        """The rows of ``clusters`` as ``(lo, hi)`` blocks (the rows in cluster order: :attr:`contiguous`)."""
+        lo, hi = self.offsets[clusters].tolist(), self.offsets[clusters + 1].tolist()
+        return [(a, b) for a, b in zip(lo, hi, strict=True) if b > a]
