@@ -40,7 +40,9 @@ def make_rows(args: argparse.Namespace, copy32: bool) -> tuple[Rows, torch.Tenso
         hi = min(lo + step, k)
         x = centers[torch.randint(0, args.centers, (hi - lo,), generator=g)]
         x += args.spread * torch.randn(hi - lo, d, generator=g)
-        x *= d**0.5 / torch.linalg.vector_norm(x, dim=1, keepdim=True)  # norm sqrt(d), as normalized embeddings
+        x *= d**0.5 / torch.linalg.vector_norm(
+            x, dim=1, keepdim=True
+        )  # norm sqrt(d), as normalized embeddings
         r = Rows.store(x, args.storage)
         data[lo:hi] = r.data
         if scale is not None:
