@@ -6,8 +6,9 @@
 
 The bank: ``--centers`` centres (standard normal) and each row a centre plus ``--spread`` times a standard normal,
 scaled to the norm ``sqrt(d)`` (as normalized embeddings are); the queries: stored rows plus 0.05 noise; beta
-large enough that one memory takes nearly all the weight (printed). ``exact``: ``assocmem.retrieve`` over the float32 rows (``--exact
-retrieve``: a float32 copy is made for it) or the bank's own exact pass over its stored rows (``--exact bank``).
+large enough that one memory takes nearly all the weight (printed). ``exact``: ``assocmem.retrieve`` over the
+float32 rows (``--exact retrieve``: a float32 copy is made for it) or the bank's own exact pass over its stored
+rows (``--exact bank``).
 ``candidates``: ``MemoryBank.retrieve`` on the IVF candidate backend, which must certify every query's weight
 outside the candidates below ``--tol`` (no fallback). Both take one association; times are medians of
 interleaved repeats on ``--threads`` threads; the ratio is the exact median over the candidate median. Memory:
