@@ -24,7 +24,9 @@ import time
 import torch
 from timing import interleaved, load, peak_resident_bytes
 
-from assocmem.engines.bank import CandidateBackend, LocalBackend, MemoryBank
+from assocmem.engines.bank import MemoryBank
+from assocmem.engines.bank.candidates import CandidateBackend
+from assocmem.engines.bank.local import LocalBackend
 from assocmem.engines.bank.rows import STORAGE, Rows
 
 

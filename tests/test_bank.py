@@ -118,7 +118,7 @@ def test_save_and_load_round_trip_with_checksums(tmp_path):
     shard.write_bytes(bytes(data))
     with pytest.raises(ValueError, match=r"rows-00000\.safetensors: checksum mismatch"):
         MemoryBank.load(path)
-    with pytest.raises(FileNotFoundError, match="not a saved bank"):
+    with pytest.raises(ValueError, match="not a saved bank"):
         MemoryBank.load(tmp_path)
 
 

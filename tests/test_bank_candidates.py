@@ -8,7 +8,8 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
-from assocmem.engines.bank import CandidateBackend, MemoryBank
+from assocmem.engines.bank import MemoryBank
+from assocmem.engines.bank.candidates import CandidateBackend
 
 faiss = pytest.importorskip(
     "faiss", reason="pip install 'assocmem[bank]' (faiss-cpu) for the candidate backend"

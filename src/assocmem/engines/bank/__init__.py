@@ -8,22 +8,14 @@
   ``partition.py``), and the sharded backend on ``torch.distributed``;
 - the rows in their storage type (``rows.py``: float32, float16, int8) and the files (``storage.py``: safetensors
   shards, a JSON manifest with checksums, :func:`read_rows`).
+
+The public names are the bank, its result, the contract a backend fulfils and the reader of a saved bank's rows;
+the backends themselves are reached through a bank (``bank.backend``) or their modules.
 """
 
 from assocmem.engines.bank.backend import Backend
-from assocmem.engines.bank.candidates import CandidateBackend, Search
 from assocmem.engines.bank.certificate import Certificate
-from assocmem.engines.bank.local import LocalBackend
 from assocmem.engines.bank.memory_bank import BankRetrieval, MemoryBank
 from assocmem.engines.bank.storage import read_rows
 
-__all__ = [
-    "Backend",
-    "BankRetrieval",
-    "CandidateBackend",
-    "Certificate",
-    "LocalBackend",
-    "MemoryBank",
-    "Search",
-    "read_rows",
-]
+__all__ = ["Backend", "BankRetrieval", "Certificate", "MemoryBank", "read_rows"]

@@ -94,7 +94,19 @@ class MemoryBank:
 
     @classmethod
     def on(cls, backend: Backend, ids: Tensor, has_values: bool = False) -> MemoryBank:
-        """A bank on a backend made elsewhere (``ids``: one per row of the whole bank)."""
+        """A bank on a backend made elsewhere (``ids``: an int64 tensor, one per row of the whole bank;
+        ``has_values``: the backend reads out ``[xi | v]``, as the bank's own backends do)."""
+        who = "MemoryBank.on"
+        if not isinstance(backend, Backend):
+            raise TypeError(
+                f"{who}: backend must be an assocmem.engines.bank.Backend, got {type(backend).__name__}"
+            )
+        ids = require_tensor(ids, "ids", who, floating=False)
+        if ids.dtype != torch.int64 or ids.shape != (backend.size,):
+            raise ValueError(
+                f"{who}: ids must be an int64 tensor of shape ({backend.size},) (one per row), got {ids.dtype} "
+                f"{tuple(ids.shape)}"
+            )
         bank = cls.__new__(cls)
         bank.backend, bank.ids, bank.has_values = backend, ids, has_values
         bank.storage, bank.kind, bank.search = None, type(backend).__name__, {}
@@ -213,18 +225,18 @@ class MemoryBank:
 
     # ------------------------------------------------------------------------------------------ retrieval
     def _prepare(
-        self, who: str, queries: object, beta: object, mask: object
+        self, who: str, queries: object, beta: object, mask: object, name: str = "queries"
     ) -> tuple[Tensor, object, object]:
-        queries = require_tensor(queries, "queries", who)
+        queries = require_tensor(queries, name, who)
         if queries.dim() != 2 or queries.shape[1] != self.dim:
             raise ValueError(
-                f"{who}: queries must have shape (B, d) with d = {self.dim}, got {tuple(queries.shape)}"
+                f"{who}: {name} must have shape (B, d) with d = {self.dim}, got {tuple(queries.shape)}"
             )
-        _finite(queries, "queries", who)
+        _finite(queries, name, who)
         local = self._local_or_none()
         if local is not None:
             require_like(
-                queries, "queries", local.patterns.data if local.patterns.exact else queries, "patterns", who
+                queries, name, local.patterns.data if local.patterns.exact else queries, "patterns", who
             )
         if isinstance(beta, Tensor):
             beta = require_tensor(beta, "beta", who)
@@ -354,7 +366,7 @@ class MemoryBank:
     def energy(self, states: Tensor, beta: float | Tensor = 1.0, *, mask: Tensor | None = None) -> Tensor:
         """Model B's energy ``1/2 |x|^2 - beta^-1 log sum_mu exp(beta xi_mu . x)`` of ``states (B, d)`` over the
         bank (docs/reference.md §2); on a candidate backend the candidates' log-partition, certified as above."""
-        states, beta, mask = self._prepare("MemoryBank.energy", states, beta, mask)
+        states, beta, mask = self._prepare("MemoryBank.energy", states, beta, mask, "states")
         _, lse, _ = self._associate(states, beta, mask)
         return model_b_energy(states, lse, beta)
 

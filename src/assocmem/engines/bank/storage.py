@@ -121,7 +121,7 @@ def read_manifest(path: str | Path) -> dict:
     path = Path(path)
     file = path / MANIFEST
     if not file.is_file():
-        raise FileNotFoundError(f"{path}: not a saved bank (no {MANIFEST})")
+        raise ValueError(f"{path}: not a saved bank (no {MANIFEST})")
     try:
         manifest = json.loads(file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
@@ -138,7 +138,7 @@ def read_manifest(path: str | Path) -> dict:
 def _verified(path: Path, entry: dict) -> Path:
     file = path / entry["file"]
     if not file.is_file():
-        raise FileNotFoundError(f"{file}: missing (named by {path / MANIFEST})")
+        raise ValueError(f"{file}: missing (named by {path / MANIFEST})")
     found = sha256(file)
     if found != entry["sha256"]:
         raise ValueError(
