@@ -79,10 +79,13 @@ def main() -> None:
     t = time.perf_counter()
     rows, full = make_rows(args, copy32=args.exact == "retrieve")
     print(f"rows made in {time.perf_counter() - t:.1f} s")
-    local = LocalBackend(rows)
     t = time.perf_counter()
-    cand = CandidateBackend(local, "ivf", clusters=args.clusters, nprobe=args.nprobe, outside_tol=args.tol)
+    cand = CandidateBackend(
+        LocalBackend(rows), "ivf", clusters=args.clusters, nprobe=args.nprobe, outside_tol=args.tol
+    )
     build = time.perf_counter() - t
+    local = cand.local  # the rows in cluster order (the ones given are let go: one copy of the bank)
+    rows = local.patterns
     ids = torch.arange(args.size)
     bank = MemoryBank.on(cand, ids)
     exact_bank = MemoryBank.on(local, ids)

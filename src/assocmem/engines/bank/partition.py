@@ -44,6 +44,7 @@ class Partition:
         counts = torch.bincount(labels, minlength=centroids.shape[0])
         self.counts = counts
         self.offsets = torch.cat([torch.zeros(1, dtype=torch.int64), counts.cumsum(0)])
+        self.centroid_norms = torch.linalg.vector_norm(centroids, dim=1)
         #: Whether the rows are already in cluster order (every cluster a contiguous block).
         self.contiguous = bool((labels[1:] >= labels[:-1]).all())
 
@@ -94,7 +95,7 @@ class Partition:
         (float64; ``query (d,)``, ``beta`` a 0-d tensor)."""
         q = query.detach().double()
         norm = torch.linalg.vector_norm(q)
-        cn = torch.linalg.vector_norm(self.centroids, dim=1)
+        cn = self.centroid_norms
         slack = rounding_slack(q.shape[0], query.dtype, norm * (cn + self.radii))
         return beta.detach().double() * (self.centroids @ q + norm * self.radii + slack)
 
