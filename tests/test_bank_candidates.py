@@ -139,3 +139,17 @@ def test_add_remove_save_and_load_keep_the_certificate(tmp_path, index):
     assert isinstance(back.backend, CandidateBackend) and back.backend.index == index
     again = back.retrieve(q, 5.0)
     torch.testing.assert_close(again.states, got.states, rtol=0, atol=1e-12)
+
+
+def test_gradients_flow_to_the_queries_and_beta_as_the_exact_ones():
+    xi = make_bank("clustered", 3000, 8, 5)
+    q = queries_for(xi, 3, 5).requires_grad_()
+    beta = torch.tensor(6.0, dtype=D, requires_grad=True)
+    bank = MemoryBank(xi, backend="candidates", index="ivf", clusters=60, outside_tol=1e-12)
+    got = bank.retrieve(q, beta, steps=2)
+    assert not bool(got.fallback.any())
+    g = torch.autograd.grad(got.states.square().sum(), (q, beta))
+    ref = MemoryBank(xi).retrieve(q, beta, steps=2)
+    want = torch.autograd.grad(ref.square().sum(), (q, beta))
+    for a, b in zip(g, want, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-8)

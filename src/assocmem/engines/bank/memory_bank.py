@@ -15,13 +15,13 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from assocmem.checks import is_count, require_like, require_tensor, where_not_finite
+from assocmem.checks import require_like, require_tensor, where_not_finite
 from assocmem.dynamics.fixed_point import FixedPoint
 from assocmem.engines.association import additive_mask, hidden_row_error, hidden_rows, model_b_energy
 from assocmem.engines.bank.backend import Backend
 from assocmem.engines.bank.local import LocalBackend
 from assocmem.engines.bank.rows import STORAGE, Rows
-from assocmem.engines.retrieval import DEFAULT_TOL
+from assocmem.engines.retrieval import DEFAULT_TOL, check_loop
 
 BACKENDS = ("local", "candidates", "sharded")
 
@@ -282,6 +282,9 @@ class MemoryBank:
         if hasattr(b, "search_additive"):
             s = b.search_additive(x, beta, mask)
             return s.out, s.lse, s.certificate
+        span = getattr(b, "local_range", None)  # a sharded backend takes its own columns of the mask
+        if mask is not None and span is not None:
+            mask = mask[:, span[0] : span[1]]
         out, lse = b.associate(x, beta, mask)
         return out, lse, None
 
@@ -307,12 +310,7 @@ class MemoryBank:
         """
         who = "MemoryBank.retrieve"
         queries, beta, mask = self._prepare(who, queries, beta, mask)
-        if steps is not None and not is_count(steps):
-            raise ValueError(f"{who}: steps must be an int >= 1 or None (until converged), got {steps!r}")
-        if steps is None and not is_count(max_steps):
-            raise ValueError(f"{who}: max_steps must be an int >= 1, got {max_steps!r}")
-        if tol is not None and (isinstance(tol, bool) or not (isinstance(tol, (int, float)) and tol >= 0)):
-            raise ValueError(f"{who}: tol must be a number >= 0 or None, got {tol!r}")
+        check_loop(who, steps, max_steps, tol)
         watch = steps is None or tol is not None
         tol = DEFAULT_TOL if tol is None else tol
         updates = max_steps if steps is None else steps - self.has_values
