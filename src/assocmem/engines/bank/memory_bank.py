@@ -379,9 +379,16 @@ class MemoryBank:
     @classmethod
     def load(cls, path: str | Path, *, backend: str | None = None, **search: object) -> MemoryBank:
         """The bank saved at ``path`` (checksums verified), on its saved backend or on ``backend``."""
-        from assocmem.engines.bank.storage import load_bank
+        from assocmem.engines.bank.storage import load_backend
 
-        return load_bank(path, backend=backend, **search)
+        ids, backend_, manifest = load_backend(path, backend=backend, **search)
+        bank = cls.on(backend_, ids, manifest["has_values"])
+        perm = getattr(backend_, "permutation", None)  # options changed on load: the rows put in a new order
+        if perm is not None:
+            bank.ids = ids[perm]
+        bank.storage, bank.kind = manifest["storage"], backend or manifest["backend"]
+        bank.search = backend_.options() if bank.kind == "candidates" else {}
+        return bank
 
 
 def _sharded(ids: Tensor, patterns: Tensor, values: Tensor | None, search: dict) -> Backend:

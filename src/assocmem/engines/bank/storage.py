@@ -199,11 +199,13 @@ def read_rows(
     return ids, p.block(0, hi - lo, want), None if v is None else v.block(0, hi - lo, want)
 
 
-def load_bank(path: str | Path, *, backend: str | None = None, **search: object) -> object:
-    """The bank saved at ``path`` on its saved backend (or ``backend``: ``"local"`` or ``"candidates"``)."""
+def load_backend(
+    path: str | Path, *, backend: str | None = None, **search: object
+) -> tuple[Tensor, object, dict]:
+    """The rows saved at ``path`` on their saved backend (or ``backend``: ``"local"`` or ``"candidates"``):
+    ``(ids, backend, manifest)``; :meth:`assocmem.engines.bank.MemoryBank.load` makes the bank of them."""
     from assocmem.engines.bank.candidates import CandidateBackend
     from assocmem.engines.bank.local import LocalBackend
-    from assocmem.engines.bank.memory_bank import MemoryBank
     from assocmem.engines.bank.partition import Partition
 
     manifest = read_manifest(path)
@@ -214,24 +216,16 @@ def load_bank(path: str | Path, *, backend: str | None = None, **search: object)
     ids, p, v = _load_rows(path, manifest, 0, manifest["size"])
     local = LocalBackend(p, v, joint=True)
     if kind == "local":
-        b = local
-    else:
-        options = {**(manifest["search"] if manifest["backend"] == "candidates" else {}), **search}
-        partition = graph = None
-        if manifest["index"] is not None and not search:
-            file = _verified(path, manifest["index"])
-            got, _ = read_checkpoint(file)
-            if "centroids" in got:
-                partition = Partition(got["centroids"], got["radii"], got["labels"])
-            if "graph" in got:
-                import faiss
+        return ids, local, manifest
+    options = {**(manifest["search"] if manifest["backend"] == "candidates" else {}), **search}
+    partition = graph = None
+    if manifest["index"] is not None and not search:
+        file = _verified(path, manifest["index"])
+        got, _ = read_checkpoint(file)
+        if "centroids" in got:
+            partition = Partition(got["centroids"], got["radii"], got["labels"])
+        if "graph" in got:
+            import faiss
 
-                graph = faiss.deserialize_index(np.ascontiguousarray(got["graph"].numpy()))
-        b = CandidateBackend(local, partition=partition, graph=graph, **options)
-    bank = MemoryBank.on(b, ids, manifest["has_values"])
-    bank.storage, bank.kind, bank.search = (
-        manifest["storage"],
-        kind,
-        dict(b.options()) if kind != "local" else {},
-    )
-    return bank
+            graph = faiss.deserialize_index(np.ascontiguousarray(got["graph"].numpy()))
+    return ids, CandidateBackend(local, partition=partition, graph=graph, **options), manifest
