@@ -1,7 +1,7 @@
 """Every public entry point against a table of bad inputs (docs/bad-input.md).
 
 The test walks the public API (``__all__`` of ``assocmem`` and of its packages ``nn``, ``nn.functional``,
-``engines``, ``models``, ``lagrangians``, ``network``, ``dynamics``, ``classifier``, ``laboratory``,
+``engines``, ``engines.bank``, ``models``, ``lagrangians``, ``network``, ``dynamics``, ``classifier``, ``laboratory``,
 ``keyvalue``): every function and class, and every public method a class defines in assocmem. Each must be in
 :data:`TABLE`, where it has a cell for every kind of bad input in :data:`KINDS`, or in one of the explained lists
 (:data:`NO_TENSOR_INPUT`, :data:`BUILDING_BLOCKS`). A new function that is in none of them fails
@@ -22,6 +22,8 @@ import pytest
 
 import assocmem as am
 from assocmem import checks
+from tests.bad_input_bank import NO_TENSOR_INPUT as BANK_RESULTS
+from tests.bad_input_bank import TABLE as BANK
 from tests.bad_input_cases import KINDS, NAN, Bad, M, Q, Result, X, layer, nan_out, net, poke, state
 from tests.bad_input_dynamics import OPTIONS
 from tests.bad_input_dynamics import TABLE as DYNAMICS
@@ -33,7 +35,7 @@ from tests.bad_input_training import OPTIONS as TRAINING_OPTIONS
 from tests.bad_input_training import TABLE as TRAINING
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING}
+TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK}
 BUILDING_BLOCKS = {**BUILDING_BLOCKS, **KEYVALUE_BLOCKS}
 OPTIONS = {**OPTIONS, **TRAINING_OPTIONS}
 
@@ -42,6 +44,7 @@ PACKAGES = (
     "assocmem.nn",
     "assocmem.nn.functional",
     "assocmem.engines",
+    "assocmem.engines.bank",
     "assocmem.models",
     "assocmem.lagrangians",
     "assocmem.network",
@@ -88,6 +91,7 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "DAMClassifier.to_feedforward": "no input",
     "TrainConfig.to_dict": "no input",
     "MetaLearning": "a result: holds the memory and its record, takes no tensor",
+    **BANK_RESULTS,
 }
 #: Generic methods that take no tensor, whatever the class.
 NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "input_shapes", "output_shape"}

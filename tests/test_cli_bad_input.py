@@ -84,6 +84,9 @@ VALID = {
     ("classify", "prototypes"): ["{run}", "--data-dir", "{dir}"],
     ("ham", "train"): ["{recipe}", "--out", "{out}", "--data-dir", "{dir}"],
     ("ham", "eval"): ["{run}", "--data-dir", "{dir}"],
+    ("bank", "build"): ["{rows}", "--out", "{out}"],
+    ("bank", "query"): ["{bank}", "{rows}"],
+    ("bank", "info"): ["{bank}"],
 }
 
 
@@ -113,7 +116,7 @@ def snapshot(*roots: Path) -> dict[str, float]:
     return {str(p): p.stat().st_mtime for root in roots for p in [root, *root.rglob("*")]}
 
 
-def argv_for(path, action, value, places):
+def argv_for(path, action, value, places, parser=None):
     argv = [a.format(**places) for a in VALID[path]]
     value = value.format(**places)
     if action.option_strings:
@@ -123,8 +126,9 @@ def argv_for(path, action, value, places):
             argv[present[0] + 1] = value
         else:
             argv += [flag, value]
-    else:
-        argv[0] = value  # the positional comes first
+    else:  # the positionals come first, in the parser's order
+        positionals = [a.dest for a in options(parser) if not a.option_strings] if parser else [action.dest]
+        argv[positionals.index(action.dest)] = value
     return [*path, *argv]
 
 
@@ -155,7 +159,11 @@ def test_bad_value_stops_the_command_before_any_work(
     (tmp_path / "empty").mkdir()
     (tmp_path / "recipe.json").write_text("{}")
     (tmp_path / "recipe.yaml").write_text("{}")
-    places = {name: str(tmp_path / name) for name in ("file", "dir", "empty", "missing")}
+    (tmp_path / "rows.npy").write_bytes(b"")
+    (tmp_path / "bank").mkdir()
+    (tmp_path / "bank" / "manifest.json").write_text("{}")
+    places = {name: str(tmp_path / name) for name in ("file", "dir", "empty", "missing", "rows", "bank")}
+    places["rows"] += ".npy"
     places.update(
         out=str(tmp_path / "out"),
         run=str(trained_run),
@@ -164,7 +172,7 @@ def test_bad_value_stops_the_command_before_any_work(
     )
     monkeypatch.chdir(tmp_path)
     before = snapshot(tmp_path, trained_run)
-    argv = argv_for(path, action, value, places)
+    argv = argv_for(path, action, value, places, dict(commands())[path])
     try:
         status = main(argv)
     except SystemExit as done:

@@ -9,6 +9,7 @@ One row per (engine, preset); every row runs at every size of :data:`SIZES` (bat
   a spin takes the sign of ``E(sigma_i = -1) - E(sigma_i = +1)``, a tie keeps it (docs/reference.md §2-3);
 - nn: the Hopfield layers' association (``hopfield_update``; ``Hopfield`` with identity projections) equals
   ``retrieve``, one and several updates, energies included;
+- bank: a ``MemoryBank``'s steps (local backend; candidate backend within its certificate) are ``retrieve``'s;
 - classifier: the class update of ``DAMClassifier`` is model A's (and ``BinaryDAM``'s) energy difference of each
   class neuron (docs/reference.md §3).
 
@@ -151,6 +152,35 @@ ROWS = [
     )
     for chunk, opts in ((None, (("tau", 1.0), ("beta", 0.7))), (2, (("tau", 0.5), ("beta", 3.0))))
     for preset, reduce in REDUCED_B.items()
+]
+
+
+def check_bank(size, gen, *, backend, beta):
+    """A ``MemoryBank``'s ``n`` steps are ``retrieve``'s: ``n`` Euler steps of the reduced model B. A candidate bank
+    answers within its certificate: ``2 W max |xi|`` in the states, ``-log(1 - W) / beta`` in the energies."""
+    batch, d, k = size
+    xi = torch.randn(k, d, generator=gen, dtype=F64)
+    queries = 2 * torch.randn(batch, d, generator=gen, dtype=F64)
+    net = model_b(xi, beta, reduced=True)
+    search = {}
+    if backend == "candidates":
+        pytest.importorskip("faiss")
+        search = {"index": "ivf", "clusters": 2, "nprobe": 1, "outside_tol": 1e-12}
+    bank = am.MemoryBank(xi, backend=backend, **search)
+    order = bank.ids  # a candidate bank keeps its rows in cluster order
+    assert torch.equal(bank.backend.local.patterns.data if search else bank.backend.patterns.data, xi[order])
+    for steps in (1, 2, 5):
+        res = bank.retrieve(queries, beta, steps=steps, record=True)
+        v, general, _ = relax_euler(net, queries, 1.0, steps)
+        bound = 0.0 if res.bound is None else float(res.bound.max())
+        tol = 1e-12 + 2 * bound * float(xi.norm(dim=1).max()) * steps
+        torch.testing.assert_close(res.states, v, rtol=0, atol=tol)
+        torch.testing.assert_close(res.energies, general, rtol=0, atol=1e-9 + tol * 10)
+
+
+ROWS += [
+    Row(f"MemoryBank(backend={b!r})", "model_b(reduced=True)", check_bank, (("backend", b), ("beta", 2.0)))
+    for b in ("local", "candidates")
 ]
 
 
@@ -316,5 +346,5 @@ def test_fast_path_equals_the_general_network(row, size):
 def test_the_table_covers_every_engine():
     """Each fast path of the package has rows (a new engine joins the table on its first day)."""
     engines = {row.engine.split("(")[0].split(".")[0] for row in ROWS}
-    assert engines >= {"retrieve", "BinaryDAM", "ClassicalHopfield", "nn", "DAMClassifier"}
+    assert engines >= {"retrieve", "BinaryDAM", "ClassicalHopfield", "nn", "DAMClassifier", "MemoryBank"}
     assert "torch" in BACKENDS and "sync" in BACKENDS

@@ -107,6 +107,24 @@ def test_the_fresh_environment_imports_the_wheel(fresh):
     run([str(bin_dir / "python"), "-m", "pip", "check"], work, env)  # the wheel's requirements are all there
 
 
+def test_without_the_bank_extra_the_candidate_backend_names_it(fresh):
+    """The wheel alone has no FAISS (an optional extra): the local bank works, the candidate backend says what to
+    install."""
+    bin_dir, work, env, _ = fresh
+    script = (
+        "import torch, assocmem as am\n"
+        "bank = am.MemoryBank(torch.randn(50, 4))\n"
+        "assert bank.retrieve(torch.randn(2, 4)).shape == (2, 4)\n"
+        "am.MemoryBank(torch.randn(50, 4), backend='candidates')\n"
+    )
+    done = subprocess.run(
+        [str(bin_dir / "python"), "-c", script], cwd=work, env=env, capture_output=True, text=True
+    )
+    assert done.returncode != 0 and "ImportError" in done.stderr and "assocmem[bank]" in done.stderr, (
+        done.stderr
+    )
+
+
 def test_the_console_script_runs_the_quick_demo(fresh):
     bin_dir, work, env, _ = fresh
     out = work.parent / "demo-report"

@@ -19,7 +19,7 @@ from assocmem.dynamics import (
     bounded_below,
     relax,
 )
-from assocmem.engines import BinaryDAM, ClassicalHopfield, Recall, Retrieval, retrieve
+from assocmem.engines import BinaryDAM, ClassicalHopfield, MemoryBank, Recall, Retrieval, retrieve
 from assocmem.keyvalue import KeyValueMemory, MemoryState, PlasticityRule, key_value_network, meta_learn
 from assocmem.laboratory import overlap
 from assocmem.lagrangians import (
@@ -80,6 +80,7 @@ __all__ = [
     "LayerNorm",
     "LogSumExp",
     "ManyBodyTerm",
+    "MemoryBank",
     "MemoryState",
     "Network",
     "PlasticityRule",

@@ -325,6 +325,17 @@ def iterate(
     return out, result
 
 
+def check_loop(who: str, steps: object, max_steps: object, tol: object) -> None:
+    """The loop's options of :func:`retrieve` (and of a memory bank's retrieval): ``steps`` an int >= 1 or None,
+    ``max_steps`` an int >= 1 when ``steps`` is None, ``tol`` a number >= 0 or None."""
+    if steps is not None and not is_count(steps):
+        raise ValueError(f"{who}: steps must be an int >= 1 or None (until converged), got {steps!r}")
+    if steps is None and not is_count(max_steps):
+        raise ValueError(f"{who}: max_steps must be an int >= 1, got {max_steps!r}")
+    if tol is not None and (isinstance(tol, bool) or not (isinstance(tol, (int, float)) and tol >= 0)):
+        raise ValueError(f"{who}: tol must be a number >= 0 or None, got {tol!r}")
+
+
 def retrieve(
     patterns: Tensor,
     queries: Tensor,
@@ -375,12 +386,7 @@ def retrieve(
     """
     given = mask
     mask, beta = _check("retrieve", patterns, queries, values, beta, chunk_size, mask)
-    if steps is not None and not is_count(steps):
-        raise ValueError(f"retrieve: steps must be an int >= 1 or None (until converged), got {steps!r}")
-    if steps is None and not is_count(max_steps):
-        raise ValueError(f"retrieve: max_steps must be an int >= 1, got {max_steps!r}")
-    if tol is not None and (isinstance(tol, bool) or not (isinstance(tol, (int, float)) and tol >= 0)):
-        raise ValueError(f"retrieve: tol must be a number >= 0 or None, got {tol!r}")
+    check_loop("retrieve", steps, max_steps, tol)
     if return_weights and chunk_size is not None:
         raise ValueError("retrieve: return_weights needs the whole score matrix; leave chunk_size=None")
     if steps is None and tol is None:
