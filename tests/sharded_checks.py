@@ -179,12 +179,29 @@ def data_parallel(rank: int, world: int, group: object) -> dict[str, float]:
     }
 
 
-def checks(rank: int, world: int, folder: str, timeout: float) -> dict[str, object]:
-    """:func:`retrieval` (written to ``folder/<rank>.json``: the last rank does not come back), then, with three
-    ranks or more, :func:`failures`."""
+def checks(rank: int, world: int, folder: str, timeout: float, saved: str | None) -> dict[str, object]:
+    """:func:`retrieval` and :func:`reload` (written to ``folder/<rank>.json``: the last rank does not come
+    back), then, with three ranks or more, :func:`failures`."""
     found = retrieval(rank, world)
+    if saved is not None:
+        found.update(reload(rank, world, saved))
     Path(folder, f"{rank}.json").write_text(json.dumps(found))
     return failures(rank, world, timeout) if world >= 3 else {}
+
+
+def reload(rank: int, world: int, saved: str) -> dict[str, float]:
+    """This rank's rows of a bank saved by one process (``saved``), against the single-process engine."""
+    xi, v, q, _ = bank()
+    lo, hi = shard_bounds(K, world, rank)
+    joint = ShardedBackend.load(saved, joint=True, dtype=torch.float64)
+    from assocmem.engines.bank import MemoryBank
+
+    rows = MemoryBank(xi[lo:hi], v[lo:hi], ids=torch.arange(lo, hi), backend="sharded")
+    return {
+        "reload: ids": float((joint.ids != torch.arange(lo, hi)).sum()),
+        "reload: answer": gap(joint.associate(q, BETA)[0], associate(q, xi, torch.cat([xi, v], 1), BETA)[0]),
+        "MemoryBank, 3 steps": gap(rows.retrieve(q, BETA, steps=3), retrieve(xi, q, BETA, values=v, steps=3)),
+    }
 
 
 def failures(rank: int, world: int, timeout: float) -> dict[str, object]:

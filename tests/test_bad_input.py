@@ -29,13 +29,16 @@ from tests.bad_input_floor import BUILDING_BLOCKS, FLOOR
 from tests.bad_input_keyvalue import BUILDING_BLOCKS as KEYVALUE_BLOCKS
 from tests.bad_input_keyvalue import TABLE as KEYVALUE
 from tests.bad_input_rows import TABLE as ROWS
+from tests.bad_input_sharded import NO_TENSOR_INPUT as SHARDED_NO_TENSOR
+from tests.bad_input_sharded import OPTIONS as SHARDED_OPTIONS
+from tests.bad_input_sharded import TABLE as SHARDED
 from tests.bad_input_training import OPTIONS as TRAINING_OPTIONS
 from tests.bad_input_training import TABLE as TRAINING
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING}
+TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **SHARDED}
 BUILDING_BLOCKS = {**BUILDING_BLOCKS, **KEYVALUE_BLOCKS}
-OPTIONS = {**OPTIONS, **TRAINING_OPTIONS}
+OPTIONS = {**OPTIONS, **TRAINING_OPTIONS, **SHARDED_OPTIONS}
 
 PACKAGES = (
     "assocmem",
@@ -49,6 +52,7 @@ PACKAGES = (
     "assocmem.classifier",
     "assocmem.laboratory",
     "assocmem.keyvalue",
+    "assocmem.engines.bank",
 )
 #: Public callables that take no tensor: results (data classes the loops return), configuration, the abstract bases.
 NO_TENSOR_INPUT: dict[str, str] = {
@@ -88,6 +92,7 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "DAMClassifier.to_feedforward": "no input",
     "TrainConfig.to_dict": "no input",
     "MetaLearning": "a result: holds the memory and its record, takes no tensor",
+    **SHARDED_NO_TENSOR,
 }
 #: Generic methods that take no tensor, whatever the class.
 NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "input_shapes", "output_shape"}

@@ -168,20 +168,33 @@ class ShardedBackend(Backend):
         return cls(ids, patterns, values, *_group(who, group, timeout))
 
     @classmethod
-    def load(cls, path: str | Path, group: object = None, timeout: float | None = None) -> ShardedBackend:
+    def load(
+        cls,
+        path: str | Path,
+        group: object = None,
+        timeout: float | None = None,
+        *,
+        joint: bool = False,
+        dtype: torch.dtype | None = None,
+    ) -> ShardedBackend:
         """This rank's block of rows (:func:`shard_bounds`) of a bank saved by
-        :meth:`~assocmem.engines.bank.MemoryBank.save`, on every rank of ``group`` at once: a bank saved from any
-        number of ranks loads on any other. ``group`` and ``timeout`` as in :meth:`from_rows`."""
-        from assocmem.engines.bank import storage  # the reader of saved banks (safetensors shards + manifest)
-
+        :meth:`~assocmem.engines.bank.MemoryBank.save`, on every rank of ``group`` at once: each rank reads only
+        the shards that hold its rows, so a bank saved from one process (or any number of ranks) loads on any
+        number. ``joint``: read out ``[xi | v]`` (a :class:`~assocmem.engines.bank.MemoryBank` with values keeps
+        its states and values in one association); ``dtype``: the rows' dtype (default: the stored one, float32
+        for int8). ``group`` and ``timeout`` as in :meth:`from_rows`."""
         who = "ShardedBackend.load"
         if not isinstance(path, (str, Path)):
             raise TypeError(f"{who}: path must be a str or pathlib.Path, got {type(path).__name__}")
-        group, timeout = _group(who, group, timeout)
-        size = storage.bank_size(path)
+        from assocmem.engines.bank import storage  # the reader of saved banks (safetensors shards + manifest)
+
+        size = storage.read_manifest(path)["size"]
+        group, seconds = _group(who, group, timeout)
         lo, hi = shard_bounds(size, dist.get_world_size(group), dist.get_rank(group))
-        ids, patterns, values = storage.read_rows(path, lo, hi)
-        return cls(ids, patterns, values, group, timeout)
+        ids, patterns, values = storage.read_rows(path, lo, hi, dtype=dtype)
+        if joint and values is not None:
+            values = torch.cat([patterns, values], 1)
+        return cls(ids, patterns, values, group, seconds)
 
     def associate(
         self, queries: Tensor, beta: float | Tensor, mask: Tensor | None = None
@@ -193,15 +206,16 @@ class ShardedBackend(Backend):
         same on every rank (checked: a difference is a ValueError on every rank); ``mask`` covers this rank's
         rows, ``(B, k)`` (boolean, True: the row takes part; or float, added to the scores). A query hidden from
         every row of every rank is an error. Call it on every rank at once; if another rank died or stalled past
-        the timeout, this raises :class:`ShardError`. Differentiable in the queries, the rows and ``beta``.
+        the timeout, this raises :class:`ShardError`. Differentiable in the queries, the rows and ``beta``. An
+        empty batch (on every rank) is an empty answer.
         """
         who = "ShardedBackend.associate"
         if not isinstance(queries, Tensor) or queries.dim() != 2:
             got = tuple(queries.shape) if isinstance(queries, Tensor) else type(queries).__name__
             raise ValueError(f"{who}: queries must have shape (B, d) = (B, {self.dim}), got {got}")
-        if queries.shape[0] == 0:
-            raise ValueError(f"{who}: queries must hold at least one query, got shape {tuple(queries.shape)}")
         m, b = _check(who, self.patterns, queries, self.values, beta, None, mask)
+        if queries.shape[0] == 0:  # an empty batch (on every rank): an empty answer, no collective
+            return queries.new_empty((0, self.value_dim)), queries.new_empty((0,))
         values = self.patterns if self.values is None else self.values
         needs = [
             t for t in (queries, b) if isinstance(t, Tensor) and t.requires_grad and torch.is_grad_enabled()
@@ -255,7 +269,10 @@ class ShardedBackend(Backend):
             "the gathering of batch sizes",
         )[:, 0].tolist()
         if min(counts) == 0:
-            raise ValueError(f"{who}: rank {counts.index(0)} has no query (queries per rank {counts})")
+            raise ValueError(
+                f"{who}: queries must hold at least one row on every rank; rank {counts.index(0)} has none "
+                f"(queries per rank {counts})"
+            )
         start = sum(counts[: self.rank])
         return _Gathered.apply(queries, self, counts), slice(start, start + queries.shape[0])
 
