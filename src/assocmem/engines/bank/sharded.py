@@ -186,12 +186,12 @@ class ShardedBackend(Backend):
         who = "ShardedBackend.load"
         if not isinstance(path, (str, Path)):
             raise TypeError(f"{who}: path must be a str or pathlib.Path, got {type(path).__name__}")
-        from assocmem.engines.bank import storage  # the reader of saved banks (safetensors shards + manifest)
+        from assocmem.engines.bank.storage import read_manifest, read_rows  # safetensors shards + manifest
 
-        size = storage.read_manifest(path)["size"]
+        size = read_manifest(path)["size"]
         group, seconds = _group(who, group, timeout)
         lo, hi = shard_bounds(size, dist.get_world_size(group), dist.get_rank(group))
-        ids, patterns, values = storage.read_rows(path, lo, hi, dtype=dtype)
+        ids, patterns, values = read_rows(path, lo, hi, dtype=dtype)
         if joint and values is not None:
             values = torch.cat([patterns, values], 1)
         return cls(ids, patterns, values, group, seconds)
