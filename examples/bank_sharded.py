@@ -73,7 +73,8 @@ def main() -> int:
     if args.bank is not None:
         if args.cuda:
             parser.error("--bank reads the rows to the CPU (gloo); leave out --cuda")
-        bank = ShardedBackend.load(args.bank, timeout=args.timeout)
+        # joint: one association reads out [xi | v] (the next state and the values) when the bank has values
+        bank = ShardedBackend.load(args.bank, timeout=args.timeout, joint=True)
     else:
         lo, hi = shard_bounds(args.memories, world, rank)
         bank = ShardedBackend.from_rows(
@@ -92,14 +93,21 @@ def main() -> int:
     try:
         x, start = cues, time.perf_counter()
         for _ in range(args.steps):
-            x, _ = bank.associate(x, args.beta)
+            out, _ = bank.associate(x, args.beta)
+            x = out[:, : bank.dim]  # the next state (the values, if any, follow it)
         seconds = (time.perf_counter() - start) / args.steps
-        overlap, _ = bank.associate(x, 1e4)  # the row each state is closest to (beta large: one row)
+        overlap = bank.associate(x, 1e4)[0][
+            :, : bank.dim
+        ]  # the row each state is closest to (one row at large beta)
     except ShardError as err:
         print(f"rank {rank}: {err}", file=sys.stderr)
         return 1
     if rank == 0:
-        print(f"{bank.size} rows of width {bank.dim} on {world} ranks, {args.queries} cues, beta {args.beta}")
+        values = bank.value_dim - bank.dim if bank.values is not None else 0
+        print(
+            f"{bank.size} rows of width {bank.dim} (values of width {values}) on {world} ranks, "
+            f"{args.queries} cues, beta {args.beta}"
+        )
         print(f"{1e3 * seconds:.2f} ms per step (all ranks, with the merge)")
         if truth is not None:
             hits = (torch.nn.functional.cosine_similarity(overlap, truth.to(device)) > 0.99).sum()
