@@ -192,7 +192,7 @@ def checks(rank: int, world: int, folder: str, timeout: float, saved: str | None
 
 def reload(rank: int, world: int, saved: str) -> dict[str, float]:
     """This rank's rows of a bank saved by one process (``saved``), against the single-process engine."""
-    xi, v, q, _ = bank()
+    xi, v, q, mask = bank()
     lo, hi = shard_bounds(K, world, rank)
     joint = ShardedBackend.load(saved, joint=True, dtype=torch.float64)
     from assocmem.engines.bank import MemoryBank
@@ -202,6 +202,9 @@ def reload(rank: int, world: int, saved: str) -> dict[str, float]:
         "reload: ids": float((joint.ids != torch.arange(lo, hi)).sum()),
         "reload: answer": gap(joint.associate(q, BETA)[0], associate(q, xi, torch.cat([xi, v], 1), BETA)[0]),
         "MemoryBank, 3 steps": gap(rows.retrieve(q, BETA, steps=3), retrieve(xi, q, BETA, values=v, steps=3)),
+        "MemoryBank, 3 steps, mask": gap(
+            rows.retrieve(q, BETA, steps=3, mask=mask), retrieve(xi, q, BETA, values=v, steps=3, mask=mask)
+        ),
     }
 
 

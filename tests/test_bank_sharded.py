@@ -46,7 +46,7 @@ def test_sharded_bank_equals_one_process(world, tmp_path):
         assert found.pop("errors") == 2, (
             f"rank {rank} accepted other queries or a query hidden from every row"
         )
-        assert len(found) == 16 + 3 * (saved is not None)
+        assert len(found) == 16 + 4 * (saved is not None)
         wrong = {k: v for k, v in found.items() if not v <= TOL}
         assert not wrong, f"rank {rank} of {world} differs from one process by more than {TOL}: {wrong}"
     if world < 3:
@@ -58,6 +58,9 @@ def test_sharded_bank_equals_one_process(world, tmp_path):
             message = seen[case]
             assert message != "answered", f"rank {rank} returned an answer although a rank {case}ed"
             assert f"rank {rank} of {world}" in message and "No partial answer" in message, message
-        assert "1 s" in seen["stall"] and "Timed out" in seen["stall"], seen["stall"]
+        # the first ranks to time out close their connections: the others may see them closed first
+        assert "timeout (1 s)" in seen["stall"] and (
+            "Timed out" in seen["stall"] or "closed" in seen["stall"]
+        )
         assert TIMEOUT * 0.8 < seen["stall seconds"] < TIMEOUT + 10, seen["stall seconds"]
         assert seen["kill seconds"] < TIMEOUT + 10, seen["kill seconds"]

@@ -78,7 +78,8 @@ class ShardedBackend(Backend):
     Made by :meth:`from_rows` (this rank's rows) or :meth:`load` (this rank's block of a saved bank), on every
     rank of the group at once. Attributes: ``ids``, ``patterns``, ``values`` (this rank's rows, ``values`` None
     when the bank stores none), ``offset`` (the bank position of this rank's first row), ``size``, ``dim``,
-    ``value_dim`` (of the whole bank), ``rank``, ``world`` and ``group``.
+    ``value_dim`` (of the whole bank), ``local_range`` (this rank's ``[lo, hi)``), ``rank``, ``world`` and
+    ``group``.
     """
 
     def __init__(
@@ -251,6 +252,11 @@ class ShardedBackend(Backend):
                 f"the scores beta * xi . q overflowed {queries.dtype} (lower beta or compute in float64)"
             )
         return out, lse
+
+    @property
+    def local_range(self) -> tuple[int, int]:
+        """The bank positions ``[lo, hi)`` of this rank's rows (the columns of a whole bank's mask it takes)."""
+        return self.offset, self.offset + self.patterns.shape[0]
 
     def gather(self, queries: Tensor) -> tuple[Tensor, slice]:
         """Every rank's ``queries (B_r, d)`` stacked in rank order, ``(sum_r B_r, d)``, and the slice of this
