@@ -187,7 +187,7 @@ def checks(rank: int, world: int, folder: str, timeout: float, saved: str | None
     if saved is not None:
         found.update(reload(rank, world, saved))
     Path(folder, f"{rank}.json").write_text(json.dumps(found))
-    return failures(rank, world, timeout) if world >= 3 else {}
+    return failures(rank, world, timeout, folder) if world >= 3 else {}
 
 
 def reload(rank: int, world: int, saved: str) -> dict[str, float]:
@@ -208,8 +208,9 @@ def reload(rank: int, world: int, saved: str) -> dict[str, float]:
     }
 
 
-def failures(rank: int, world: int, timeout: float) -> dict[str, object]:
-    """The last rank stalls past the timeout, then (in a new bank) dies: what every rank sees, and when."""
+def failures(rank: int, world: int, timeout: float, folder: str) -> dict[str, object]:
+    """The last rank stalls past the timeout, then (in a new bank) dies: what every rank sees, and when (the
+    last rank writes what it saw of its own stall to ``folder/stalled.json`` before it dies)."""
     xi, v, q, _ = bank()
     lo, hi = shard_bounds(K, world, rank)
     seen: dict[str, object] = {}
@@ -218,6 +219,7 @@ def failures(rank: int, world: int, timeout: float) -> dict[str, object]:
         backend.associate(q, BETA)  # every rank answers
         if rank == world - 1:
             if case == "kill":
+                Path(folder, "stalled.json").write_text(json.dumps(seen))
                 os.kill(os.getpid(), signal.SIGKILL)
             time.sleep(timeout + 1.5)
         start = time.monotonic()

@@ -53,6 +53,8 @@ def test_sharded_bank_equals_one_process(world, tmp_path):
         return
     *survivors, killed = back
     assert killed is None, "the killed rank answered"
+    stalled = json.loads((tmp_path / "stalled.json").read_text())["stall"]
+    assert "No partial answer" in stalled, f"the stalled rank itself: {stalled}"
     for rank, seen in enumerate(survivors):
         for case in ("stall", "kill"):
             message = seen[case]
