@@ -31,13 +31,16 @@ from tests.bad_input_floor import BUILDING_BLOCKS, FLOOR
 from tests.bad_input_keyvalue import BUILDING_BLOCKS as KEYVALUE_BLOCKS
 from tests.bad_input_keyvalue import TABLE as KEYVALUE
 from tests.bad_input_rows import TABLE as ROWS
+from tests.bad_input_sharded import NO_TENSOR_INPUT as SHARDED_NO_TENSOR
+from tests.bad_input_sharded import OPTIONS as SHARDED_OPTIONS
+from tests.bad_input_sharded import TABLE as SHARDED
 from tests.bad_input_training import OPTIONS as TRAINING_OPTIONS
 from tests.bad_input_training import TABLE as TRAINING
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK}
+TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK, **SHARDED}
 BUILDING_BLOCKS = {**BUILDING_BLOCKS, **KEYVALUE_BLOCKS}
-OPTIONS = {**OPTIONS, **TRAINING_OPTIONS}
+OPTIONS = {**OPTIONS, **TRAINING_OPTIONS, **SHARDED_OPTIONS}
 
 PACKAGES = (
     "assocmem",
@@ -52,6 +55,7 @@ PACKAGES = (
     "assocmem.classifier",
     "assocmem.laboratory",
     "assocmem.keyvalue",
+    "assocmem.engines.bank",
 )
 #: Public callables that take no tensor: results (data classes the loops return), configuration, the abstract bases.
 NO_TENSOR_INPUT: dict[str, str] = {
@@ -92,6 +96,7 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "TrainConfig.to_dict": "no input",
     "MetaLearning": "a result: holds the memory and its record, takes no tensor",
     **BANK_RESULTS,
+    **SHARDED_NO_TENSOR,
 }
 #: Generic methods that take no tensor, whatever the class.
 NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "input_shapes", "output_shape"}
