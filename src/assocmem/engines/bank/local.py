@@ -3,8 +3,8 @@
 Rows held as float32 or float64 go through the chunked exact engine itself
 (:func:`assocmem.engines.association.associate` with its log-partition: cache-sized chunks, online softmax);
 float16 and int8 rows are read back in blocks of :data:`BLOCK` rows, converted to the queries' dtype, and the
-blocks' partial results merged exactly (:func:`merge_parts`, docs/reference.md §8): a block's ``(out_s, lse_s)``
-is its own softmax read-out and log-partition, and over any partition of the rows
+blocks' partial results merged exactly (:func:`~assocmem.engines.bank.merge.shares`, docs/reference.md §8): a
+block's ``(out_s, lse_s)`` is its own softmax read-out and log-partition, and over any partition of the rows
 
     lse = log sum_s exp(lse_s),    out = sum_s exp(lse_s - lse) out_s.
 """
@@ -16,20 +16,11 @@ from torch import Tensor
 
 from assocmem.engines.association import additive_mask, associate
 from assocmem.engines.bank.backend import Backend
+from assocmem.engines.bank.merge import shares
 from assocmem.engines.bank.rows import Rows
 
 #: Rows converted at once when the rows are stored as float16 or int8 (8 MiB of float32 at d = 32).
 BLOCK = 1 << 16
-
-
-def merge_parts(outs: list[Tensor], lses: list[Tensor]) -> tuple[Tensor, Tensor]:
-    """Merge the partial results ``(out_s (B, d_v), lse_s (B,))`` of the parts of a partition exactly
-    (docs/reference.md §8). A part whose rows are all hidden from a query has ``lse_s = -inf`` and adds nothing."""
-    if len(outs) == 1:
-        return outs[0], lses[0]
-    lse = torch.logsumexp(torch.stack(lses), 0)
-    out = sum(torch.exp(ls - lse).unsqueeze(-1) * o for o, ls in zip(outs, lses, strict=True))
-    return out, lse
 
 
 def block_association(
@@ -93,7 +84,10 @@ class LocalBackend(Backend):
             )
             outs.append(o)
             lses.append(ls)
-        return merge_parts(outs, lses)
+        if len(outs) == 1:
+            return outs[0], lses[0]
+        lse, weights = shares(torch.stack(lses))  # a block that hides every row from a query has weight 0
+        return (weights.unsqueeze(-1) * torch.stack(outs)).sum(0), lse
 
     def joined(self, patterns: Rows, values: Rows | None) -> LocalBackend:
         """This backend with ``patterns`` (and ``values``) appended."""
