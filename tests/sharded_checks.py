@@ -198,8 +198,10 @@ def reload(rank: int, world: int, saved: str) -> dict[str, float]:
     from assocmem.engines.bank import MemoryBank
 
     rows = MemoryBank(xi[lo:hi], v[lo:hi], ids=torch.arange(lo, hi), backend="sharded")
+    numbered = MemoryBank(xi[lo:hi], backend="sharded")  # default ids: positions in the whole bank
     return {
         "reload: ids": float((joint.ids != torch.arange(lo, hi)).sum()),
+        "default ids": float((numbered.ids != torch.arange(lo, hi)).sum()),
         "reload: answer": gap(joint.associate(q, BETA)[0], associate(q, xi, torch.cat([xi, v], 1), BETA)[0]),
         "MemoryBank, 3 steps": gap(rows.retrieve(q, BETA, steps=3), retrieve(xi, q, BETA, values=v, steps=3)),
         "MemoryBank, 3 steps, mask": gap(

@@ -52,7 +52,8 @@ class MemoryBank:
     as ``index="ivf"`` and ``outside_tol=1e-6``) or ``"sharded"`` (rows spread over a ``torch.distributed``
     group: ``search`` holds ``group`` and ``timeout``). ``storage``: ``None`` (the tensors as given; gradients
     flow to them), ``"float32"``, ``"float64"``, ``"float16"`` or ``"int8"`` (docs/bank.md, "Storage").
-    ``ids``: one distinct int per row (default ``0 .. K-1``).
+    ``ids``: one distinct int per row (default ``0 .. K-1``; on a sharded bank, the rows' positions in the whole
+    bank, rank by rank).
 
     Example: ``MemoryBank(xi).retrieve(xi[:3] + 0.1 * torch.randn(3, xi.shape[1]), beta=8.0)``.
     """
@@ -72,11 +73,14 @@ class MemoryBank:
             raise ValueError(f"{who}: backend must be one of {BACKENDS}, got {backend!r}")
         if storage is not None and storage not in STORAGE:
             raise ValueError(f"{who}: storage must be None or one of {tuple(STORAGE)}, got {storage!r}")
+        given = ids is not None
         patterns, values, ids = self._rows(who, patterns, values, ids, None)
         self.storage, self.kind, self.search = storage, backend, dict(search)
         self.ids, self.has_values = ids, values is not None
         if backend == "sharded":
             self.backend = _sharded(ids, patterns, values, search)
+            if not given:  # default ids number the rows of the whole bank: this rank's start at its first position
+                self.ids = self.backend.ids = ids + self.backend.local_range[0]
             return
         local = LocalBackend(
             Rows.store(patterns, storage),
