@@ -28,16 +28,14 @@ The first numba call of a process compiles or loads the kernels from numba's cac
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import numba
 import numpy as np
 import torch
+from timing import hog
 
 from assocmem.engines import BinaryDAM
 from assocmem.engines.binary import sweeps, threads
@@ -48,7 +46,6 @@ CASES = [
     ("KH16 appendix: N=100 K=2000 ReP_5, random starts", 100, 2000, 5, None, 1000, 4000),
     ("MNIST size: N=784 K=1000 ReP_3, 20% flipped", 784, 1000, 3, 0.2, 200, 800),
 ]
-HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 
 
 def straightforward(degree: int, fastmath: bool = False):
@@ -141,19 +138,6 @@ class EngineClock:
                 self.seconds += time.perf_counter() - start
 
         threads.run_units = run_units
-
-
-@contextlib.contextmanager
-def hog(on: bool):
-    proc = subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True) if on else None
-    try:
-        if proc is not None:
-            time.sleep(0.3)  # let it start spinning
-        yield
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
 
 
 def timed(fn, threads: int = 1, clock=time.process_time):

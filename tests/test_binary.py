@@ -96,12 +96,15 @@ def test_cues_are_checked_as_converted_and_left_unchanged(dtype):
     gen = torch.Generator().manual_seed(2)
     xi = spins(6, 12, gen=gen)
     dam = BinaryDAM(xi, "power", n=3)
-    cues = torch.where(torch.rand(20, 12, generator=gen) < 0.2, -xi[torch.arange(20) % 6], xi[torch.arange(20) % 6])
+    cues = torch.where(
+        torch.rand(20, 12, generator=gen) < 0.2, -xi[torch.arange(20) % 6], xi[torch.arange(20) % 6]
+    )
     cues = cues.to(dtype)
     before = cues.clone()
     res = dam.recall(cues, generator=torch.Generator().manual_seed(0))
     assert torch.equal(cues, before) and res.states.dtype == dtype
-    assert torch.equal(res.states.double(), dam.recall(cues.double(), generator=torch.Generator().manual_seed(0)).states)
+    same = dam.recall(cues.double(), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(res.states.double(), same.states)
     for bad in (0, 3) + ((float("nan"),) if dtype.is_floating_point else ()):
         wrong = cues.clone()
         wrong[7, 5], wrong[9, 1] = bad, bad
