@@ -124,7 +124,7 @@ def fma_rate() -> float:
 
 class EngineClock:
     """Wall time spent in the engine's numba loops (every one runs through ``threads.run_units``): the part of a
-    recall this benchmark's thread comparison is about, beside dam.py's own PyTorch checks and conversions."""
+    recall this benchmark's thread comparison is about, beside the rest of recall (cues, orders, bookkeeping)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -241,7 +241,7 @@ def run_case(name, n, k, degree, flip, count, thread_count, repeats, torch_cues,
                 f"ms/cue\n    time(1 thread) / time(2 threads): the numba loops median {med(inner):.2f}, min "
                 f"{min(inner):.2f} ({', '.join(f'{v:.2f}' for v in inner)}); the whole recall median "
                 f"{med(ratios):.2f}, min {min(ratios):.2f} ({', '.join(f'{v:.2f}' for v in ratios)})\n"
-                f"    recall outside the numba loops (dam.py's PyTorch checks and conversions): "
+                f"    recall outside the numba loops (cue checks and conversions, sweep orders, bookkeeping): "
                 f"{med(rows[f'T1 rest {label}']):.1f} ms on 1 thread, {med(rows[f'T2 rest {label}']):.1f} ms on 2"
             )
 
