@@ -302,11 +302,19 @@ class Kernels:
         dds = torch.zeros_like(ds)
         total = torch.zeros_like(ds[0])
         with one_thread():
-            scale = self._scale(hs, ds, log_g)  # a streaming pass: one call
+            if (
+                not self.compiled
+            ):  # eager chunks are small (2 MB temporaries): the weights in one go, as before
+                x, inv, w, scale = backward_weights(self.F, hs, ds, log_g)
+            else:
+                scale = self._scale(hs, ds, log_g)  # a streaming pass: one call
             for i in range(0, hs.shape[0], step):
                 j = i + step
-                x, inv, w = self._weights(hs[i:j], ds, log_g[i:j], scale)
-                dhs[i:j], chunk_dds, chunk_total = self._scaled(x, inv, w, ds, g[i:j])
+                if self.compiled:
+                    xc, ic, wc = self._weights(hs[i:j], ds, log_g[i:j], scale)
+                else:
+                    xc, ic, wc = x[i:j], inv[i:j], w[i:j]
+                dhs[i:j], chunk_dds, chunk_total = self._scaled(xc, ic, wc, ds, g[i:j])
                 dds += chunk_dds
                 total += chunk_total
         return dhs, dds, total, scale
