@@ -28,16 +28,14 @@ The first numba call of a process compiles or loads the kernels from numba's cac
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import statistics
-import subprocess
-import sys
 import time
 
 import numba
 import numpy as np
 import torch
+from timing import hog
 
 from assocmem.engines import BinaryDAM
 from assocmem.engines.binary import sweeps, threads
@@ -48,7 +46,6 @@ CASES = [
     ("KH16 appendix: N=100 K=2000 ReP_5, random starts", 100, 2000, 5, None, 1000, 4000),
     ("MNIST size: N=784 K=1000 ReP_3, 20% flipped", 784, 1000, 3, 0.2, 200, 800),
 ]
-HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
 
 
 def straightforward(degree: int, fastmath: bool = False):
@@ -127,7 +124,7 @@ def fma_rate() -> float:
 
 class EngineClock:
     """Wall time spent in the engine's numba loops (every one runs through ``threads.run_units``): the part of a
-    recall this benchmark's thread comparison is about, beside dam.py's own PyTorch checks and conversions."""
+    recall this benchmark's thread comparison is about, beside the rest of recall (cues, orders, bookkeeping)."""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -141,19 +138,6 @@ class EngineClock:
                 self.seconds += time.perf_counter() - start
 
         threads.run_units = run_units
-
-
-@contextlib.contextmanager
-def hog(on: bool):
-    proc = subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True) if on else None
-    try:
-        if proc is not None:
-            time.sleep(0.3)  # let it start spinning
-        yield
-    finally:
-        if proc is not None:
-            proc.kill()
-            proc.wait()
 
 
 def timed(fn, threads: int = 1, clock=time.process_time):
@@ -257,7 +241,7 @@ def run_case(name, n, k, degree, flip, count, thread_count, repeats, torch_cues,
                 f"ms/cue\n    time(1 thread) / time(2 threads): the numba loops median {med(inner):.2f}, min "
                 f"{min(inner):.2f} ({', '.join(f'{v:.2f}' for v in inner)}); the whole recall median "
                 f"{med(ratios):.2f}, min {min(ratios):.2f} ({', '.join(f'{v:.2f}' for v in ratios)})\n"
-                f"    recall outside the numba loops (dam.py's PyTorch checks and conversions): "
+                f"    recall outside the numba loops (cue checks and conversions, sweep orders, bookkeeping): "
                 f"{med(rows[f'T1 rest {label}']):.1f} ms on 1 thread, {med(rows[f'T2 rest {label}']):.1f} ms on 2"
             )
 

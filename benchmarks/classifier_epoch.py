@@ -1,16 +1,21 @@
-"""One training epoch of the DAM classifier against the matrix products it needs, measured in the same run.
+"""One training epoch of the DAM classifier against the matrix products it needs, measured in the same run, on one
+and on two threads, with and without a CPU hog.
 
     python benchmarks/classifier_epoch.py                    # 60,000 MNIST images, K = 2000, n = 3, compiled
-    python benchmarks/classifier_epoch.py --threads 1 --repeat 5
-    python benchmarks/classifier_epoch.py --eager             # the eager (uncompiled) kernels
+    python benchmarks/classifier_epoch.py --repeat 5 --threads 1 2 --hog off on
+    python benchmarks/classifier_epoch.py --eager --threads 1 --hog off   # the eager (uncompiled) kernels
     python benchmarks/classifier_epoch.py --notebook          # also the per-class-repeated float64 formulation
 
 An epoch is 60 minibatches of 1000 images (KH16's algorithm: class update, loss gradient, momentum, per-memory
-normalised update, clipping). Its floor is the two products per minibatch that the gradient needs: forward
-``(1000, 784) x (784, K)`` and backward ``(K, 1000) x (1000, 784)``, timed as plain contiguous torch.mm calls.
-Each minibatch's training step is followed by those two products on the same images, timed separately, so that
-load from other processes hits the epoch and its floor alike; the ratio of each of ``--repeat`` epochs is
-printed, then the median and spread. Target (issue 5): ratio <= 1.5.
+normalised update, clipping; ``train_epoch`` as training runs it, with its per-minibatch divergence check). Its
+floor is the two products per minibatch that the gradient needs: forward ``(1000, 784) x (784, K)`` and backward
+``(K, 1000) x (1000, 784)``, timed as plain contiguous torch.mm calls right after each minibatch's step, on the
+same threads, so that load from other processes hits the epoch and its floor alike. The ratio (epoch minus its
+floors) / floors is printed per epoch. Each repeat runs one epoch in every setting (threads x hog, in an order
+that alternates between repeats); a hog is a busy-loop process pinned to core 0. Then medians and ranges per
+setting, and per repeat the wall time of an epoch on one thread over two (above 1: two threads faster).
+The first minibatch of the process pays torch.compile's warm-up (printed; cached on disk after the first run on
+a machine, class_update.use_compile_cache). Target (issue 12): ratio <= 1.3 on one and on two threads.
 ``--notebook`` times two minibatches of the formulation in KH16's public notebook (NumPy float64, the batch
 repeated once per class, both overlap matrices computed per class) and scales it to an epoch.
 MNIST is read from --data-dir or ../shared/data/mnist; without it, random images of the same shape are used
@@ -20,13 +25,16 @@ MNIST is read from --data-dir or ../shared/data/mnist; without it, random images
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from timing import hog, load
 
 from assocmem.allocator import retain_freed_memory
+from assocmem.classifier import class_update
 from assocmem.classifier.data import Data, to_pixels
 from assocmem.classifier.training import Step, TrainConfig, targets, train_epoch
 
@@ -51,16 +59,16 @@ def mnist(data_dir: Path | None) -> Data:
     )
 
 
-class Interleaved:
+class Interleaved(Step):
     """A training step that also times, right after it, the two products its minibatch needs (the floor).
 
     Interleaving per minibatch lets load from other processes hit the epoch and its floor alike. The epoch's
     own time is then the epoch's measured time minus the floor's.
     """
 
-    def __init__(self, step: Step, config: TrainConfig) -> None:
+    def __init__(self, model, config: TrainConfig) -> None:
+        super().__init__(model, config)
         gen = torch.Generator().manual_seed(1)
-        self.step, self.model = step, step.model
         self.w = torch.randn(config.memories, config.pixels, generator=gen)
         self.g = torch.randn(config.batch_size, config.memories, generator=gen)
         self.out_h = torch.empty(config.batch_size, config.memories)
@@ -68,7 +76,7 @@ class Interleaved:
         self.floor = 0.0
 
     def __call__(self, images, t, eps):
-        result = self.step(images, t, eps)
+        result = super().__call__(images, t, eps)
         start = time.perf_counter()
         torch.mm(images, self.w.T, out=self.out_h)  # forward: (B, P) x (P, K)
         torch.mm(self.g.T, images, out=self.out_w)  # backward: (K, B) x (B, P)
@@ -115,15 +123,16 @@ def main() -> None:
     parser.add_argument("--memories", type=int, default=2000)
     parser.add_argument("--n", type=float, default=3)
     parser.add_argument("--F", default="rectified", choices=["rectified", "power"])
-    parser.add_argument("--repeat", type=int, default=3, help="epochs to time (default 3)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--repeat", type=int, default=3, help="epochs per setting (default 3)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="torch threads (default 1 2)")
+    parser.add_argument(
+        "--hog", nargs="+", default=["off", "on"], choices=["off", "on"], help="default off on"
+    )
     parser.add_argument("--eager", action="store_true", help="eager kernels instead of torch.compile")
     parser.add_argument("--notebook", action="store_true", help="also time the notebook's formulation")
     parser.add_argument("--data-dir", type=Path, default=None)
     args = parser.parse_args()
     retain_freed_memory()
-    if args.threads:
-        torch.set_num_threads(args.threads)
     data = mnist(args.data_dir)
     config = TrainConfig(
         memories=args.memories, n=args.n, F=args.F, temperature=300.0, final_temperature=50.0
@@ -131,43 +140,70 @@ def main() -> None:
     batches = data.train_labels.numel() // config.batch_size
     gen = torch.Generator().manual_seed(0)
     model = config.model(gen, compile=not args.eager)
-    step = Step(model, config)
+    step = Interleaved(model, config)
     t_all = targets(data.train_labels, config.classes)
     print(
-        f"K={config.memories}, n={config.n:g} ({config.F}), {batches} minibatches of {config.batch_size}, "
-        f"{torch.get_num_threads()} threads, kernels {'eager' if args.eager else 'torch.compile'}"
+        f"torch {torch.__version__}; K={config.memories}, n={config.n:g} ({config.F}), {batches} minibatches of "
+        f"{config.batch_size}, kernels {'eager' if args.eager else 'torch.compile'}; {load()} at the start"
     )
     warm = time.perf_counter()
-    step(
-        data.train_images[: config.batch_size], t_all[: config.batch_size], config.lr
-    )  # compile, warm caches
+    step(data.train_images[: config.batch_size], t_all[: config.batch_size], config.lr)
     model.error(data.test_images, data.test_labels)
-    print(f"warm-up (compilation) {time.perf_counter() - warm:.1f} s")
-    ratios, epochs, floors = [], [], []
-    timed = Interleaved(step, config)
-    for r in range(args.repeat):
-        timed.floor = 0.0
-        record = train_epoch(timed, data, t_all, config, r, gen)
-        epoch, floor = record["seconds"] - timed.floor, timed.floor
-        epochs.append(epoch)
-        floors.append(floor)
-        ratios.append(epoch / floor)
-        print(
-            f"epoch {r + 1}: {epoch:.2f} s (then test evaluation {record['eval_seconds']:.2f} s, test error "
-            f"{record['test_error']:.4f}); its matrix products {floor:.2f} s -> ratio {ratios[-1]:.3f}"
-        )
+    cached = getattr(
+        class_update, "use_compile_cache", None
+    )  # None: code from before issue 12 (for comparisons)
+    cache = "" if args.eager or cached is None else f" (cache {cached()})"
     print(
-        f"epoch / matrix products: median {statistics.median(ratios):.3f}, min {min(ratios):.3f}, "
-        f"max {max(ratios):.3f} over {args.repeat} epochs (target <= 1.5); median epoch "
-        f"{statistics.median(epochs):.2f} s, median floor {statistics.median(floors):.2f} s"
+        f"warm-up (first minibatch and evaluation: compilation or the compile cache) "
+        f"{time.perf_counter() - warm:.1f} s{cache}"
     )
-    if args.notebook:
-        nb = notebook_epoch(config, data, batches)
-        floor = statistics.median(floors)
+    settings = list(itertools.product(args.hog, args.threads))
+    ratios = {s: [] for s in settings}
+    epochs = {s: [] for s in settings}
+    floors = {s: [] for s in settings}
+    for r in range(args.repeat):
+        order = settings if r % 2 == 0 else [*reversed(settings)]
+        for hogged, group in itertools.groupby(order, key=lambda s: s[0]):
+            with hog(hogged == "on"):
+                for setting in group:
+                    torch.set_num_threads(setting[1])
+                    step.floor = 0.0
+                    record = train_epoch(step, data, t_all, config, r, gen)
+                    epoch, floor = record["seconds"] - step.floor, step.floor
+                    epochs[setting].append(epoch)
+                    floors[setting].append(floor)
+                    ratios[setting].append(epoch / floor)
+                    print(
+                        f"repeat {r + 1}, hog {hogged}, {setting[1]} thread(s): epoch {epoch:.2f} s (test error "
+                        f"{record['test_error']:.4f}), its matrix products {floor:.2f} s -> ratio "
+                        f"{ratios[setting][-1]:.3f}"
+                    )
+    print(f"{load()} at the end")
+    for setting in settings:
+        rs = ratios[setting]
         print(
-            f"notebook formulation (float64, batch repeated per class): {nb:.1f} s per epoch, "
-            f"{nb / floor:.1f}x the matrix products ({floor:.2f} s), "
-            f"{nb / statistics.median(epochs):.1f}x assocmem's epoch"
+            f"hog {setting[0]:3s} {setting[1]} thread(s): epoch / matrix products median {statistics.median(rs):.3f} "
+            f"(min {min(rs):.3f}, max {max(rs):.3f}, {len(rs)} epochs; target <= 1.3); epoch "
+            f"{min(epochs[setting]):.2f}-{max(epochs[setting]):.2f} s, products "
+            f"{min(floors[setting]):.2f}-{max(floors[setting]):.2f} s"
+        )
+    for hogged in args.hog:
+        if (hogged, 1) in epochs and (hogged, 2) in epochs:
+            speed = [a / b for a, b in zip(epochs[(hogged, 1)], epochs[(hogged, 2)], strict=True)]
+            alone = [a / b for a, b in zip(floors[(hogged, 1)], floors[(hogged, 2)], strict=True)]
+            print(
+                f"hog {hogged}: time on 1 thread / on 2 threads per repeat: the epoch "
+                f"{', '.join(f'{x:.2f}' for x in speed)}; its matrix products alone "
+                f"{', '.join(f'{x:.2f}' for x in alone)} (>= 1: two threads not slower)"
+            )
+    if args.notebook:
+        setting = settings[0]
+        nb = notebook_epoch(config, data, batches)
+        floor = statistics.median(floors[setting])
+        print(
+            f"notebook formulation (float64, batch repeated per class; {setting[1]} thread(s), hog {setting[0]}): "
+            f"{nb:.1f} s per epoch, {nb / floor:.1f}x the matrix products ({floor:.2f} s), "
+            f"{nb / statistics.median(epochs[setting]):.1f}x assocmem's epoch"
         )
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, float]:
@@ -62,3 +65,21 @@ def barrier_probe(repeat: int = 50) -> str:
         out.append(f"{threads} thread(s) {t * 1e6:.0f} us")
     torch.set_num_threads(before)
     return "one exp2_ on 64 x 2048 floats: " + ", ".join(out)
+
+
+#: A busy loop pinned to core 0: the load of another job on one of the cores.
+HOG = "import os\nos.sched_setaffinity(0, {0})\nwhile True:\n    pass\n"
+
+
+@contextlib.contextmanager
+def hog(on: bool) -> Iterator[None]:
+    """With ``on``, a busy-loop process (its own session, pinned to core 0) runs inside the block."""
+    proc = subprocess.Popen([sys.executable, "-c", HOG], start_new_session=True) if on else None
+    try:
+        if proc is not None:
+            time.sleep(0.3)  # let it start spinning
+        yield
+    finally:
+        if proc is not None:
+            proc.kill()
+            proc.wait()

@@ -6,6 +6,9 @@ preset table (tests/test_engines.py)."""
 
 import decimal
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -86,16 +89,45 @@ def test_async_recall_descends_and_ends_in_a_fixed_point(seed, f_index):
     assert (res.states * dam.field(res.states) >= 0).all()
 
 
-def test_numba_runs_on_sleeping_workqueue_threads():
-    """numba's spinning OpenMP threads would slow every later PyTorch operation 11-96x (docs/demo.md)."""
-    import os
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int8, torch.int64, torch.float16])
+def test_cues_are_checked_as_converted_and_left_unchanged(dtype):
+    """The recall's one pass (numba on CPU; PyTorch for float16) finds the first non-spin in row-major order, as
+    check_spins does, and never writes the caller's cues (int8 cues once came back updated in place)."""
+    gen = torch.Generator().manual_seed(2)
+    xi = spins(6, 12, gen=gen)
+    dam = BinaryDAM(xi, "power", n=3)
+    cues = torch.where(
+        torch.rand(20, 12, generator=gen) < 0.2, -xi[torch.arange(20) % 6], xi[torch.arange(20) % 6]
+    )
+    cues = cues.to(dtype)
+    before = cues.clone()
+    res = dam.recall(cues, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(cues, before) and res.states.dtype == dtype
+    same = dam.recall(cues.double(), generator=torch.Generator().manual_seed(0))
+    assert torch.equal(res.states.double(), same.states)
+    for bad in (0, 3) + ((float("nan"),) if dtype.is_floating_point else ()):
+        wrong = cues.clone()
+        wrong[7, 5], wrong[9, 1] = bad, bad
+        with pytest.raises(ValueError, match=r"cues must hold only \+1 and -1.*at index \(7, 5\)"):
+            dam.recall(wrong)
 
-    import numba
 
-    xi = spins(20, 30, gen=torch.Generator().manual_seed(0), dtype=torch.float32)
-    BinaryDAM(xi, "power", n=3).recall(xi[:4], backend="numba")
-    expected = os.environ.get("NUMBA_THREADING_LAYER", "workqueue")
-    assert numba.threading_layer() == expected
+def test_recall_never_starts_numbas_threads():
+    """numba's OpenMP threads, once started, slow every later PyTorch operation 12-41x (docs/demo.md): a recall,
+    with the user's NUMBA_THREADING_LAYER=omp, must not start numba's threading layer (its loops use threads.py)."""
+    code = (
+        "import torch, numba.np.ufunc.parallel as p\n"
+        "from assocmem.engines import BinaryDAM\n"
+        "xi = torch.sign(torch.randn(20, 30, generator=torch.Generator().manual_seed(0))) + 0.0\n"
+        "xi[xi == 0] = 1.0\n"
+        "torch.set_num_threads(2)\n"
+        "BinaryDAM(xi, 'power', n=3).recall(xi.repeat(10, 1), backend='numba')\n"
+        "print('started' if p._is_initialized else 'not started')\n"
+    )
+    env = {**os.environ, "NUMBA_THREADING_LAYER": "omp"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "not started"
 
 
 @pytest.mark.parametrize(("F", "kw"), [("power", {"n": 3}), ("rectified", {"n": 30}), ("exp", {"beta": 1.0})])

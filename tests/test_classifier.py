@@ -187,3 +187,25 @@ def test_bad_arguments_get_clear_errors():
     with pytest.raises(TypeError, match="must match the memories"):
         model(torch.zeros(3, 6, dtype=F64))
     assert model(torch.zeros(2, 2, 3)).shape == (2, 2)  # images (B, *shape) are flattened
+
+
+def test_compile_cache_outlives_the_temporary_folder_and_one_thread_restores_the_count(monkeypatch, tmp_path):
+    """torch.compile's cache goes under the user cache folder unless TORCHINDUCTOR_CACHE_DIR is set (then left alone);
+    one_thread sets PyTorch's thread count to 1 for its block and restores it, also after an error."""
+    from assocmem.classifier.class_update import one_thread, use_compile_cache
+
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr("sys.platform", "linux")
+    assert use_compile_cache() == str(tmp_path / "assocmem" / "inductor")
+    monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "mine"))
+    assert use_compile_cache() == str(tmp_path / "mine")
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with pytest.raises(RuntimeError, match="inside"), one_thread():
+            assert torch.get_num_threads() == 1
+            raise RuntimeError("inside")
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

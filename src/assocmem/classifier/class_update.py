@@ -24,17 +24,19 @@ compiled by ``torch.compile`` into fused loops that never materialise ``(B, C, K
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
 import shutil
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
 
+from assocmem.data.datasets import user_cache_dir
 from assocmem.lagrangians import AdditiveLagrangian, RePU
 
 #: Eager evaluation works on batch chunks whose (chunk, C, K) temporaries hold about this many elements (cache-sized).
@@ -56,6 +58,27 @@ def fields_backward(F: AdditiveLagrangian, hs: Tensor, ds: Tensor, gz: Tensor) -
     return dhs, weighted.sum(0)
 
 
+def _rho_bound(F: AdditiveLagrangian, hs: Tensor, ds: Tensor, log_g: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``(live, rho, bound)`` of :func:`backward_weights` (``rho = 1`` where no term of the memory is live)."""
+    high, low = ds.amax(0).clamp_min(0.0), ds.amin(0).clamp_max(0.0)  # the shifts, d = 0 included
+    if isinstance(F, RePU):
+        rho = torch.relu(hs + high)
+    else:
+        rho = torch.maximum((hs + high).abs(), (hs + low).abs())
+    live = rho > 0  # elsewhere every F' term of the memory is 0 (ReP_n below threshold)
+    rho = torch.where(live, rho, 1.0)
+    return live, rho, torch.where(live, log_g[:, None] + (F.n - 1) * rho.log(), -math.inf)
+
+
+def _weights(
+    hs: Tensor, live: Tensor, rho: Tensor, bound: Tensor, scale: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    # terms below e^-80 of the memory's largest are kept at e^-80 instead of denormal numbers (slow on CPUs)
+    w = torch.where(live, (bound - scale).clamp_min(-80.0).exp(), 0.0)
+    inv = 1.0 / rho
+    return hs * inv, inv, w
+
+
 def backward_weights(
     F: AdditiveLagrangian, hs: Tensor, ds: Tensor, log_g: Tensor
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -65,19 +88,22 @@ def backward_weights(
     ``hs``; only positive ones for ``ReP_n``), ``inv = 1/rho``, ``x = hs / rho``; ``log_g_b + (n-1) log rho`` bounds
     the log-magnitude of the terms, ``scale_mu`` is its maximum over the batch and ``w = exp(bound - scale) <= 1``.
     """
-    high, low = ds.amax(0).clamp_min(0.0), ds.amin(0).clamp_max(0.0)  # the shifts, d = 0 included
-    if isinstance(F, RePU):
-        rho = torch.relu(hs + high)
-    else:
-        rho = torch.maximum((hs + high).abs(), (hs + low).abs())
-    live = rho > 0  # elsewhere every F' term of the memory is 0 (ReP_n below threshold)
-    rho = torch.where(live, rho, 1.0)
-    bound = torch.where(live, log_g[:, None] + (F.n - 1) * rho.log(), -math.inf)
+    live, rho, bound = _rho_bound(F, hs, ds, log_g)
     scale = bound.amax(0)
-    # terms below e^-80 of the memory's largest are kept at e^-80 instead of denormal numbers (slow on CPUs)
-    w = torch.where(live, (bound - scale).clamp_min(-80.0).exp(), 0.0)
-    inv = 1.0 / rho
-    return hs * inv, inv, w, scale
+    return (*_weights(hs, live, rho, bound, scale), scale)
+
+
+def bound_scale(F: AdditiveLagrangian, hs: Tensor, ds: Tensor, log_g: Tensor) -> Tensor:
+    """``scale (K,)`` of :func:`backward_weights` for these rows (the maximum of the rows' maxima is the batch's)."""
+    return _rho_bound(F, hs, ds, log_g)[2].amax(0)
+
+
+def chunk_weights(
+    F: AdditiveLagrangian, hs: Tensor, ds: Tensor, log_g: Tensor, scale: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(x, inv, w)`` of :func:`backward_weights` for some rows, given the whole batch's ``scale``."""
+    live, rho, bound = _rho_bound(F, hs, ds, log_g)
+    return _weights(hs, live, rho, bound, scale)
 
 
 def scaled_backward(
@@ -120,13 +146,46 @@ def compile_problem() -> str | None:
     return None
 
 
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """PyTorch on one thread inside the block (the count restored after; process-wide, as torch.set_num_threads).
+
+    The classifier's elementwise work runs here and only its matrix products on every thread: each parallel
+    elementwise operation ends at a barrier that, on a loaded machine, waits for a thread the machine has
+    descheduled (an epoch on two threads took 2.5x as long as on one, docs/classifier.md). Its compiled kernels are
+    built for one thread whatever the count (:class:`Fused`)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+#: torch.compile's options for the classifier's kernels: loops for one thread, no OpenMP region (see one_thread).
+COMPILE_OPTIONS = {"cpp.threads": 1}
+
+
+def use_compile_cache() -> str:
+    """Point torch.compile's cache at ``<user cache>/assocmem/inductor`` unless TORCHINDUCTOR_CACHE_DIR is set; return
+    the folder in use. Its compiled kernels then outlive the process and the machine's temporary folder: the
+    C++ compilation (~20 s) is paid once per machine and torch version, a later start pays only the tracing."""
+    if not os.environ.get("TORCHINDUCTOR_CACHE_DIR"):
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = str(user_cache_dir() / "inductor")
+    return os.environ["TORCHINDUCTOR_CACHE_DIR"]
+
+
 class Fused:
     """``fn`` compiled by ``torch.compile`` when ``enabled``, else run as it is.
 
     Whether to compile is decided before the first call (:class:`Kernels`, :func:`compile_problem`); once
     compiling, any failure of the compiled function is raised as a :class:`CompileError` that says what to do.
     Eager and compiled kernels round differently (~1e-6 relative), so falling back in the middle of a run would
-    silently break a resumed run's bit-exactness.
+    silently break a resumed run's bit-exactness. Compiled kernels loop on one thread (:data:`COMPILE_OPTIONS`)
+    and are cached on disk (:func:`use_compile_cache`).
     """
 
     def __init__(self, fn: Callable[..., object], enabled: bool = False) -> None:
@@ -137,7 +196,8 @@ class Fused:
         if not self.enabled:
             return self.fn(*args)
         if self._compiled is None:
-            self._compiled = torch.compile(self.fn, dynamic=None)
+            use_compile_cache()
+            self._compiled = torch.compile(self.fn, dynamic=None, options=COMPILE_OPTIONS)
         try:
             return self._compiled(*args)
         except torch.cuda.OutOfMemoryError:
@@ -170,6 +230,8 @@ class Kernels:
 
     def __init__(self, F: AdditiveLagrangian, compiled: bool = False) -> None:
         self.F = F
+        if compiled:
+            use_compile_cache()  # before anything of inductor's reads its cache folder
         if compiled and (problem := compile_problem()) is not None:
             warnings.warn(
                 f"torch.compile cannot build kernels here ({problem}); the classifier runs its eager kernels",
@@ -179,8 +241,11 @@ class Kernels:
             compiled = False
         self._fields = Fused(lambda hs, ds: fields_reference(F, hs, ds), compiled)
         self._backward = Fused(lambda hs, ds, gz: fields_backward(F, hs, ds, gz), compiled)
-        self.weights = Fused(lambda hs, ds, lg: backward_weights(F, hs, ds, lg), compiled)
-        self._scaled = Fused(lambda x, inv, w, ds, g: scaled_backward(F, x, inv, w, ds, g), compiled)
+        self._scale = Fused(lambda hs, ds, lg: bound_scale(F, hs, ds, lg), compiled)
+        self._weights = Fused(lambda hs, ds, lg, s: chunk_weights(F, hs, ds, lg, s), compiled)
+        self._scaled = Fused(
+            lambda x, inv, w, ds, g: _with_total(scaled_backward(F, x, inv, w, ds, g)), compiled
+        )
 
     @property
     def compiled(self) -> bool:
@@ -193,7 +258,7 @@ class Kernels:
 
     @compiled.setter
     def compiled(self, value: bool) -> None:
-        for kernel in (self._fields, self._backward, self.weights, self._scaled):
+        for kernel in (self._fields, self._backward, self._scale, self._weights, self._scaled):
             kernel.enabled = bool(value)
 
     def _rows(self, ds: Tensor) -> int:
@@ -204,7 +269,8 @@ class Kernels:
     def forward(self, hs: Tensor, ds: Tensor) -> Tensor:
         """The fields ``z (B, C)``: :func:`fields_reference` (one pass when compiled, chunks when eager)."""
         if self.compiled:
-            return self._fields(hs, ds)
+            with one_thread():
+                return self._fields(hs, ds)
         out = hs.new_empty(hs.shape[0], ds.shape[0])
         step = self._rows(ds)
         for i in range(0, hs.shape[0], step):
@@ -213,25 +279,50 @@ class Kernels:
 
     def backward(self, hs: Tensor, ds: Tensor, gz: Tensor) -> tuple[Tensor, Tensor]:
         """:func:`fields_backward` on batch chunks."""
-        return self._accumulate(hs, ds, lambda i, j: self._backward(hs[i:j], ds, gz[i:j]))
-
-    def scaled_backward(
-        self, x: Tensor, inv: Tensor, w: Tensor, ds: Tensor, g: Tensor
-    ) -> tuple[Tensor, Tensor]:
-        """:func:`scaled_backward` on batch chunks."""
-        return self._accumulate(x, ds, lambda i, j: self._scaled(x[i:j], inv[i:j], w[i:j], ds, g[i:j]))
-
-    def _accumulate(
-        self, rows: Tensor, ds: Tensor, part: Callable[[int, int], tuple[Tensor, Tensor]]
-    ) -> tuple[Tensor, Tensor]:
-        """Run a backward on batch chunks: ``dhs`` row by row, ``dds`` summed."""
-        dhs = torch.empty_like(rows)
+        dhs = torch.empty_like(hs)
         dds = torch.zeros_like(ds)
         step = self._rows(ds)
-        for i in range(0, rows.shape[0], step):
-            dhs[i : i + step], chunk_dds = part(i, i + step)
-            dds += chunk_dds
+        with one_thread():
+            for i in range(0, hs.shape[0], step):
+                dhs[i : i + step], chunk_dds = self._backward(hs[i : i + step], ds, gz[i : i + step])
+                dds += chunk_dds
         return dhs, dds
+
+    def gradient(
+        self, hs: Tensor, ds: Tensor, log_g: Tensor, g: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """The training backward for ``gz_ba = e^log_g_b g_ba``: ``(dhs, dds, dhs.sum(0), scale)``, each memory's
+        gradient divided by ``e^scale_mu`` (:func:`backward_weights`, :func:`scaled_backward`).
+
+        Two passes: :func:`bound_scale` over the batch, then per batch chunk :func:`chunk_weights` and
+        :func:`scaled_backward`, so the weights of a chunk are read back from the cache, never from memory (the
+        whole batch's weights, three (B, K) tensors, were)."""
+        step = self._rows(ds)
+        dhs = torch.empty_like(hs)
+        dds = torch.zeros_like(ds)
+        total = torch.zeros_like(ds[0])
+        with one_thread():
+            if (
+                not self.compiled
+            ):  # eager chunks are small (2 MB temporaries): the weights in one go, as before
+                x, inv, w, scale = backward_weights(self.F, hs, ds, log_g)
+            else:
+                scale = self._scale(hs, ds, log_g)  # a streaming pass: one call
+            for i in range(0, hs.shape[0], step):
+                j = i + step
+                if self.compiled:
+                    xc, ic, wc = self._weights(hs[i:j], ds, log_g[i:j], scale)
+                else:
+                    xc, ic, wc = x[i:j], inv[i:j], w[i:j]
+                dhs[i:j], chunk_dds, chunk_total = self._scaled(xc, ic, wc, ds, g[i:j])
+                dds += chunk_dds
+                total += chunk_total
+        return dhs, dds, total, scale
+
+
+def _with_total(parts: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+    """``(dhs, dds, dhs summed over the rows)``: the sum made in the backward's own pass."""
+    return parts[0], parts[1], parts[0].sum(0)
 
 
 class _ClassFields(torch.autograd.Function):

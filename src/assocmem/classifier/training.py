@@ -25,7 +25,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from assocmem.checks import is_count, positive_float, require_tensor, value_checks_enabled, where_not_finite
-from assocmem.classifier.class_update import Fused
+from assocmem.classifier.class_update import Fused, one_thread
 from assocmem.classifier.data import Data
 from assocmem.classifier.model import DAMClassifier
 
@@ -322,28 +322,33 @@ def loss_gradient(
     with torch.no_grad():
         hs, ds = model.scaled_inputs(images)
         z = model.kernels.forward(hs, ds)
-        tz2 = 2.0 * t * z
-        log_wrong = F.logsigmoid(-tz2)  # log(|c - t| / 2); log(1 - c^2) = log 4 + log_wrong + logsigmoid(tz2)
-        log_gz = (2 * m) * log_wrong + F.logsigmoid(tz2) + ((2 * m + 1) * math.log(2.0) + math.log(2 * m))
-        log_g = log_gz.amax(1)  # per sample
-        g = -t * (log_gz - log_g[:, None]).clamp_min(-80.0).exp()  # no denormal numbers (slow)
-        loss = float(torch.logsumexp((2 * m) * (log_wrong.double() + math.log(2.0)).flatten(), 0).exp())
-        x, inv, w, scale = model.kernels.weights(hs, ds, log_g)
-        dhs, dds = model.kernels.scaled_backward(x, inv, w, ds, g)
+        with one_thread():  # (B, C) work: no barrier to wait at (class_update.one_thread)
+            tz2 = 2.0 * t * z
+            log_wrong = F.logsigmoid(
+                -tz2
+            )  # log(|c - t| / 2); log(1 - c^2) = log 4 + log_wrong + logsigmoid(tz2)
+            log_gz = (2 * m) * log_wrong + F.logsigmoid(tz2) + ((2 * m + 1) * math.log(2.0) + math.log(2 * m))
+            log_g = log_gz.amax(1)  # per sample
+            g = -t * (log_gz - log_g[:, None]).clamp_min(-80.0).exp()  # no denormal numbers (slow)
+            loss = float(torch.logsumexp((2 * m) * (log_wrong.double() + math.log(2.0)).flatten(), 0).exp())
+        dhs, dds, dhs_total, scale = model.kernels.gradient(hs, ds, log_g, g)
         inv_t, x0 = 1.0 / model.temperature, model.class_state
         v = images.reshape(images.shape[0], model.pixels)
         if grad_pixels is None:
             grad_pixels = hs.new_empty(model.num_memories, model.pixels)
-        torch.mm(dhs.T, v, out=grad_pixels).mul_(inv_t)
-        grad_classes = dhs.sum(0)[:, None] * (x0 * inv_t) - dds.T * (2.0 * x0 * inv_t)
-        scale = scale.double()
-    return Gradient(loss, torch.tanh(z), grad_pixels, grad_classes, scale)
+        torch.addmm(grad_pixels, dhs.T, v, beta=0.0, alpha=inv_t, out=grad_pixels)
+        with one_thread():
+            grad_classes = dhs_total[:, None] * (x0 * inv_t) - dds.T * (2.0 * x0 * inv_t)
+            scale = scale.double()
+            c = torch.tanh(z)
+    return Gradient(loss, c, grad_pixels, grad_classes, scale)
 
 
 def _update(
     xi: Tensor, velocity: Tensor, gp: Tensor, gc: Tensor, keep: Tensor, add: Tensor, eps: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``V <- keep V - add grad``; ``xi <- clip(xi + eps V / max|V| per memory, -1, 1)``; returns ``(V, xi)``.
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``V <- keep V - add grad``; ``xi <- clip(xi + eps V / max|V| per memory, -1, 1)``; returns ``(V, xi,
+    finite)``, ``finite`` whether every new memory is finite (in the same pass, for :func:`train_epoch`).
 
     ``keep`` and ``add`` ``(K, 1)`` carry the momentum and the per-memory scales (:class:`Step`). ``max|V|`` is
     floored at float32's smallest normal number, so a memory without gradient stays where it is (KH16's
@@ -351,7 +356,13 @@ def _update(
     """
     v = velocity * keep - add * torch.cat([gp, gc], 1)
     step = eps / v.abs().amax(1, keepdim=True).clamp_min(TINY)
-    return v, (xi + v * step).clamp(-1.0, 1.0)
+    new = (xi + v * step).clamp(-1.0, 1.0)
+    return v, new, torch.isfinite(new).all()
+
+
+def _moved(gp: Tensor, gc: Tensor) -> Tensor:
+    """Which memories have a nonzero gradient ``(K,)``."""
+    return (gp.abs().amax(1) > 0) | (gc.abs().amax(1) > 0)
 
 
 #: The floor of ``max|V|`` per memory (float32's smallest normal number).
@@ -381,13 +392,19 @@ class Step:
         self.log_scale = log_scale.to(device=xi.device, dtype=torch.float64).clone()
         self.grad_pixels = torch.empty(xi.shape[0], model.pixels, dtype=xi.dtype, device=xi.device)
         self.update = Fused(_update, model.kernels.compiled)
+        self.moved = Fused(_moved, model.kernels.compiled)
+        #: Whether the memories after the last step are all finite (0-d bool tensor; checked by train_epoch).
+        self.finite = torch.ones((), dtype=torch.bool)
         self._log_p = math.log(config.momentum) if config.momentum > 0 else -math.inf
 
     def __call__(self, images: Tensor, t: Tensor, eps: float) -> tuple[float, Tensor]:
         """Train on one minibatch; returns its loss and the class neurons ``c`` before the update."""
         g = loss_gradient(self.model, images, t, self.config.m, self.grad_pixels)
-        with torch.no_grad():
-            moved = (g.pixels.abs().amax(1) > 0) | (g.classes.abs().amax(1) > 0)
+        with (
+            torch.no_grad(),
+            one_thread(),
+        ):  # elementwise work: no barrier to wait at (class_update.one_thread)
+            moved = self.moved(g.pixels, g.classes)
             grad_scale = torch.where(moved, g.scale, -math.inf)
             old = self.log_scale
             new = torch.maximum(old + self._log_p, grad_scale)
@@ -397,7 +414,7 @@ class Step:
             self.log_scale = torch.where(live, new, old)
             dtype = self.velocity.dtype
             xi = self.model.memories
-            self.velocity, xi.data = self.update(
+            self.velocity, xi.data, self.finite = self.update(
                 xi.detach(),
                 self.velocity,
                 g.pixels,
@@ -417,7 +434,7 @@ def train_epoch(
     ``train_error`` counts the minibatch images misclassified before each update (as KH16's notebook);
     ``test_error`` is measured after the epoch; ``seconds`` is the training time, ``eval_seconds`` the test's.
     A minibatch whose loss or updated memories are not finite raises :class:`DivergenceError` at once (checked after
-    every minibatch: ``K (P + C)`` comparisons beside the ``B K P`` products).
+    every minibatch: ``K (P + C)`` comparisons, made in the update's own pass, beside the ``B K P`` products).
     """
     who = "train_epoch"
     if not isinstance(step, Step):
@@ -447,8 +464,10 @@ def train_epoch(
     start = time.perf_counter()
     loss_sum, wrong = 0.0, torch.zeros((), dtype=torch.long, device=device)
     for i, index in enumerate(order):
-        loss, c = step(data.train_images[index], t_all[index], eps)
-        if not math.isfinite(loss) or not bool(torch.isfinite(model.memories).all()):
+        with one_thread():  # a gather: no barrier to wait at
+            images, t = data.train_images[index], t_all[index]
+        loss, c = step(images, t, eps)
+        if not math.isfinite(loss) or not bool(step.finite):
             raise DivergenceError(epoch + 1, i + 1, loss, model.temperature)
         loss_sum += loss
         wrong += (DAMClassifier.labels(c) != data.train_labels[index]).sum()

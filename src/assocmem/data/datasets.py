@@ -90,13 +90,18 @@ class DataSet:
 
 
 def default_cache_dir() -> Path:
-    """The cache root: ``$ASSOCMEM_DATA`` if set, else the platform's user cache folder + ``assocmem``.
+    """The cache root of the data sets: ``$ASSOCMEM_DATA`` if set, else :func:`user_cache_dir`."""
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    return user_cache_dir()
+
+
+def user_cache_dir() -> Path:
+    """The platform's user cache folder + ``assocmem`` (data sets, compiled kernels).
 
     Linux and others: ``$XDG_CACHE_HOME/assocmem`` (``~/.cache/assocmem``); macOS: ``~/Library/Caches/assocmem``;
     Windows: ``%LOCALAPPDATA%\\assocmem\\Cache``.
     """
-    if os.environ.get(ENV_VAR):
-        return Path(os.environ[ENV_VAR]).expanduser()
     if sys.platform == "win32":
         base = Path(os.environ.get("LOCALAPPDATA", Path.home() / "AppData" / "Local"))
         return base / "assocmem" / "Cache"

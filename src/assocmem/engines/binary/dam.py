@@ -19,6 +19,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -46,8 +47,9 @@ class Recall(FixedPoint):
     """
 
 
-def check_spins(x: object, who: str, name: str, n: int | None = None) -> Tensor:
-    """A 2-D tensor of +-1 (any real dtype); with ``n``, of ``n`` columns. Anything else is a clear error."""
+def check_spins(x: object, who: str, name: str, n: int | None = None, values: bool = True) -> Tensor:
+    """A 2-D tensor of +-1 (any real dtype); with ``n``, of ``n`` columns. Anything else is a clear error.
+    ``values=False`` leaves the values to the caller (:func:`spin_states` checks them as it converts)."""
     if not isinstance(x, Tensor):
         raise TypeError(f"{who}: {name} must be a torch.Tensor of +1 and -1, got {type(x).__name__}")
     if x.dtype == torch.bool or x.is_complex():
@@ -62,14 +64,57 @@ def check_spins(x: object, who: str, name: str, n: int | None = None) -> Tensor:
         raise ValueError(
             f"{who}: {name} must have N = {n} columns (one per neuron), got shape {tuple(x.shape)}"
         )
-    bad = ~((x == 1) | (x == -1))
-    if bool(bad.any()):
-        where = tuple(int(i) for i in bad.nonzero()[0])
-        raise ValueError(
-            f"{who}: {name} must hold only +1 and -1 (binary spins), found {x[where].item()} at index {where}; "
-            f"use torch.sign and map zeros to +1 or -1"
-        )
+    if values:
+        bad = ~((x == 1) | (x == -1))
+        if bool(bad.any()):
+            raise _not_spins(x, who, name, tuple(int(i) for i in bad.nonzero()[0]))
     return x
+
+
+def _not_spins(x: Tensor, who: str, name: str, where: tuple[int, ...]) -> ValueError:
+    return ValueError(
+        f"{who}: {name} must hold only +1 and -1 (binary spins), found {x[where].item()} at index {where}; "
+        f"use torch.sign and map zeros to +1 or -1"
+    )
+
+
+#: The dtypes whose check and conversion run in one numba pass on CPU (those NumPy and numba share).
+NUMPY_DTYPES = {
+    torch.float32: np.float32,
+    torch.float64: np.float64,
+    torch.int8: np.int8,
+    torch.uint8: np.uint8,
+    torch.int16: np.int16,
+    torch.int32: np.int32,
+    torch.int64: np.int64,
+}
+
+
+def spin_states(x: Tensor, who: str, name: str) -> Tensor:
+    """A new int8 tensor of the +-1 spins ``x`` (2-D, checked by ``check_spins(..., values=False)``), its values
+    checked on the way (the error of :func:`check_spins`).
+
+    On CPU with numba: one pass on the calling thread (:func:`~assocmem.engines.binary.numba_loop.to_spins`).
+    PyTorch's comparisons and conversion are several passes, each a parallel region that, on a loaded machine,
+    waits at its barrier for a descheduled thread: a recall's share outside the spin loop took 93-285 ms on two
+    threads against 11-36 ms on one (docs/binary-dam.md). Other devices and dtypes: PyTorch."""
+    if x.device.type == "cpu" and x.dtype in NUMPY_DTYPES and kernel.numba_available():
+        from assocmem.engines.binary import numba_loop
+
+        out = torch.empty(x.shape, dtype=torch.int8)
+        first = numba_loop.to_spins(x.detach().numpy(), out.numpy())
+        if first >= 0:
+            raise _not_spins(x, who, name, divmod(first, x.shape[1]))
+        return out
+    check_spins(x, who, name)
+    return x.to(torch.int8, copy=True)
+
+
+def spins_as(states: Tensor, dtype: torch.dtype) -> Tensor:
+    """int8 ``states`` in ``dtype``: on CPU a NumPy conversion on the calling thread (no PyTorch barrier)."""
+    if states.device.type == "cpu" and dtype in NUMPY_DTYPES:
+        return torch.from_numpy(states.numpy().astype(NUMPY_DTYPES[dtype]))
+    return states.to(dtype)
 
 
 class BinaryNetwork(nn.Module):
@@ -146,8 +191,8 @@ class BinaryNetwork(nn.Module):
         """True when every field is an exact integer sum (ties ``h_i = 0`` are exact and keep the state)."""
         return self._field_table.exact
 
-    def _spins(self, sigma: object, name: str) -> Tensor:
-        sigma = check_spins(sigma, self._who, name, self.N)
+    def _spins(self, sigma: object, name: str, values: bool = True) -> Tensor:
+        sigma = check_spins(sigma, self._who, name, self.N, values)
         if sigma.device != self.patterns.device:
             raise ValueError(
                 f"{self._who}: {name} is on {sigma.device} but the patterns are on {self.patterns.device}; "
@@ -215,7 +260,8 @@ class BinaryNetwork(nn.Module):
 
         Example: ``BinaryDAM(xi, F="power", n=3).recall(cues, generator=torch.Generator().manual_seed(0)).states``
         """
-        cues = self._spins(cues, "cues")
+        cues = self._spins(cues, "cues", values=False)
+        states = spin_states(cues, self._who, "cues")  # checked as converted, a copy the sweeps write
         if record:
             self._check_record_range(self._out_dtype(cues))
         if mode not in MODES:
@@ -230,7 +276,6 @@ class BinaryNetwork(nn.Module):
         if backend == "numba" and not (cpu and kernel.numba_available()):
             raise ValueError(f"{self._who}.recall: backend='numba' needs CPU tensors and numba installed")
         use_numba = backend == "numba" or (backend == "auto" and cpu and kernel.numba_available())
-        states = cues.to(torch.int8)
         agree = kernel.agreements(self._xi64, states)
         b = cues.shape[0]
         sweeps = torch.zeros(b, dtype=torch.int64, device=cues.device)
@@ -248,14 +293,20 @@ class BinaryNetwork(nn.Module):
                 changed = sweep_fn(
                     self._field_table, self._transposed(use_numba), states, agree, active, perms
                 )
-            sweeps[active] = sweep
-            converged[active[~changed]] = True
-            active = active[changed]
+            if cpu:  # NumPy: PyTorch's boolean indexing is a parallel region (13 ms at a barrier under load)
+                act, moved = active.numpy(), changed.numpy()
+                sweeps.numpy()[act] = sweep
+                converged.numpy()[act[~moved]] = True
+                active = torch.from_numpy(act[moved])
+            else:
+                sweeps[active] = sweep
+                converged[active[~changed]] = True
+                active = active[changed]
             if energies is not None:
                 energies.append(self._energy(agree))
         out = self._out_dtype(cues)
         return Recall(
-            states=states.to(cues.dtype),
+            states=spins_as(states, cues.dtype),
             energies=torch.stack(energies).to(out) if energies is not None else None,
             steps=sweeps,
             converged=converged,

@@ -40,10 +40,10 @@ import numpy as np
 from assocmem.engines.binary.tables import TINY
 from assocmem.engines.binary.threads import begin_writing, mark_done, next_unit, unfinished
 
-# The loops here launch no numba parallel region (engines/binary/threads.py keeps its own pool of sleeping
-# threads), but a recall still initialises numba's threading layer (sweeps.async_sweep_numba): numba's default
-# OpenMP threads would then slow the PyTorch work that follows in the process (benchmarks/demo_threads.py,
-# docs/demo.md); its workqueue threads sleep. A user's NUMBA_THREADING_LAYER is left alone.
+# The loops here launch no numba parallel region and never start numba's threading layer (engines/binary/threads.py
+# keeps its own pool of sleeping threads): numba's default OpenMP threads, once started, slow the PyTorch work that
+# follows in the process (benchmarks/demo_threads.py, docs/demo.md). Should anything else start it, the workqueue
+# layer's threads sleep. A user's NUMBA_THREADING_LAYER is left alone.
 if "NUMBA_THREADING_LAYER" not in os.environ:
     nb.config.THREADING_LAYER = "workqueue"
 
@@ -288,3 +288,21 @@ def count_agreements(xi_t, states, out, status, counter, finish):
             mark_done(status, b)
         b = next_unit(status, counter, finish, scan)
     return unfinished(status) if finish else 0
+
+
+@nb.njit(nogil=True, cache=True)
+def to_spins(x, out):
+    """``out = x`` as int8 for a 2-D array ``x`` of +-1 (any layout, one pass on the calling thread); returns the
+    row-major flat index of the first entry that is neither +1 nor -1 (NaN included), or -1 when there is none."""
+    rows, cols = x.shape
+    for b in range(rows):
+        bad = False
+        for i in range(cols):
+            v = x[b, i]
+            bad |= (v != 1) & (v != -1)
+            out[b, i] = np.int8(1) if v > 0 else np.int8(-1)
+        if bad:
+            for i in range(cols):
+                if x[b, i] != 1 and x[b, i] != -1:
+                    return b * cols + i
+    return -1

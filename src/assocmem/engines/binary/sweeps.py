@@ -184,15 +184,8 @@ def async_sweep_numba(
 ) -> Tensor:
     """The same sweep with the fused numba kernel (CPU tensors; ``states`` and ``agree`` updated in place), the
     cues spread over ``torch.get_num_threads()`` threads (:mod:`assocmem.engines.binary.threads`)."""
-    import numba
-
     from assocmem.engines.binary import numba_loop, threads
 
-    # The loops here do not use numba's threading layer (threads.py keeps its own pool). This call initialises it,
-    # on the sleeping workqueue threads numba_loop selects, as tests/test_binary.py asserts after a recall; under a
-    # user's NUMBA_THREADING_LAYER=omp it starts OpenMP threads that slow later PyTorch work
-    # (benchmarks/demo_threads.py), so it should go with that test.
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
     tally = np.zeros((active.shape[0], 2), dtype=np.int64)
     ss64, dd64 = table.columns
     factor, floor = numba_loop.filter_bound(xi_t8.shape[1])
