@@ -79,7 +79,7 @@ class MemoryBank:
         self.ids, self.has_values = ids, values is not None
         if backend == "sharded":
             self.backend = _sharded(ids, patterns, values, search)
-            if not given:  # default ids number the rows of the whole bank: this rank's start at its first position
+            if not given:  # default ids number the whole bank's rows: this rank's start at its first row
                 self.ids = self.backend.ids = ids + self.backend.local_range[0]
             return
         local = LocalBackend(
