@@ -16,6 +16,10 @@ from pathlib import Path
 
 import tomllib
 
+from assocmem.ham.task_config import TASK_CONFIGS, PatchesConfig, ReconstructConfig
+
+TASKS = ("classify", *TASK_CONFIGS)
+
 ARCHITECTURES = ("dense", "conv")
 DATASETS = ("mnist", "fashion-mnist")
 GRADIENTS = ("implicit", "unrolled")
@@ -124,8 +128,21 @@ class HamConfig:
         return cls(**values)
 
 
-def load_recipe(path: str | os.PathLike) -> HamConfig:
-    """The :class:`HamConfig` in a ``.json`` or ``.toml`` file; a clear error for anything else."""
+def recipe_from_dict(values: dict, source: str = "config") -> HamConfig | ReconstructConfig | PatchesConfig:
+    """The recipe of the task ``values["task"]`` names (``"classify"`` when absent: :class:`HamConfig`)."""
+    if not isinstance(values, dict):
+        return HamConfig.from_dict(values, source)  # refused there: a recipe is a table
+    task = values.get("task", "classify")
+    if task not in TASKS:
+        raise ValueError(f"{source}: task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
+    if task == "classify":
+        return HamConfig.from_dict({k: v for k, v in values.items() if k != "task"}, source)
+    return TASK_CONFIGS[task].from_dict(values, source)
+
+
+def load_recipe(path: str | os.PathLike) -> HamConfig | ReconstructConfig | PatchesConfig:
+    """The recipe in a ``.json`` or ``.toml`` file (its ``task`` says which kind; none: classification, a
+    :class:`HamConfig`); a clear error for anything else."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path}: no such file")
@@ -139,4 +156,4 @@ def load_recipe(path: str | os.PathLike) -> HamConfig:
             raise ValueError(f"recipe {path}: expected a .json or .toml file")
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"recipe {path}: not valid {path.suffix[1:].upper()} ({err})") from None
-    return HamConfig.from_dict(values, f"recipe {path}")
+    return recipe_from_dict(values, f"recipe {path}")
