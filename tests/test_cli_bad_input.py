@@ -84,6 +84,7 @@ VALID = {
     ("classify", "prototypes"): ["{run}", "--data-dir", "{dir}"],
     ("ham", "train"): ["{recipe}", "--out", "{out}", "--data-dir", "{dir}"],
     ("ham", "eval"): ["{run}", "--data-dir", "{dir}"],
+    ("ham", "report"): ["{run}", "--data-dir", "{dir}"],
 }
 
 

@@ -143,17 +143,16 @@ def recipe_from_dict(values: dict, source: str = "config") -> HamConfig | Recons
 def load_recipe(path: str | os.PathLike) -> HamConfig | ReconstructConfig | PatchesConfig:
     """The recipe in a ``.json`` or ``.toml`` file (its ``task`` says which kind; none: classification, a
     :class:`HamConfig`); a clear error for anything else."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"load_recipe: path must be a non-empty file path (str or os.PathLike), got {path!r}")
     path = Path(path)
+    if path.suffix not in (".json", ".toml"):
+        raise ValueError(f"recipe {path}: expected a .json or .toml file")
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path}: no such file")
     text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix == ".toml":
-            values = tomllib.loads(text)
-        elif path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            raise ValueError(f"recipe {path}: expected a .json or .toml file")
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"recipe {path}: not valid {path.suffix[1:].upper()} ({err})") from None
     return recipe_from_dict(values, f"recipe {path}")

@@ -13,7 +13,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from assocmem.checks import is_count
 from assocmem.ham.classifier import HAMClassifier
+from assocmem.ham.data import check_images
 
 #: relative size of an energy increase that float rounding explains (per dtype)
 ROUNDING = {torch.float32: 1e-4, torch.float64: 1e-10}
@@ -39,6 +41,9 @@ def evaluate(model: HAMClassifier, images: Tensor, labels: Tensor, batch_size: i
     ``energy_non_increasing`` (fraction whose energy never rose beyond rounding), ``max_energy_increase`` and
     ``max_relative_energy_increase`` (over every step of every sample), ``mean_steps`` and ``max_steps``.
     """
+    check_images(images, labels, "evaluate")
+    if not is_count(batch_size):
+        raise ValueError(f"evaluate: batch_size must be a positive int, got {batch_size!r}")
     correct = settled = monotone = 0
     worst = worst_rel = 0.0
     steps: list[int] = []

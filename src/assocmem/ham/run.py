@@ -26,9 +26,10 @@ import torch
 from safetensors.torch import save_file
 from torch import nn
 
+from assocmem.checks import is_count
 from assocmem.files import atomic_path, read_checkpoint, write_json
 from assocmem.ham.config import HamConfig, recipe_from_dict
-from assocmem.ham.data import ImageData
+from assocmem.ham.data import ImageData, check_images
 from assocmem.ham.task_config import PatchesConfig, ReconstructConfig
 from assocmem.ham.tasks import Task, task_of
 from assocmem.provenance import provenance
@@ -99,6 +100,10 @@ def save_checkpoint(folder: str | os.PathLike, run: HamRun, epoch_start_generato
 
 def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
     """The run saved in ``folder`` and the generator state its current epoch started from."""
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder):
+        raise TypeError(
+            f"load_checkpoint: folder must be a non-empty path (str or os.PathLike), got {folder!r}"
+        )
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: no HAM checkpoint ({CHECKPOINT}); train one with --out {folder}")
@@ -190,6 +195,12 @@ def train(
     ``on_batch(batch, batches, loss)`` after every minibatch; ``on_epoch(record)`` after every epoch (its test
     evaluation at the fixed point, strict: a network that does not settle stops the run with the error).
     """
+    if not isinstance(data, ImageData):
+        raise TypeError(f"train: data must be an ImageData, got {type(data).__name__}")
+    for part in ("train", "test"):
+        check_images(getattr(data, f"{part}_images"), getattr(data, f"{part}_labels"), "train", part)
+    if not is_count(checkpoint_every):
+        raise ValueError(f"train: checkpoint_every must be a positive int, got {checkpoint_every!r}")
     folder = Path(out) if out is not None else None
     run, start_state = None, None
     if resume and folder is None:

@@ -166,17 +166,17 @@ class Patches(Reconstruct):
         labels: Tensor,
         noise: torch.Generator | None,
     ) -> tuple[Tensor, int | None]:
-        images = images.squeeze(1).to(getattr(torch, config.dtype))
+        images = images.reshape(-1, 28, 28).to(getattr(torch, config.dtype))
         mask = pt.random_mask(images.shape[0], (28 // config.patch) ** 2, config.masked, noise)
         predicted, _ = model(images, mask, record=False)
         return pt.masked_mse(predicted, pt.patchify(images, config.patch), mask), None
 
     def evaluate(self, model: nn.Module, config: PatchesConfig, data: ImageData) -> dict:
         dtype = getattr(torch, config.dtype)
-        mean_patch = pt.patchify(data.train_images.squeeze(1), config.patch).mean(0).to(dtype)
+        mean_patch = pt.patchify(data.train_images.reshape(-1, 28, 28), config.patch).mean(0).to(dtype)
         return pt.evaluate_patches(
             model,
-            data.test_images.squeeze(1).to(dtype),
+            data.test_images.reshape(-1, 28, 28).to(dtype),
             mean_patch,
             masked=config.masked,
             fixed_point_size=config.fixed_point_size,
@@ -186,7 +186,7 @@ class Patches(Reconstruct):
 
     def energies(self, model: nn.Module, config: PatchesConfig, data: ImageData, count: int = 32) -> Tensor:
         """Over the block's trained steps, from the first ``count`` test images with the evaluation's masks."""
-        images = data.test_images[:count].squeeze(1).to(getattr(torch, config.dtype))
+        images = data.test_images[:count].reshape(-1, 28, 28).to(getattr(torch, config.dtype))
         gen = torch.Generator().manual_seed(pt.EVAL_SEED)
         mask = pt.random_mask(images.shape[0], (28 // config.patch) ** 2, config.masked, gen)
         with torch.no_grad():

@@ -34,9 +34,10 @@ REPORT = "report.html"
 
 def _grid(images: Tensor, cols: int, title: str, signed: bool) -> bytes:
     """Images ``(K, H, W)`` tiled ``cols`` to a row: signed ones on blue-white-red scaled to their largest size."""
+    images = images.detach().float().cpu()
     k, h, w = images.shape
     rows = (k + cols - 1) // cols
-    canvas = tile(images.reshape(k, h * w).detach().float().cpu(), rows, cols)
+    canvas = tile(images.reshape(k, h * w), rows, cols)
     fig, ax = new_figure(figsize=(cols * 0.55 + 0.6, rows * 0.55 + 0.5), layout="constrained")
     top = float(images.abs().max()) or 1.0
     style = {"cmap": "bwr", "vmin": -top, "vmax": top} if signed else {"cmap": "gray"}
@@ -167,7 +168,7 @@ def _patches(run: HamRun, data: ImageData, n: int) -> list[str]:
     g = hop / hop.norm(dim=1, keepdim=True) * hop.shape[1] ** 0.5  # a layer-norm activation has |g| = sqrt(D)
     with torch.no_grad():
         decoded = model.decoder(g).clamp(0, 1).reshape(-1, config.patch, config.patch)
-        images = data.test_images[:n].squeeze(1).to(getattr(torch, config.dtype))
+        images = data.test_images[:n].reshape(-1, 28, 28).to(getattr(torch, config.dtype))
         tokens = (28 // config.patch) ** 2
         mask = pt.random_mask(n, tokens, config.masked, torch.Generator().manual_seed(pt.EVAL_SEED))
         predicted, traj = model(images, mask, gradient=None)
