@@ -1,4 +1,4 @@
-"""Image reconstruction with spherical image neurons and unit-norm log-sum-exp memories (docs/ham-recipes-recon.md).
+"""Image reconstruction with spherical image neurons and unit-norm log-sum-exp memories (docs/ham.md).
 
 The recipe of hamux's MNIST example, built on the library's :class:`~assocmem.network.Network`: one layer of
 ``D`` image neurons with the spherical Lagrangian (``g = x / |x|``, docs/reference.md §2) and ``K`` memories
