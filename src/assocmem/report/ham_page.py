@@ -98,10 +98,9 @@ def _classifier(run: HamRun, data: ImageData, n: int) -> list[str]:
     model, config = run.model, run.config
     first = model.network.synapses[0]
     if config.architecture == "dense":
-        units = _grid(
-            first.weight[:64].reshape(-1, 28, 28), 8, "weights from the image into hidden units 1-64", True
-        )
-        what = "Receptive fields: the weights from the image into the first 64 hidden ReLU units."
+        k = min(64, first.weight.shape[0])
+        units = _grid(first.weight[:k].reshape(-1, 28, 28), 8, f"weights into hidden units 1-{k}", True)
+        what = f"Receptive fields: the weights from the image into the first {k} hidden ReLU units (blue negative)."
     else:
         units = _grid(first.weight[:, 0], 8, f"the {first.weight.shape[0]} convolution filters", True)
         what = "The convolution's filters (what each feature map responds to, blue negative, red positive)."
@@ -150,9 +149,12 @@ def _reconstruction(run: HamRun, data: ImageData, n: int) -> list[str]:
     ]
     return [
         "<h2>What the units respond to</h2>",
-        f"<p>The image layer's {xi.shape[0]} memories (unit vectors; the first 100), each the pattern one "
-        "log-sum-exp hidden unit responds to.</p>",
-        image(_grid(xi[:100].reshape(-1, 28, 28), 10, "memories 1-100", False), "learned memories"),
+        f"<p>The image layer's {xi.shape[0]} memories (unit vectors; the first {min(100, len(xi))}), each the "
+        "pattern one log-sum-exp hidden unit responds to.</p>",
+        image(
+            _grid(xi[:100].reshape(-1, 28, 28), 10, f"memories 1-{min(100, len(xi))}", False),
+            "learned memories",
+        ),
         "<h2>Energy during inference</h2>",
         "<p>From noisy test digits (nothing clamped), and from digits whose lower half is hidden with the upper "
         "half clamped (the network's relax with a clamp mask), until max |dx/dt| is below the tolerance.</p>",
@@ -198,7 +200,9 @@ def _patches(run: HamRun, data: ImageData, n: int) -> list[str]:
         "<h2>What the units respond to</h2>",
         f"<p>The block's {hop.shape[0]} ReLU-squared memories, each decoded as a patch (the decoder applied to "
         "the memory scaled to a layer-norm activation's length).</p>",
-        image(_grid(decoded[:64], 8, "memories 1-64, decoded", False), "memories decoded to patches"),
+        image(
+            _grid(decoded[:64], 8, f"memories 1-{min(64, len(decoded))}, decoded", False), "memories decoded"
+        ),
         "<h2>Energy during inference</h2>",
         f"<p>The block's {config.steps} Euler steps as trained, and the same start relaxed to a fixed point "
         f"(dopri5 until max |dx/dt| &lt; {config.tol:g}: {settled} of {n} settled).</p>",
