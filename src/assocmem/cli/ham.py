@@ -20,6 +20,7 @@ import torch
 from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
 from assocmem.cli.options import (
     COUNT,
+    NONNEGATIVE,
     OUTPUT_FILE,
     OUTPUT_FOLDER,
     POSITIVE,
@@ -89,6 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
         config.epochs = args.epochs
     if args.t_max is not None:
         config.t_max = args.t_max
+    _fixed_point_size(args, config)
     out, quiet = args.out, args.quiet
     check_folder(out, args.resume)  # before the data are read
     data = _data(args, config)
@@ -134,6 +136,17 @@ def run_train(args: argparse.Namespace) -> int:
         return 1
     say(quiet, f"wrote {out / METRICS}, {out / FIGURES[0]}, {out / FIGURES[1]}")
     return 0
+
+
+def _fixed_point_size(args: argparse.Namespace, config: Recipe) -> None:
+    """--fixed-point-size: the test images a reconstruction or patch evaluation relaxes to a fixed point."""
+    if args.fixed_point_size is None:
+        return
+    if not hasattr(config, "fixed_point_size"):
+        raise ValueError(
+            "argument --fixed-point-size: only reconstruct and patches recipes relax test images twice"
+        )
+    config.fixed_point_size = args.fixed_point_size
 
 
 def _epoch_line(record: dict) -> str:
@@ -184,6 +197,7 @@ def run_eval(args: argparse.Namespace) -> int:
     config = run.config
     if args.test_size is not None:
         config.test_size = args.test_size
+    _fixed_point_size(args, config)
     data = _data(args, config)
     try:
         result = run.task.evaluate(run.model, config, data)
@@ -241,6 +255,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="relaxation time budget (default: the recipe's; may grow on --resume)",
     )
     t.add_argument(
+        "--fixed-point-size",
+        type=NONNEGATIVE,
+        default=None,
+        help="reconstruct/patches: test images relaxed to a fixed point after every epoch (default: the recipe's; "
+        "may change on --resume)",
+    )
+    t.add_argument(
         "--checkpoint-every", type=COUNT, default=100, help="minibatches between checkpoints (100)"
     )
     add_quiet(t, "no progress bar or per-epoch lines and no messages, only errors (the results are in --out)")
@@ -250,6 +271,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     e = sub.add_parser("eval", help="a trained run's test measures at the fixed point, and its memory checks")
     e.add_argument("dir", type=run_folder(CHECKPOINT), help="a run folder written by 'ham train'")
     e.add_argument("--test-size", type=COUNT, default=None, help="evaluate on the first N test images")
+    e.add_argument(
+        "--fixed-point-size",
+        type=NONNEGATIVE,
+        default=None,
+        help="reconstruct/patches: test images relaxed to a fixed point (default: the run's)",
+    )
     e.add_argument(
         "--json",
         type=OUTPUT_FILE,
