@@ -2,7 +2,7 @@
 
 The test walks the public API (``__all__`` of ``assocmem`` and of its packages ``nn``, ``nn.functional``,
 ``engines``, ``engines.bank``, ``models``, ``lagrangians``, ``network``, ``dynamics``, ``classifier``, ``laboratory``,
-``keyvalue``): every function and class, and every public method a class defines in assocmem. Each must be in
+``keyvalue``, ``ham``): every function and class, and every public method a class defines in assocmem. Each must be in
 :data:`TABLE`, where it has a cell for every kind of bad input in :data:`KINDS`, or in one of the explained lists
 (:data:`NO_TENSOR_INPUT`, :data:`BUILDING_BLOCKS`). A new function that is in none of them fails
 ``test_every_public_entry_point_is_in_the_table``.
@@ -28,6 +28,8 @@ from tests.bad_input_cases import KINDS, NAN, Bad, M, Q, Result, X, layer, nan_o
 from tests.bad_input_dynamics import OPTIONS
 from tests.bad_input_dynamics import TABLE as DYNAMICS
 from tests.bad_input_floor import BUILDING_BLOCKS, FLOOR
+from tests.bad_input_ham import NO_TENSOR_INPUT as HAM_NO_TENSOR_INPUT
+from tests.bad_input_ham import TABLE as HAM
 from tests.bad_input_keyvalue import BUILDING_BLOCKS as KEYVALUE_BLOCKS
 from tests.bad_input_keyvalue import TABLE as KEYVALUE
 from tests.bad_input_rows import TABLE as ROWS
@@ -38,7 +40,7 @@ from tests.bad_input_training import OPTIONS as TRAINING_OPTIONS
 from tests.bad_input_training import TABLE as TRAINING
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK, **SHARDED}
+TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK, **SHARDED, **HAM}
 BUILDING_BLOCKS = {**BUILDING_BLOCKS, **KEYVALUE_BLOCKS}
 OPTIONS = {**OPTIONS, **TRAINING_OPTIONS, **SHARDED_OPTIONS}
 
@@ -56,6 +58,7 @@ PACKAGES = (
     "assocmem.laboratory",
     "assocmem.keyvalue",
     "assocmem.engines.bank",
+    "assocmem.ham",
 )
 #: Public callables that take no tensor: results (data classes the loops return), configuration, the abstract bases.
 NO_TENSOR_INPUT: dict[str, str] = {
@@ -97,6 +100,7 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "MetaLearning": "a result: holds the memory and its record, takes no tensor",
     **BANK_RESULTS,
     **SHARDED_NO_TENSOR,
+    **HAM_NO_TENSOR_INPUT,
 }
 #: Generic methods that take no tensor, whatever the class.
 NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "input_shapes", "output_shape"}

@@ -127,14 +127,3 @@ def test_a_bank_is_an_engine_of_model_b():
     xi, _, q = bank_data(k=20, d=5)
     net = am.models.model_b(xi, 2.0, reduced=True)
     assert torch.allclose(MemoryBank(xi).energy(q, 2.0), net.energy({"v": q}), atol=1e-12)
-
-
-def test_sharded_backend_is_reported_when_absent():
-    xi, _, _ = bank_data(k=10, d=4)
-    try:
-        import assocmem.engines.bank.sharded  # noqa: F401
-    except ImportError:
-        with pytest.raises(ValueError, match="sharded"):
-            MemoryBank(xi, backend="sharded")
-    else:
-        pytest.skip("the sharded backend is here: its own tests run it")

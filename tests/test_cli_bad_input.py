@@ -87,6 +87,7 @@ VALID = {
     ("bank", "build"): ["{rows}", "--out", "{out}"],
     ("bank", "query"): ["{bank}", "{rows}"],
     ("bank", "info"): ["{bank}"],
+    ("ham", "report"): ["{run}", "--data-dir", "{dir}"],
 }
 
 

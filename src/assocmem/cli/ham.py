@@ -1,11 +1,13 @@
-"""``assocmem ham``: train and evaluate hierarchical associative memories that classify (docs/ham.md, "Recipes").
+"""``assocmem ham``: train, evaluate and show hierarchical associative memories (docs/ham.md, "Recipes").
 
     assocmem ham train recipes/ham/dense-mnist.json --out runs/dense-mnist
     assocmem ham train recipes/ham/dense-mnist.json --out runs/dense-mnist --resume   # after a stop or kill -9
     assocmem ham eval runs/dense-mnist        # accuracy at the fixed point, and the memory checks
+    assocmem ham report runs/dense-mnist      # report.html: what the units respond to, energy, completions
 
-A recipe is a JSON or TOML file of HamConfig settings. Accuracies are read at the converged fixed point of every
-test input; a network whose relaxation does not settle, or runs away, is an error (exit status 1), never a result.
+A recipe is a JSON or TOML file of settings; its "task" is "classify" (the default), "reconstruct" or "patches".
+Accuracies are read at the converged fixed point of every test input; a network whose relaxation does not settle,
+or runs away, is an error (exit status 1), never a result.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import torch
 from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
 from assocmem.cli.options import (
     COUNT,
+    NONNEGATIVE,
     OUTPUT_FILE,
     OUTPUT_FOLDER,
     POSITIVE,
@@ -27,12 +30,12 @@ from assocmem.cli.options import (
 )
 from assocmem.dynamics import ConvergenceError, DivergenceError
 from assocmem.files import write_json
-from assocmem.ham.config import HamConfig, load_recipe
+from assocmem.ham.config import load_recipe
 from assocmem.ham.data import load_images
-from assocmem.ham.evaluation import energy_traces, evaluate
 from assocmem.ham.figures import curves_figure, energy_figure
-from assocmem.ham.run import CHECKPOINT, CONFIG, METRICS, check_folder, load_checkpoint, train
+from assocmem.ham.run import CHECKPOINT, CONFIG, METRICS, HamRun, Recipe, check_folder, load_checkpoint, train
 from assocmem.provenance import provenance
+from assocmem.report.ham_page import REPORT, ham_report
 
 #: The figures ``ham train`` writes into its run folder, next to CHECKPOINT, CONFIG and METRICS.
 FIGURES = ("curves.png", "energy.png")
@@ -42,7 +45,7 @@ def _why(err: ConvergenceError) -> str:
     return "the network is not a memory: " if isinstance(err, DivergenceError) else "no result: "
 
 
-def _data(args: argparse.Namespace, config: HamConfig):
+def _data(args: argparse.Namespace, config: Recipe):
     return load_images(
         config.dataset,
         data_dir=args.data_dir,
@@ -53,8 +56,20 @@ def _data(args: argparse.Namespace, config: HamConfig):
     )
 
 
-def _settings(config: HamConfig) -> str:
+def _settings(config: Recipe) -> str:
     c = config
+    if getattr(c, "task", "classify") == "reconstruct":
+        return (
+            f"reconstruction on {c.dataset} (784 spherical - {c.memories} unit-norm lse memories, beta {c.beta:g}); "
+            f"noise {c.noise:g}, {c.steps} step(s) of {c.alpha:g}, init {c.init}; {c.epochs} epochs, batch "
+            f"{c.batch_size}, Adam lr {c.lr:g}"
+        )
+    if getattr(c, "task", "classify") == "patches":
+        return (
+            f"masked patches on {c.dataset} ({c.patch}x{c.patch} patches, {c.masked} masked; tokens of {c.dim}, "
+            f"{c.heads} heads, {c.memories} memories, {c.steps} steps of {c.dt:g}); {c.epochs} epochs, batch "
+            f"{c.batch_size}, Adam lr {c.lr:g}"
+        )
     net = (
         f"784 clamped - {c.hidden} ReLU - 10 softmax"
         if c.architecture == "dense"
@@ -75,6 +90,7 @@ def run_train(args: argparse.Namespace) -> int:
         config.epochs = args.epochs
     if args.t_max is not None:
         config.t_max = args.t_max
+    _fixed_point_size(args, config)
     out, quiet = args.out, args.quiet
     check_folder(out, args.resume)  # before the data are read
     data = _data(args, config)
@@ -90,12 +106,7 @@ def run_train(args: argparse.Namespace) -> int:
         bar.refresh()
 
     def on_epoch(record: dict) -> None:
-        t = record["test"]
-        text = (
-            f"epoch {record['epoch']}: train loss {record['train_loss']:.4f}, test accuracy "
-            f"{100 * t['accuracy']:.2f}% at the fixed point ({100 * t['converged']:.0f}% settled, "
-            f"{100 * t['energy_non_increasing']:.2f}% energy non-increasing), {record['seconds']:.1f} s"
-        )
+        text = f"epoch {record['epoch']}: {_epoch_line(record)}, {record['seconds']:.1f} s"
         if not quiet:  # above the bar on a terminal, one line per epoch in a log
             bar.write(text, file=sys.stderr)
 
@@ -114,20 +125,70 @@ def run_train(args: argparse.Namespace) -> int:
         return 1
     finally:
         bar.close()
-    title = f"{config.architecture} HAM, {config.dataset}"
-    curves_figure(run.history, out / FIGURES[0], title)
-    energy_figure(
-        energy_traces(run.model, data.test_images[:32].to(getattr(torch, config.dtype))),
-        out / FIGURES[1],
-        title + ": 32 test images",
-    )
+    title = f"{getattr(config, 'architecture', run.task.name)} HAM, {config.dataset}"
+    curves_figure(run.history, out / FIGURES[0], title, run.task.headline)
+    try:
+        energy_figure(
+            run.task.energies(run.model, config, data), out / FIGURES[1], title + ": 32 test images"
+        )
+    except ConvergenceError as err:
+        print(f"assocmem ham train: error: {_why(err)}{err}", file=sys.stderr)
+        return 1
     say(quiet, f"wrote {out / METRICS}, {out / FIGURES[0]}, {out / FIGURES[1]}")
     return 0
 
 
+def _fixed_point_size(args: argparse.Namespace, config: Recipe) -> None:
+    """--fixed-point-size: the test images a reconstruction or patch evaluation relaxes to a fixed point."""
+    if args.fixed_point_size is None:
+        return
+    if not hasattr(config, "fixed_point_size"):
+        raise ValueError(
+            "argument --fixed-point-size: only reconstruct and patches recipes relax test images twice"
+        )
+    config.fixed_point_size = args.fixed_point_size
+
+
+def _epoch_line(record: dict) -> str:
+    """One epoch's training loss and test measures, as printed after every epoch."""
+    t = record["test"]
+    if "accuracy" in t:
+        return (
+            f"train loss {record['train_loss']:.4f}, test accuracy {100 * t['accuracy']:.2f}% at the fixed point "
+            f"({100 * t['converged']:.0f}% settled, {100 * t['energy_non_increasing']:.2f}% energy "
+            "non-increasing)"
+        )
+    last = record["last_minibatch_loss"]
+    return f"train loss {record['train_loss']:.6g} (last minibatch {last:.6g}); {_test_line(t)}"
+
+
+def _test_line(t: dict) -> str:
+    if "one_step_mse" in t:
+        text = f"test one-step MSE {t['one_step_mse']:.6g} on {t['samples']} images"
+        if "fixed_point_mse" in t:
+            m = t["masked_relaxation"]
+            text += (
+                f"; at the fixed point {t['fixed_point_mse']:.6g}, lower half masked {t['masked_mse']:.6g} "
+                f"({t['relaxed']} images, energy non-increasing: noisy "
+                f"{100 * t['noisy_relaxation']['energy_non_increasing']:.1f}%, masked "
+                f"{100 * m['energy_non_increasing']:.1f}%)"
+            )
+        return text
+    text = (
+        f"test masked-patch MSE {t['block_mse']:.4g} (mean patch {t['mean_patch_mse']:.4g}; energy non-increasing "
+        f"{100 * t['energy_non_increasing']:.1f}%)"
+    )
+    if t["fixed_point_mse"] is not None:
+        text += (
+            f"; at the fixed point {t['fixed_point_mse']:.4g} ({100 * t['fixed_point_converged']:.1f}% of "
+            f"{t['relaxed']} settled)"
+        )
+    return text
+
+
 def run_eval(args: argparse.Namespace) -> int:
     set_threads(args.threads)
-    own = {(args.dir / name).resolve() for name in (CHECKPOINT, CONFIG, METRICS, *FIGURES)}
+    own = {(args.dir / name).resolve() for name in (CHECKPOINT, CONFIG, METRICS, REPORT, *FIGURES)}
     if args.json is not None and args.json.resolve() in own:
         raise ValueError(
             f"argument --json: {args.json} is a file of the run folder {args.dir}; name another file"
@@ -136,15 +197,18 @@ def run_eval(args: argparse.Namespace) -> int:
     config = run.config
     if args.test_size is not None:
         config.test_size = args.test_size
+    _fixed_point_size(args, config)
     data = _data(args, config)
     try:
-        result = evaluate(run.model, data.test_images.to(getattr(torch, config.dtype)), data.test_labels)
+        result = run.task.evaluate(run.model, config, data)
     except ConvergenceError as err:
         print(f"assocmem ham eval: error: {_why(err)}{err}", file=sys.stderr)
         return 1
-    result |= {"epoch": run.epoch, "bounded_below": str(run.model.certificate())}
+    result |= {"epoch": run.epoch, "bounded_below": run.task.certificate(run.model)}
     if args.quiet:
-        print(result["accuracy"])
+        print(result[run.task.headline])
+    elif run.task.name != "classify":
+        print(f"{args.dir}: {_test_line(result)} (epoch {run.epoch}); {result['bounded_below']}")
     else:
         print(
             f"{args.dir}: test accuracy {100 * result['accuracy']:.2f}% at the fixed point on {result['samples']} "
@@ -160,11 +224,11 @@ def run_eval(args: argparse.Namespace) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "ham",
-        help="train and evaluate hierarchical associative memories (dense and convolutional) that classify",
+        help="train, evaluate and show hierarchical associative memories (classify, reconstruct, patches)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    sub = parser.add_subparsers(dest="action", metavar="action", required=True, help="train or eval")
+    sub = parser.add_subparsers(dest="action", metavar="action", required=True, help="train, eval or report")
 
     def common(p: argparse.ArgumentParser) -> None:
         add_data_options(p)
@@ -191,21 +255,66 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="relaxation time budget (default: the recipe's; may grow on --resume)",
     )
     t.add_argument(
+        "--fixed-point-size",
+        type=NONNEGATIVE,
+        default=None,
+        help="reconstruct/patches: test images relaxed to a fixed point after every epoch (default: the recipe's; "
+        "may change on --resume)",
+    )
+    t.add_argument(
         "--checkpoint-every", type=COUNT, default=100, help="minibatches between checkpoints (100)"
     )
     add_quiet(t, "no progress bar or per-epoch lines and no messages, only errors (the results are in --out)")
     common(t)
     t.set_defaults(func=run_train)
 
-    e = sub.add_parser("eval", help="accuracy at the fixed point of a trained run, and its memory checks")
+    e = sub.add_parser("eval", help="a trained run's test measures at the fixed point, and its memory checks")
     e.add_argument("dir", type=run_folder(CHECKPOINT), help="a run folder written by 'ham train'")
     e.add_argument("--test-size", type=COUNT, default=None, help="evaluate on the first N test images")
+    e.add_argument(
+        "--fixed-point-size",
+        type=NONNEGATIVE,
+        default=None,
+        help="reconstruct/patches: test images relaxed to a fixed point (default: the run's)",
+    )
     e.add_argument(
         "--json",
         type=OUTPUT_FILE,
         default=None,
         help="also write the result here (JSON; not a file of the run)",
     )
-    add_quiet(e, "print only the test accuracy as a fraction")
+    add_quiet(e, "print only the test headline (classify: the accuracy as a fraction; else the task's error)")
     common(e)
     e.set_defaults(func=run_eval)
+
+    r = sub.add_parser(
+        "report", help="an HTML page of a trained run: units, energy during inference, completions"
+    )
+    r.add_argument("dir", type=run_folder(CHECKPOINT), help="a run folder written by 'ham train'")
+    r.add_argument(
+        "--out",
+        type=OUTPUT_FILE,
+        default=None,
+        help=f"the page (default: DIR/{REPORT}; not another file of the run)",
+    )
+    r.add_argument("--examples", type=COUNT, default=8, help="test images shown and relaxed on the page (8)")
+    add_quiet(r, "no messages, only errors")
+    common(r)
+    r.set_defaults(func=run_report)
+
+
+def run_report(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
+    dest = args.out if args.out is not None else args.dir / REPORT
+    own = {(args.dir / name).resolve() for name in (CHECKPOINT, CONFIG, METRICS, *FIGURES)}
+    if dest.resolve() in own:
+        raise ValueError(f"argument --out: {dest} is a file of the run folder {args.dir}; name another file")
+    run: HamRun = load_checkpoint(args.dir)[0]
+    data = _data(args, run.config)
+    try:
+        path = ham_report(run, data, dest, examples=args.examples)
+    except ConvergenceError as err:
+        print(f"assocmem ham report: error: {_why(err)}{err}", file=sys.stderr)
+        return 1
+    say(args.quiet, f"wrote {path}")
+    return 0

@@ -16,6 +16,10 @@ from pathlib import Path
 
 import tomllib
 
+from assocmem.ham.task_config import TASK_CONFIGS, PatchesConfig, ReconstructConfig
+
+TASKS = ("classify", *TASK_CONFIGS)
+
 ARCHITECTURES = ("dense", "conv")
 DATASETS = ("mnist", "fashion-mnist")
 GRADIENTS = ("implicit", "unrolled")
@@ -124,19 +128,31 @@ class HamConfig:
         return cls(**values)
 
 
-def load_recipe(path: str | os.PathLike) -> HamConfig:
-    """The :class:`HamConfig` in a ``.json`` or ``.toml`` file; a clear error for anything else."""
+def recipe_from_dict(values: dict, source: str = "config") -> HamConfig | ReconstructConfig | PatchesConfig:
+    """The recipe of the task ``values["task"]`` names (``"classify"`` when absent: :class:`HamConfig`)."""
+    if not isinstance(values, dict):
+        return HamConfig.from_dict(values, source)  # refused there: a recipe is a table
+    task = values.get("task", "classify")
+    if task not in TASKS:
+        raise ValueError(f"{source}: task must be one of {', '.join(map(repr, TASKS))}, got {task!r}")
+    if task == "classify":
+        return HamConfig.from_dict({k: v for k, v in values.items() if k != "task"}, source)
+    return TASK_CONFIGS[task].from_dict(values, source)
+
+
+def load_recipe(path: str | os.PathLike) -> HamConfig | ReconstructConfig | PatchesConfig:
+    """The recipe in a ``.json`` or ``.toml`` file (its ``task`` says which kind; none: classification, a
+    :class:`HamConfig`); a clear error for anything else."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise TypeError(f"load_recipe: path must be a non-empty file path (str or os.PathLike), got {path!r}")
     path = Path(path)
+    if path.suffix not in (".json", ".toml"):
+        raise ValueError(f"recipe {path}: expected a .json or .toml file")
     if not path.is_file():
         raise FileNotFoundError(f"recipe {path}: no such file")
     text = path.read_text(encoding="utf-8")
     try:
-        if path.suffix == ".toml":
-            values = tomllib.loads(text)
-        elif path.suffix == ".json":
-            values = json.loads(text)
-        else:
-            raise ValueError(f"recipe {path}: expected a .json or .toml file")
+        values = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
         raise ValueError(f"recipe {path}: not valid {path.suffix[1:].upper()} ({err})") from None
-    return HamConfig.from_dict(values, f"recipe {path}")
+    return recipe_from_dict(values, f"recipe {path}")

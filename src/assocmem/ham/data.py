@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
+from assocmem.checks import require_tensor, value_checks_enabled, where_not_finite
 from assocmem.data import load
 
 
@@ -16,6 +17,26 @@ class ImageData:
     train_labels: Tensor
     test_images: Tensor
     test_labels: Tensor
+
+
+def check_images(images: Tensor, labels: Tensor, who: str, part: str = "test") -> None:
+    """Refuse images no recipe can use, naming ``who`` and the ``part`` (train or test): images ``(N, 1, 28, 28)``
+    (or ``(N, 784)``) floating point, finite and non-empty, labels ``(N,)`` integers, nothing on the meta device."""
+    images = require_tensor(images, f"{part} images", who)
+    labels = require_tensor(labels, f"{part} labels", who, floating=False)
+    if tuple(images.shape[1:]) not in ((1, 28, 28), (784,)):
+        raise ValueError(
+            f"{who}: {part} images must have shape (N, 1, 28, 28) or (N, 784), got {tuple(images.shape)}"
+        )
+    if images.shape[0] == 0:
+        raise ValueError(f"{who}: {part} images are empty (no image)")
+    if labels.dtype.is_floating_point or labels.dim() != 1 or labels.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"{who}: {part} labels must be integers of shape ({images.shape[0]},), got {labels.dtype} "
+            f"{tuple(labels.shape)}"
+        )
+    if value_checks_enabled() and (bad := where_not_finite(images)):
+        raise ValueError(f"{who}: {part} images must be finite, found {bad}")
 
 
 def load_images(

@@ -13,10 +13,24 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from assocmem.checks import is_count
 from assocmem.ham.classifier import HAMClassifier
+from assocmem.ham.data import check_images
 
 #: relative size of an energy increase that float rounding explains (per dtype)
 ROUNDING = {torch.float32: 1e-4, torch.float64: 1e-10}
+
+
+def energy_rises(energies: Tensor, dtype: torch.dtype) -> tuple[int, float, float]:
+    """Over relaxations' energies ``(steps + 1, batch)``: how many never rose beyond rounding (:data:`ROUNDING`
+    of ``dtype`` times the energy's size, at least 1), the largest rise and the largest relative rise (0 if none)."""
+    e = energies.double()
+    rise = e[1:] - e[:-1]
+    rel = rise / torch.maximum(e[:-1].abs(), torch.ones_like(e[:-1]))
+    count = int((rel <= ROUNDING.get(dtype, 1e-5)).all(0).sum())
+    if not rise.numel():
+        return count, 0.0, 0.0
+    return count, max(float(rise.max()), 0.0), max(float(rel.max()), 0.0)
 
 
 @torch.no_grad()
@@ -27,6 +41,9 @@ def evaluate(model: HAMClassifier, images: Tensor, labels: Tensor, batch_size: i
     ``energy_non_increasing`` (fraction whose energy never rose beyond rounding), ``max_energy_increase`` and
     ``max_relative_energy_increase`` (over every step of every sample), ``mean_steps`` and ``max_steps``.
     """
+    check_images(images, labels, "evaluate")
+    if not is_count(batch_size):
+        raise ValueError(f"evaluate: batch_size must be a positive int, got {batch_size!r}")
     correct = settled = monotone = 0
     worst = worst_rel = 0.0
     steps: list[int] = []
@@ -35,14 +52,9 @@ def evaluate(model: HAMClassifier, images: Tensor, labels: Tensor, batch_size: i
         traj = model.settle(x, None, strict=True, record=True)
         correct += int((traj.states["labels"].argmax(1) == y).sum())
         settled += int(traj.converged.sum())
-        e = traj.energies.double()
-        rise = e[1:] - e[:-1]
-        scale = torch.maximum(e[:-1].abs(), torch.ones_like(e[:-1]))
-        rel = rise / scale
-        monotone += int((rel <= ROUNDING.get(x.dtype, 1e-5)).all(0).sum())
-        if rise.numel():
-            worst = max(worst, float(rise.max()))
-            worst_rel = max(worst_rel, float(rel.max()))
+        count, rise, rel = energy_rises(traj.energies, x.dtype)
+        monotone += count
+        worst, worst_rel = max(worst, rise), max(worst_rel, rel)
         steps.append(int(traj.steps.max()))
     n = len(images)
     return {

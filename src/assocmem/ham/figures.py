@@ -28,15 +28,28 @@ def _save(fig: Figure, dest: str | os.PathLike) -> Path:
     return Path(dest)
 
 
-def curves_figure(history: list[dict], dest: str | os.PathLike, title: str) -> Path:
-    """Training loss and train / test accuracy (test at the fixed point) per epoch."""
+def curves_figure(
+    history: list[dict], dest: str | os.PathLike, title: str, headline: str = "accuracy"
+) -> Path:
+    """Per epoch: the training loss, and train / test accuracy (test at the fixed point) for a classifier or
+    the test measure ``headline`` (an error) for the other tasks."""
     epochs = [r["epoch"] for r in history]
     fig, (a, b) = _figure(9, 3.2, 2)
-    a.plot(epochs, [r["train_loss"] for r in history], "o-")
-    a.set(xlabel="epoch", ylabel="cross-entropy (training)", title=title)
-    b.plot(epochs, [100 * r["train_accuracy"] for r in history], "o-", label="training (during the epoch)")
-    b.plot(epochs, [100 * r["test"]["accuracy"] for r in history], "s-", label="test, at the fixed point")
-    b.set(xlabel="epoch", ylabel="accuracy (%)")
+    if headline == "accuracy":
+        a.plot(epochs, [r["train_loss"] for r in history], "o-")
+        a.set(xlabel="epoch", ylabel="cross-entropy (training)", title=title)
+        b.plot(
+            epochs, [100 * r["train_accuracy"] for r in history], "o-", label="training (during the epoch)"
+        )
+        b.plot(epochs, [100 * r["test"]["accuracy"] for r in history], "s-", label="test, at the fixed point")
+        b.set(xlabel="epoch", ylabel="accuracy (%)")
+    else:
+        a.plot(epochs, [r["train_loss"] for r in history], "o-", label="mean over the epoch")
+        a.plot(epochs, [r["last_minibatch_loss"] for r in history], "x--", label="last minibatch")
+        a.set(xlabel="epoch", ylabel="training loss", title=title)
+        a.legend()
+        b.plot(epochs, [r["test"][headline] for r in history], "s-", label=f"test {headline}")
+        b.set(xlabel="epoch", ylabel=headline)
     b.legend()
     return _save(fig, dest)
 

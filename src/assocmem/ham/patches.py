@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from assocmem.checks import is_count, positive_float
 from assocmem.dynamics import Trajectory, relax
+from assocmem.ham.evaluation import energy_rises
 from assocmem.lagrangians import LayerNorm, ReLU
 from assocmem.network import AttentionTerm, HopfieldTerm, Layer, Network
 
@@ -56,6 +57,17 @@ def random_mask(batch: int, tokens: int, masked: int, generator: torch.Generator
     scores = torch.rand(batch, tokens, generator=generator)
     cut = scores.kthvalue(masked, dim=1, keepdim=True).values
     return scores <= cut
+
+
+def _linear(fan_in: int, fan_out: int, generator: torch.Generator | None) -> nn.Linear:
+    """``nn.Linear(fan_in, fan_out)`` with torch's default uniform initialisation drawn from ``generator`` (so a
+    run's weights depend on its seed alone)."""
+    layer = nn.Linear(fan_in, fan_out)
+    bound = fan_in**-0.5
+    with torch.no_grad():
+        for p in (layer.weight, layer.bias):
+            p.copy_((2 * torch.rand(p.shape, generator=generator) - 1) * bound)
+    return layer
 
 
 class PatchCompleter(nn.Module):
@@ -102,8 +114,8 @@ class PatchCompleter(nn.Module):
         def randn(*shape: int, scale: float) -> nn.Parameter:
             return nn.Parameter(scale * torch.randn(*shape, generator=generator))
 
-        self.encoder = nn.Linear(pixels, dim)
-        self.decoder = nn.Linear(dim, pixels)
+        self.encoder = _linear(pixels, dim, generator)
+        self.decoder = _linear(dim, pixels, generator)
         self.position = randn(tokens, dim, scale=0.02)
         self.mask_token = randn(dim, scale=0.02)
         attention = AttentionTerm(
@@ -144,3 +156,77 @@ class PatchCompleter(nn.Module):
 def masked_mse(predicted: Tensor, target: Tensor, mask: Tensor) -> Tensor:
     """Mean squared error per pixel over the masked tokens only (``predicted``, ``target`` ``(N, T, P)``)."""
     return (predicted - target)[mask].pow(2).mean()
+
+
+#: the seed of the masks an evaluation draws (the same masks at every epoch and in ``ham eval``)
+EVAL_SEED = 777
+
+
+@torch.no_grad()
+def evaluate_patches(
+    model: PatchCompleter,
+    test: Tensor,
+    mean_patch: Tensor,
+    *,
+    masked: int,
+    fixed_point_size: int,
+    tol: float,
+    t_max: float,
+    batch_size: int = 1000,
+) -> dict:
+    """Masked-patch errors on test images ``(N, H, W)``, ``masked`` random patches hidden per image (docs/ham.md,
+    "Masked patches"): ``block_mse`` after the trained steps, ``mean_patch_mse`` for the training set's mean
+    patch of each position (``mean_patch``, ``(T, P)``), the energy checks over the steps; on the first
+    ``fixed_point_size`` images the block relaxed further to a fixed point (dopri5 until ``tol``):
+    ``fixed_point_mse`` and the fraction ``fixed_point_converged`` (the block is trained for its steps, so a slow
+    relaxation is reported, not an error; a state that runs away is)."""
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    tokens = (model.image // model.patch) ** 2
+    sums = {"block_mse": 0.0, "mean_patch_mse": 0.0, "fixed_point_mse": 0.0}
+    hidden = fixed_hidden = monotone = settled = steps = 0
+    rise = rel = 0.0
+    n_fixed = min(fixed_point_size, test.shape[0])
+    for i in range(0, test.shape[0], batch_size):
+        images = test[i : i + batch_size]
+        target = patchify(images, model.patch)
+        mask = random_mask(images.shape[0], tokens, masked, gen)
+        predicted, traj = model(images, mask, gradient=None)
+        count, r, q = energy_rises(traj.energies, images.dtype)
+        monotone, rise, rel = monotone + count, max(rise, r), max(rel, q)
+        k = int(mask.sum())
+        hidden += k
+        sums["block_mse"] += float((predicted - target)[mask].pow(2).sum()) / target.shape[-1]
+        sums["mean_patch_mse"] += (
+            float((mean_patch.expand_as(target) - target)[mask].pow(2).sum()) / target.shape[-1]
+        )
+        if i >= n_fixed:
+            continue
+        part = slice(0, min(batch_size, n_fixed - i))
+        fixed = relax(
+            model.network,
+            {TOKENS: model.start(images[part], mask[part])},
+            method="dopri5",
+            tol=tol,
+            t_max=t_max,
+            gradient=None,
+        )
+        settled += int(fixed.converged.sum())
+        steps = max(steps, int(fixed.steps.max()))
+        at_fixed = model.decode_state(fixed.states[TOKENS])
+        sums["fixed_point_mse"] += (
+            float((at_fixed - target[part])[mask[part]].pow(2).sum()) / target.shape[-1]
+        )
+        fixed_hidden += int(mask[part].sum())
+    n = test.shape[0]
+    return {
+        "samples": n,
+        "block_mse": sums["block_mse"] / hidden,
+        "mean_patch_mse": sums["mean_patch_mse"] / hidden,
+        "energy_non_increasing": monotone / n,
+        "max_energy_increase": rise,
+        "max_relative_energy_increase": rel,
+        "relaxed": n_fixed,
+        "fixed_point_mse": sums["fixed_point_mse"] / fixed_hidden if fixed_hidden else None,
+        "fixed_point_converged": settled / n_fixed if n_fixed else None,
+        "fixed_point_max_steps": steps,
+    }

@@ -1,4 +1,4 @@
-"""Image reconstruction with spherical image neurons and unit-norm log-sum-exp memories (docs/ham-recipes-recon.md).
+"""Image reconstruction with spherical image neurons and unit-norm log-sum-exp memories (docs/ham.md).
 
 The recipe of hamux's MNIST example, built on the library's :class:`~assocmem.network.Network`: one layer of
 ``D`` image neurons with the spherical Lagrangian (``g = x / |x|``, docs/reference.md §2) and ``K`` memories
@@ -24,6 +24,7 @@ from torch.nn.utils import parametrize
 
 from assocmem.checks import is_count, positive_float
 from assocmem.dynamics import Trajectory, relax
+from assocmem.ham.evaluation import energy_rises
 from assocmem.lagrangians import LogSumExp, Spherical
 from assocmem.network import HopfieldTerm, Layer, Network
 
@@ -148,3 +149,100 @@ def settle(
             rtol=rtol,
             atol=rtol / 10,
         )
+
+
+#: the seed of the noise an evaluation adds to the test images (the same draw at every epoch and in ``ham eval``)
+EVAL_SEED = 12345
+
+
+def lower_half(pixels: int = 784) -> Tensor:
+    """The bool mask ``(pixels,)`` of the lower half of a square image: the pixels hidden in the masked task."""
+    side = int(pixels**0.5)
+    hidden = torch.zeros(side, side, dtype=torch.bool)
+    hidden[side // 2 :] = True
+    return hidden.flatten()
+
+
+@torch.no_grad()
+def evaluate_reconstruction(
+    network: Network,
+    test: Tensor,
+    *,
+    noise: float,
+    minibatch: int,
+    fixed_point_size: int,
+    tol: float,
+    t_max: float,
+    rtol: float,
+    batch_size: int = 1000,
+) -> dict:
+    """The recipe's measures on unit-norm test images ``(N, D)`` (docs/ham.md, "Reconstruction").
+
+    ``one_step_mse``: hamux's measure (one descent step of ``alpha = 1`` from ``clean + noise N(0, 1)``) averaged
+    over every test image, with the mean, spread and range of its ``minibatch``-image averages (hamux records one
+    training minibatch). On the first ``fixed_point_size`` images, relaxed until settled (strict: a relaxation
+    that does not settle is an error): ``fixed_point_mse`` from the noisy image, and, with the lower half hidden
+    (zero) and the upper half clamped at the clean pixels, ``masked_mse`` on the hidden pixels at the fixed point
+    against ``masked_one_step_mse`` after one step; the energy checks of both relaxations.
+    """
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    per_image = []
+    for i in range(0, test.shape[0], batch_size):
+        clean = test[i : i + batch_size]
+        noisy = clean + noise * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
+        per_image.append((descend(network, noisy, gradient=None) - clean).pow(2).mean(1))
+    errors = torch.cat(per_image).double()
+    batches = errors[: len(errors) // minibatch * minibatch].reshape(-1, minibatch).mean(1)
+    result = {
+        "samples": test.shape[0],
+        "one_step_mse": float(errors.mean()),
+        "one_step_minibatch": {
+            "size": minibatch,
+            "mean": float(batches.mean()) if len(batches) else None,
+            "std": float(batches.std()) if len(batches) > 1 else None,
+            "min": float(batches.min()) if len(batches) else None,
+            "max": float(batches.max()) if len(batches) else None,
+        },
+    }
+    n = min(fixed_point_size, test.shape[0])
+    if n == 0:
+        return result
+    hidden = lower_half(test.shape[1])
+    gen = torch.Generator().manual_seed(EVAL_SEED)
+    sums = {"fixed_point_mse": 0.0, "masked_mse": 0.0, "masked_one_step_mse": 0.0}
+    checks = {"noisy": [0, 0.0, 0.0, 0], "masked": [0, 0.0, 0.0, 0]}  # monotone, rise, relative rise, steps
+    for i in range(0, n, batch_size):
+        clean = test[i : min(i + batch_size, n)]
+        noisy = clean + noise * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
+        start = clean.masked_fill(hidden, 0.0)
+        for key, traj in (
+            ("noisy", settle(network, noisy, tol=tol, t_max=t_max, rtol=rtol)),
+            (
+                "masked",
+                settle(network, start, clamp=(~hidden).expand_as(clean), tol=tol, t_max=t_max, rtol=rtol),
+            ),
+        ):
+            count, rise, rel = energy_rises(traj.energies, clean.dtype)
+            c = checks[key]
+            c[0], c[1], c[2], c[3] = (
+                c[0] + count,
+                max(c[1], rise),
+                max(c[2], rel),
+                max(c[3], int(traj.steps.max())),
+            )
+            g = network.layers[IMAGE].activation(traj.states[IMAGE])
+            if key == "noisy":
+                sums["fixed_point_mse"] += float((g - clean).pow(2).mean(1).sum())
+            else:
+                sums["masked_mse"] += float((g - clean)[:, hidden].pow(2).mean(1).sum())
+        one = descend(network, start, gradient=None)
+        sums["masked_one_step_mse"] += float((one - clean)[:, hidden].pow(2).mean(1).sum())
+    result |= {k: v / n for k, v in sums.items()} | {"relaxed": n, "converged": 1.0}
+    for key, (count, rise, rel, steps) in checks.items():
+        result[f"{key}_relaxation"] = {
+            "energy_non_increasing": count / n,
+            "max_energy_increase": rise,
+            "max_relative_energy_increase": rel,
+            "max_steps": steps,
+        }
+    return result

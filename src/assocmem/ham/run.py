@@ -1,17 +1,21 @@
-"""A HAM training run on disk: checkpoints, exact resuming, metrics.json (the classifier's rules, docs/ham.md).
+"""A HAM training run on disk, for every task: checkpoints, exact resuming, metrics.json (docs/ham.md, "Recipes").
 
-A run folder holds ``config.json`` (the :class:`~assocmem.ham.config.HamConfig`), ``checkpoint.safetensors``
-(the weights and biases, Adam's moments, the coupling bound's warm start, the random generator's state as it was
-when the epoch's order was drawn, as tensors; the configuration, the epoch, the minibatches done in it, the
-epoch's running sums and the history as metadata: one file, written atomically) and ``metrics.json``. A
-checkpoint is written every ``checkpoint_every`` minibatches and at the end of every epoch; resuming redraws the
-epoch's order from the saved generator state and skips the minibatches done, so a run killed at any moment and
-resumed ends with the same weights, bit for bit, as one never interrupted (same machine, same threads).
+A run folder holds ``config.json`` (the recipe: :class:`~assocmem.ham.config.HamConfig` or a task's recipe,
+:mod:`assocmem.ham.task_config`), ``checkpoint.safetensors`` (the weights, Adam's moments, the coupling bound's
+warm start, the random generator's state as it was when the epoch's order was drawn and, for the tasks that draw
+noise or masks, the state of their second generator as it is at the checkpoint, as tensors; the configuration,
+the epoch, the minibatches done in it, the epoch's running sums and the history as metadata: one file, written
+atomically) and ``metrics.json``. A checkpoint is written every ``checkpoint_every`` minibatches and at the end of
+every epoch; resuming redraws the epoch's order from the saved generator state and skips the minibatches done, so
+a run killed at any moment and resumed ends with the same weights, bit for bit, as one never interrupted (same
+machine, same threads). What differs between the tasks (model, loss, evaluation) is in
+:mod:`assocmem.ham.tasks`.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable
@@ -19,53 +23,67 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import save_file
+from torch import nn
 
+from assocmem.checks import is_count
 from assocmem.files import atomic_path, read_checkpoint, write_json
-from assocmem.ham.classifier import HAMClassifier
-from assocmem.ham.config import HamConfig
-from assocmem.ham.data import ImageData
-from assocmem.ham.evaluation import evaluate
+from assocmem.ham.config import HamConfig, recipe_from_dict
+from assocmem.ham.data import ImageData, check_images
+from assocmem.ham.task_config import PatchesConfig, ReconstructConfig
+from assocmem.ham.tasks import Task, task_of
 from assocmem.provenance import provenance
 
 CHECKPOINT = "checkpoint.safetensors"
 CONFIG = "config.json"
 METRICS = "metrics.json"
 FORMAT = "assocmem.ham-run/1"
-#: an epoch's running sums: loss, correct answers, images, wall seconds and this process's CPU seconds
-EMPTY_SUMS = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "cpu_seconds": 0.0}
+#: an epoch's running sums: loss, correct answers, images, wall seconds, this process's CPU seconds, and the loss
+#: of the last minibatch (hamux's recorded measure)
+EMPTY_SUMS = {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0, "cpu_seconds": 0.0, "last": 0.0}
+Recipe = HamConfig | ReconstructConfig | PatchesConfig
 
 
 @dataclass
 class HamRun:
-    """A model, its optimiser and where training stands (epoch, minibatches done in it, running sums)."""
+    """A model, its optimiser and where training stands (epoch, minibatches done in it, running sums);
+    ``noise`` is the generator of the loss's noise or masks (None for classification)."""
 
-    model: HAMClassifier
+    model: nn.Module
     optimizer: torch.optim.Optimizer
-    config: HamConfig
+    config: Recipe
     generator: torch.Generator
     epoch: int = 0
     batch: int = 0
     sums: dict = field(default_factory=lambda: dict(EMPTY_SUMS))
     history: list[dict] = field(default_factory=list)
+    noise: torch.Generator | None = None
+
+    @property
+    def task(self) -> Task:
+        return task_of(self.config)
 
 
-def new_run(config: HamConfig) -> HamRun:
+def new_run(config: Recipe) -> HamRun:
+    """A fresh run: the model drawn from a generator seeded with ``config.seed``, the noise from ``seed + 1``."""
+    task = task_of(config)
     generator = torch.Generator().manual_seed(config.seed)
-    model = HAMClassifier(config, generator)
-    return HamRun(model, torch.optim.Adam(model.parameters(), lr=config.lr), config, generator)
+    model = task.build(config, generator)
+    noise = torch.Generator().manual_seed(config.seed + 1) if task.noisy else None
+    return HamRun(model, torch.optim.Adam(model.parameters(), lr=config.lr), config, generator, noise=noise)
 
 
 def save_checkpoint(folder: str | os.PathLike, run: HamRun, epoch_start_generator: torch.Tensor) -> Path:
     """Write ``folder/checkpoint.safetensors`` atomically."""
     path = Path(folder) / CHECKPOINT
     tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in run.model.state_dict().items()}
-    tensors |= {f"bound.{k}": v.contiguous().cpu() for k, v in run.model.bound_state().items()}
+    tensors |= {f"bound.{k}": v.contiguous().cpu() for k, v in run.task.state(run.model).items()}
     state = run.optimizer.state_dict()
     for i, s in state["state"].items():
         tensors |= {f"adam.{i}.{k}": torch.as_tensor(v).contiguous().cpu() for k, v in s.items()}
     tensors["generator"] = epoch_start_generator
+    if run.noise is not None:
+        tensors["noise"] = run.noise.get_state()
     metadata = {
         "format": FORMAT,
         "config": json.dumps(run.config.to_dict()),
@@ -82,6 +100,10 @@ def save_checkpoint(folder: str | os.PathLike, run: HamRun, epoch_start_generato
 
 def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
     """The run saved in ``folder`` and the generator state its current epoch started from."""
+    if not isinstance(folder, (str, os.PathLike)) or not str(folder):
+        raise TypeError(
+            f"load_checkpoint: folder must be a non-empty path (str or os.PathLike), got {folder!r}"
+        )
     path = Path(folder) / CHECKPOINT
     if not path.is_file():
         raise FileNotFoundError(f"{folder}: no HAM checkpoint ({CHECKPOINT}); train one with --out {folder}")
@@ -90,9 +112,11 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
         raise ValueError(
             f"{path}: not a HAM checkpoint (format {metadata.get('format')!r}, expected {FORMAT})"
         )
-    run = new_run(HamConfig.from_dict(json.loads(metadata["config"]), str(path)))
+    run = new_run(recipe_from_dict(json.loads(metadata["config"]), str(path)))
     run.model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-    run.model.load_bound_state({k[6:]: v for k, v in tensors.items() if k.startswith("bound.")})
+    run.task.load_state(run.model, {k[6:]: v for k, v in tensors.items() if k.startswith("bound.")})
+    if run.noise is not None:
+        run.noise.set_state(tensors["noise"])
     adam: dict[int, dict] = {}
     for k, v in tensors.items():
         if k.startswith("adam."):
@@ -107,11 +131,16 @@ def load_checkpoint(folder: str | os.PathLike) -> tuple[HamRun, torch.Tensor]:
     return run, tensors["generator"]
 
 
-def check_compatible(saved: HamConfig, wanted: HamConfig, folder: str | os.PathLike) -> None:
-    """Refuse to resume a checkpoint made with other settings (only ``epochs``, ``test_size``, ``t_max`` may change)."""
+def check_compatible(saved: Recipe, wanted: Recipe, folder: str | os.PathLike) -> None:
+    """Refuse to resume a checkpoint made with other settings (only the recipe's ``RESUMABLE`` ones may change:
+    ``epochs``, ``test_size``, ``t_max``, and ``fixed_point_size`` for the tasks that have it)."""
     a, b = saved.to_dict(), wanted.to_dict()
+    a.setdefault("task", "classify")
+    b.setdefault("task", "classify")
     diff = [
-        f"{k}: checkpoint {a[k]!r}, now {b[k]!r}" for k in a if k not in HamConfig.RESUMABLE and a[k] != b[k]
+        f"{k}: checkpoint {a[k]!r}, now {b.get(k)!r}"
+        for k in a
+        if k not in type(saved).RESUMABLE and a[k] != b.get(k)
     ]
     if diff:
         raise ValueError(
@@ -137,9 +166,11 @@ def check_folder(folder: str | os.PathLike, resume: bool) -> str | None:
 
 
 def metrics(run: HamRun, final: dict | None = None) -> dict:
-    """metrics.json: the latest test accuracy (at the fixed point), ``final`` when done, per epoch, the recipe."""
+    """metrics.json: the latest test headline (the accuracy at the fixed point; a task's error), ``final`` when
+    done, per epoch, the recipe."""
+    headline = run.task.headline
     return {
-        "test_accuracy": run.history[-1]["test"]["accuracy"] if run.history else None,
+        f"test_{headline}": run.history[-1]["test"][headline] if run.history else None,
         "epochs_done": run.epoch,
         **({"final": final} if final is not None else {}),
         "per_epoch": run.history,
@@ -149,7 +180,7 @@ def metrics(run: HamRun, final: dict | None = None) -> dict:
 
 
 def train(
-    config: HamConfig,
+    config: Recipe,
     data: ImageData,
     out: str | os.PathLike | None = None,
     *,
@@ -158,11 +189,18 @@ def train(
     on_batch: Callable[[int, int, float], None] | None = None,
     on_epoch: Callable[[dict], None] | None = None,
 ) -> HamRun:
-    """Train to ``config.epochs`` epochs (Adam on the cross-entropy of the labels at the fixed point).
+    """Train to ``config.epochs`` epochs: Adam on the task's loss (classification: the cross-entropy of the labels
+    at the fixed point; reconstruction and patches: the squared error after the recipe's descent steps).
 
     ``on_batch(batch, batches, loss)`` after every minibatch; ``on_epoch(record)`` after every epoch (its test
     evaluation at the fixed point, strict: a network that does not settle stops the run with the error).
     """
+    if not isinstance(data, ImageData):
+        raise TypeError(f"train: data must be an ImageData, got {type(data).__name__}")
+    for part in ("train", "test"):
+        check_images(getattr(data, f"{part}_images"), getattr(data, f"{part}_labels"), "train", part)
+    if not is_count(checkpoint_every):
+        raise ValueError(f"train: checkpoint_every must be a positive int, got {checkpoint_every!r}")
     folder = Path(out) if out is not None else None
     run, start_state = None, None
     if resume and folder is None:
@@ -170,7 +208,9 @@ def train(
     if folder is not None and check_folder(folder, resume) == CHECKPOINT:
         run, start_state = load_checkpoint(folder)
         check_compatible(run.config, config, folder)
-        run.config = run.model.config = config  # the settings a resume may change reach the relaxations
+        run.config = config  # the settings a resume may change reach the relaxations
+        if isinstance(run.model, nn.Module) and hasattr(run.model, "config"):
+            run.model.config = config
     if run is None:
         run = new_run(config)
     if folder is not None:
@@ -187,15 +227,18 @@ def train(
             t, cpu = time.perf_counter(), time.process_time()
             idx = order[b * config.batch_size : (b + 1) * config.batch_size]
             x, y = data.train_images[idx].to(dtype), data.train_labels[idx]
-            logits = run.model.logits(x, config.gradient)
-            loss = F.cross_entropy(logits, y)
+            loss, correct = run.task.loss(run.model, config, x, y, run.noise)
             run.optimizer.zero_grad()
             loss.backward()
+            if getattr(config, "lr_schedule", "constant") != "constant":
+                for group in run.optimizer.param_groups:
+                    group["lr"] = learning_rate(config, run.epoch * batches + b, config.epochs * batches)
             run.optimizer.step()
-            run.model.bound()
+            run.task.after_step(run.model)
             run.batch = b + 1
             run.sums["loss"] += loss.item() * len(y)
-            run.sums["correct"] += int((logits.detach().argmax(1) == y).sum())
+            run.sums["last"] = loss.item()
+            run.sums["correct"] += correct or 0
             run.sums["seen"] += len(y)
             run.sums["seconds"] += time.perf_counter() - t
             run.sums["cpu_seconds"] += time.process_time() - cpu
@@ -204,11 +247,15 @@ def train(
             if folder is not None and run.batch % checkpoint_every == 0 and run.batch < batches:
                 save_checkpoint(folder, run, start_state)
         t = time.perf_counter()
-        test = evaluate(run.model, data.test_images.to(dtype), data.test_labels)
+        test = run.task.evaluate(run.model, config, data)
         record = {
             "epoch": run.epoch + 1,
             "train_loss": run.sums["loss"] / run.sums["seen"],
-            "train_accuracy": run.sums["correct"] / run.sums["seen"],
+            **(
+                {"train_accuracy": run.sums["correct"] / run.sums["seen"]}
+                if run.task.name == "classify"
+                else {"last_minibatch_loss": run.sums["last"]}
+            ),
             "seconds": run.sums["seconds"],
             "cpu_seconds": run.sums["cpu_seconds"],
             "test": test,
@@ -228,6 +275,14 @@ def train(
     return run
 
 
+def learning_rate(config: Recipe, done: int, total: int) -> float:
+    """Adam's rate for the minibatch after ``done`` of ``total``: ``config.lr``, or with ``lr_schedule="cosine"``
+    ``lr (1 + cos(pi done / total)) / 2`` (a function of the position alone, so a resumed run takes the same)."""
+    if getattr(config, "lr_schedule", "constant") == "constant":
+        return config.lr
+    return config.lr * 0.5 * (1.0 + math.cos(math.pi * min(done / total, 1.0)))
+
+
 def final_metrics(run: HamRun) -> dict:
     last = run.history[-1] if run.history else {}
     seconds = [r["seconds"] for r in run.history]
@@ -237,5 +292,5 @@ def final_metrics(run: HamRun) -> dict:
         "train_loss": last.get("train_loss"),
         "seconds_per_epoch": sum(seconds) / max(1, len(seconds)),
         "cpu_seconds_per_epoch": sum(r.get("cpu_seconds", 0.0) for r in run.history) / max(1, len(seconds)),
-        "bounded_below": str(run.model.certificate()),
+        "bounded_below": run.task.certificate(run.model),
     }
