@@ -396,12 +396,8 @@ class MemoryBank:
 
 
 def _sharded(ids: Tensor, patterns: Tensor, values: Tensor | None, search: dict) -> Backend:
-    """The sharded backend (``assocmem.engines.bank.sharded``), with an error that says when it is missing."""
-    try:
-        from assocmem.engines.bank.sharded import ShardedBackend
-    except ImportError as err:  # the sharded backend ships in its own module; say so if it is absent
-        raise ValueError(
-            "MemoryBank: backend='sharded' needs assocmem.engines.bank.sharded, not installed"
-        ) from err
+    """The sharded backend on this rank's rows (reading out ``[xi | v]`` when the bank has values)."""
+    from assocmem.engines.bank.sharded import ShardedBackend
+
     joint = patterns if values is None else torch.cat([patterns, values], 1)
     return ShardedBackend.from_rows(ids, patterns, None if values is None else joint, **search)
