@@ -88,6 +88,21 @@ def test_the_conv_bound_keeps_the_dense_synapse_within_what_the_pooling_leaves()
     assert model.bound() == 1.0  # within the bound: untouched
 
 
+def test_a_bounded_hidden_layer_leaves_its_synapse_free_and_the_energy_bounded():
+    config = HamConfig(**(TINY_CONV | {"hidden": 12, "hidden_activation": "tanh"}))
+    model = new_run(config).model
+    w = model.network.synapses[2].weight
+    with torch.no_grad():
+        w.mul_(100.0)
+    assert model.bound() == 1.0 and model.bound_state() == {}
+    certificate = model.certificate()
+    assert certificate.bounded, certificate
+    images = torch.rand(3, 1, 28, 28)
+    traj = model.settle(images, None, strict=True, record=True)
+    e = traj.energies
+    assert bool(traj.converged.all()) and bool((e[1:] <= e[:-1] + 1e-4 * e[:-1].abs()).all())
+
+
 @needs_data()
 def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one_thread):
     config = HamConfig(
@@ -186,6 +201,7 @@ def test_the_repository_recipes_load():
         ('{"lr": -1}', ".json", "lr must be a positive finite number"),
         ('{"coupling_bound": 1.0}', ".json", "coupling_bound must be in (0, 1)"),
         ('{"architecture": "conv", "hidden": 8, "coupling_bound": 0.5}', ".json", "must exceed the pooling"),
+        ('{"hidden_activation": "gelu"}', ".json", "hidden_activation must be one of 'relu', 'tanh'"),
         ("[1, 2]", ".json", "a recipe must be a table"),
         ("hidden = ", ".toml", "not valid TOML"),
     ],
