@@ -88,8 +88,10 @@ def test_the_conv_bound_keeps_the_dense_synapse_within_what_the_pooling_leaves()
     assert model.bound() == 1.0  # within the bound: untouched
 
 
-def test_a_bounded_hidden_layer_leaves_its_synapse_free_and_the_energy_bounded():
-    config = HamConfig(**(TINY_CONV | {"hidden": 12, "hidden_activation": "tanh"}))
+@pytest.mark.parametrize("hidden", [{"hidden": 12, "hidden_activation": "tanh"}, {"hidden": 0}])
+def test_a_bounded_hidden_layer_leaves_its_synapse_free_and_the_energy_bounded(hidden):
+    """A tanh hidden layer's synapse, or the labels' synapse when there is no hidden layer, is not bounded."""
+    config = HamConfig(**(TINY_CONV | hidden))
     model = new_run(config).model
     w = model.network.synapses[2].weight
     with torch.no_grad():
