@@ -69,6 +69,42 @@ def test_tiny_conv_recipe_with_implicit_gradient_stays_bounded(data, one_thread)
     assert run.history[-1]["test"]["converged"] == 1.0
 
 
+def test_the_conv_bound_keeps_the_dense_synapse_within_what_the_pooling_leaves():
+    """The chain features - pooled - hidden has coupling sqrt(a^2 + b^2) (a = 1/pool, b = |W|): bound() scales
+    W to sqrt(bound^2 - a^2) when it grows past it, and the independent certificate then finds the coupling below
+    the bound."""
+    config = HamConfig(**(TINY_CONV | {"hidden": 12, "coupling_bound": 0.7}))
+    model = new_run(config).model
+    w = model.network.synapses[2].weight
+    limit = (0.7**2 - 0.5**2) ** 0.5
+    assert torch.linalg.matrix_norm(w.detach(), 2) <= limit * (1 + 1e-3)  # bounded from the first relaxation
+    with torch.no_grad():
+        w.mul_(10.0)
+    factor = model.bound()
+    assert factor < 0.2
+    assert torch.linalg.matrix_norm(w.detach(), 2) == pytest.approx(limit, rel=1e-3)
+    certificate = model.certificate()
+    assert certificate.bounded and certificate.coupling <= 0.7 * (1 + 1e-3), certificate
+    assert model.bound() == 1.0  # within the bound: untouched
+
+
+@pytest.mark.parametrize("hidden", [{"hidden": 12, "hidden_activation": "tanh"}, {"hidden": 0}])
+def test_a_bounded_hidden_layer_leaves_its_synapse_free_and_the_energy_bounded(hidden):
+    """A tanh hidden layer's synapse, or the labels' synapse when there is no hidden layer, is not bounded."""
+    config = HamConfig(**(TINY_CONV | hidden))
+    model = new_run(config).model
+    w = model.network.synapses[2].weight
+    with torch.no_grad():
+        w.mul_(100.0)
+    assert model.bound() == 1.0 and model.bound_state() == {}
+    certificate = model.certificate()
+    assert certificate.bounded, certificate
+    images = torch.rand(3, 1, 28, 28)
+    traj = model.settle(images, None, strict=True, record=True)
+    e = traj.energies
+    assert bool(traj.converged.all()) and bool((e[1:] <= e[:-1] + 1e-4 * e[:-1].abs()).all())
+
+
 @needs_data()
 def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one_thread):
     config = HamConfig(
@@ -166,6 +202,8 @@ def test_the_repository_recipes_load():
         ('{"architecture": "conv", "stride": 3}', ".json", "stride=3 and pool=2 must tile"),
         ('{"lr": -1}', ".json", "lr must be a positive finite number"),
         ('{"coupling_bound": 1.0}', ".json", "coupling_bound must be in (0, 1)"),
+        ('{"architecture": "conv", "hidden": 8, "coupling_bound": 0.5}', ".json", "must exceed the pooling"),
+        ('{"hidden_activation": "gelu"}', ".json", "hidden_activation must be one of 'relu', 'tanh'"),
         ("[1, 2]", ".json", "a recipe must be a table"),
         ("hidden = ", ".toml", "not valid TOML"),
     ],

@@ -74,7 +74,7 @@ def _settings(config: Recipe) -> str:
         f"784 clamped - {c.hidden} ReLU - 10 softmax"
         if c.architecture == "dense"
         else f"conv {c.channels}x{c.kernel}x{c.kernel}/{c.stride} ReLU - pool {c.pool} ReLU"
-        + (f" - {c.hidden} ReLU" if c.hidden else "")
+        + (f" - {c.hidden} {c.hidden_activation}" if c.hidden else "")
         + " - 10 softmax"
     )
     return (

@@ -23,12 +23,14 @@ import torch
 from torch import Tensor, nn
 
 from assocmem import lagrangians as L
-from assocmem.dynamics import CouplingBound, Implicit, Trajectory, bounded_below, relax
+from assocmem.dynamics import Implicit, Trajectory, bounded_below, relax
 from assocmem.dynamics.boundedness import Boundedness
 from assocmem.ham.config import HamConfig
 from assocmem.network import AvgPoolSynapse, ConvSynapse, DenseSynapse, Layer, Network
 
 IMAGE = (1, 28, 28)
+#: the conv recipe's hidden neurons (HamConfig.hidden_activation)
+HIDDEN = {"relu": L.ReLU, "tanh": L.Tanh, "sigmoid": L.Sigmoid}
 CLASSES = 10
 
 
@@ -76,7 +78,7 @@ def build_network(config: HamConfig, generator: torch.Generator) -> Network:
     ]
     top, width = "pooled", c * side * side
     if config.hidden:
-        layers["hidden"] = Layer(config.hidden, L.ReLU())
+        layers["hidden"] = Layer(config.hidden, HIDDEN[config.hidden_activation]())
         w = _weight((config.hidden, width), width, generator, dtype)
         synapses.append(DenseSynapse("pooled", "hidden", nn.Parameter(w.detach() * 0.5)))
         top, width = "hidden", config.hidden
@@ -106,29 +108,58 @@ class HAMClassifier(nn.Module):
             }
         )
         self.clamp = {"image": True}
-        linear = [s for s in self.network.synapses if isinstance(s, DenseSynapse) and s.pre == "pooled"]
-        self._bound = CouplingBound(self.network, config.coupling_bound, self.clamp) if linear else None
+        linear = config.hidden_activation == "relu"  # a bounded hidden layer leaves its synapse free
+        hidden = [
+            s for s in self.network.synapses if isinstance(s, DenseSynapse) and s.post == "hidden" and linear
+        ]
+        self._hidden = hidden  # (a list: not a submodule of its own, the network holds it)
+        if hidden:  # the dense synapse's largest right singular vector (power iteration)
+            v = torch.randn(hidden[0].weight.shape[1], generator=generator, dtype=dtype)
+            self._v = self._power(v / v.norm(), 100)[1]
+            self.bound()  # from the first relaxation on
 
     @staticmethod
     def _bias_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
         return (shape[0], 1, 1) if len(shape) == 3 else shape  # one current per feature map
 
+    def _power(self, v: Tensor, iterations: int) -> tuple[float, Tensor]:
+        """``iterations`` steps of power iteration on ``W^T W`` from ``v``: (the norm of ``W``, the new ``v``)."""
+        w = self._hidden[0].weight.detach()
+        sigma = 0.0
+        for _ in range(iterations):
+            u = w @ v
+            sigma = float(u.norm())
+            v = w.T @ u
+            v = v / v.norm().clamp_min(1e-30)
+        return sigma, v
+
     def bound(self) -> float:
-        """Rescale the trainable couplings among free linear layers if their norm passed the bound (1.0: none)."""
-        return self._bound() if self._bound is not None else 1.0
+        """Keep the energy bounded below after an optimiser step; returns the factor applied (1.0: none).
+
+        The free linear layers form a chain ``features - pooled - hidden`` coupled by the pooling (norm
+        ``a = 1/pool``, fixed) and the dense synapse (norm ``b``); the symmetric matrix of their norms has largest
+        eigenvalue ``sqrt(a^2 + b^2)`` (docs/ham.md, "Bounded below by construction"), so the dense weights are
+        rescaled to ``b = sqrt(coupling_bound^2 - a^2)`` whenever they pass it (their norm by power iteration,
+        warm started). The certificate (:meth:`certificate`) checks the whole coupling again, independently.
+        """
+        if not self._hidden:
+            return 1.0
+        with torch.no_grad():
+            sigma, self._v = self._power(self._v, 5)
+            limit = math.sqrt(self.config.coupling_bound**2 - (1.0 / self.config.pool) ** 2)
+            if sigma <= limit * (1 + 1e-5):  # (float32 rounding of a norm just set)
+                return 1.0
+            factor = limit / sigma
+            self._hidden[0].weight.mul_(factor)
+        return factor
 
     def bound_state(self) -> dict[str, Tensor]:
-        """The warm-start vectors of the coupling bound's power iteration (checkpointed for an exact resume)."""
-        if self._bound is None:
-            return {}
-        return {f"v.{k}": v for k, v in self._bound._v.items()} | {
-            f"w.{k}": v for k, v in self._bound._w.items()
-        }
+        """The warm-start vector of the coupling bound's power iteration (checkpointed for an exact resume)."""
+        return {"v": self._v} if self._hidden else {}
 
     def load_bound_state(self, tensors: dict[str, Tensor]) -> None:
-        if self._bound is not None:
-            self._bound._v = {k: tensors[f"v.{k}"] for k in self._bound._v}
-            self._bound._w = {k: tensors[f"w.{k}"] for k in self._bound._w}
+        if self._hidden:
+            self._v = tensors["v"]
 
     def certificate(self) -> Boundedness:
         """:func:`~assocmem.bounded_below` with the image clamped."""

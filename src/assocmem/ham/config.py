@@ -23,6 +23,7 @@ TASKS = ("classify", *TASK_CONFIGS)
 ARCHITECTURES = ("dense", "conv")
 DATASETS = ("mnist", "fashion-mnist")
 GRADIENTS = ("implicit", "unrolled")
+HIDDEN_ACTIVATIONS = ("relu", "tanh", "sigmoid")
 METHODS = ("exp_euler", "euler", "rk4", "dopri5", "stiff")
 
 
@@ -35,6 +36,8 @@ class HamConfig:
     hidden: int = (
         1000  #: dense hidden ReLU units (0: none; for "conv" the pooled layer then feeds the labels)
     )
+    #: "conv": the dense hidden layer's neurons; "tanh" and "sigmoid" are bounded, so their synapse needs no bound
+    hidden_activation: str = "relu"
     channels: int = 16  #: "conv": feature maps of the convolution
     kernel: int = 5  #: "conv": kernel size (padding kernel // 2: the feature maps are 28 / stride on a side)
     stride: int = 1  #: "conv": stride of the convolution
@@ -55,7 +58,7 @@ class HamConfig:
         1e-4  #: gradient="implicit": relative residual of the adjoint solve (float32 stalls near 1e-5)
     )
     coupling_bound: float = (
-        0.9  #: the norm CouplingBound keeps among free linear layers (conv with hidden > 0)
+        0.9  #: "conv" with hidden > 0: the coupling norm kept among the free linear layers (> 1/pool, < 1)
     )
     dtype: str = "float32"
 
@@ -90,6 +93,7 @@ class HamConfig:
         choice("architecture", ARCHITECTURES)
         choice("dataset", DATASETS)
         choice("gradient", GRADIENTS)
+        choice("hidden_activation", HIDDEN_ACTIVATIONS)
         choice("method", METHODS)
         choice("dtype", ("float32", "float64"))
         for name in ("channels", "kernel", "stride", "pool", "epochs", "batch_size"):
@@ -105,6 +109,12 @@ class HamConfig:
         if self.architecture == "dense" and self.hidden == 0:
             raise ValueError(
                 "HamConfig: a dense HAM needs hidden >= 1 units between the image and the labels"
+            )
+        relu_hidden = self.hidden and self.hidden_activation == "relu"
+        if self.architecture == "conv" and relu_hidden and self.coupling_bound <= 1.0 / self.pool:
+            raise ValueError(
+                f"HamConfig: coupling_bound={self.coupling_bound:g} must exceed the pooling's own coupling 1/pool = "
+                f"{1.0 / self.pool:g} (the dense hidden synapse gets sqrt(coupling_bound^2 - 1/pool^2))"
             )
         if self.architecture == "conv" and (28 % self.stride or (28 // self.stride) % self.pool):
             raise ValueError(
