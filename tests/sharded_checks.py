@@ -186,6 +186,7 @@ def checks(rank: int, world: int, folder: str, timeout: float, saved: str | None
     found = retrieval(rank, world)
     if saved is not None:
         found.update(reload(rank, world, saved))
+        found.update(sharded_save(rank, world, saved))
     Path(folder, f"{rank}.json").write_text(json.dumps(found))
     return failures(rank, world, timeout, folder) if world >= 3 else {}
 
@@ -208,6 +209,53 @@ def reload(rank: int, world: int, saved: str) -> dict[str, float]:
             rows.retrieve(q, BETA, steps=3, mask=mask), retrieve(xi, q, BETA, values=v, steps=3, mask=mask)
         ),
     }
+
+
+def sharded_save(rank: int, world: int, saved: str) -> dict[str, float]:
+    """A bank saved on ``world`` ranks (shards of two rows), reloaded on ``world - 1`` ranks (a subgroup) and in
+    one process, against the single-process engine; then a save that fails on the last rank: every rank raises
+    and the old bank stays, with no temporary folder left."""
+    from assocmem.engines.bank import MemoryBank, sharded_storage
+
+    xi, v, q, _ = bank()
+    lo, hi = shard_bounds(K, world, rank)
+    group, fewer = dist.new_group(), dist.new_group(list(range(world - 1)))  # every rank makes both
+    path = Path(saved).parent / "sharded-bank"
+    MemoryBank(xi[lo:hi], v[lo:hi], backend="sharded", group=group).save(path, shard_rows=2)
+    want = retrieve(xi, q, BETA, values=v, steps=3)
+    found: dict[str, float] = {}
+    if rank < world - 1:
+        back = MemoryBank.load(path, backend="sharded", group=fewer)
+        a, b = shard_bounds(K, world - 1, rank)
+        found["sharded save: reload on fewer ranks"] = gap(back.retrieve(q, BETA, steps=3), want) + float(
+            (back.ids != torch.arange(a, b)).sum()
+        )
+    one = MemoryBank.load(path, backend="local")
+    found["sharded save: one process"] = gap(one.retrieve(q, BETA, steps=3), want) + float(
+        (one.ids != torch.arange(K)).sum()
+    )
+    real, refused = sharded_storage.save_file, 0.0
+    if rank == world - 1:
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise OSError("no space left on device (the test)")
+
+        sharded_storage.save_file = broken
+    try:
+        MemoryBank(2 * xi[lo:hi], v[lo:hi], backend="sharded", group=group).save(path)
+    except ValueError as e:
+        refused = float(
+            f"rank {world - 1} of {world} could not write its rows" in str(e) and "no space" in str(e)
+        )
+    finally:
+        sharded_storage.save_file = real
+    dist.barrier(group)  # rank 0 has removed the temporary folder
+    kept = MemoryBank.load(path, backend="local")
+    left = len([p for p in path.parent.iterdir() if p.name.startswith(".sharded-bank")])
+    found["sharded save: a failed save keeps the old bank"] = (
+        (1.0 - refused) + left + gap(kept.retrieve(q, BETA, steps=3), want)
+    )
+    return found
 
 
 def failures(rank: int, world: int, timeout: float, folder: str) -> dict[str, object]:
