@@ -174,10 +174,46 @@ def data_parallel(rank: int, world: int, group: object) -> dict[str, float]:
     out = loop((xr, xr), (xr, v), proj(x), BETA, 2)[0]
     (((out - t) ** 2).sum() / world).backward()
     return {
+        **hopfield_layer(rank, world, group),
         "data parallel: weight": gap(layer.proj.weight.grad, proj.weight.grad),
         "data parallel: bias": gap(layer.proj.bias.grad, proj.bias.grad),
         "data parallel: patterns": gap(mine.grad, xr.grad[lo:hi]),
     }
+
+
+def hopfield_layer(rank: int, world: int, group: object) -> dict[str, float]:
+    """nn.HopfieldLayer with its K lookup rows spread over the ranks (two heads), trained under
+    DistributedDataParallel behind a linear layer, against one HopfieldLayer on every batch."""
+    from assocmem.nn import HopfieldLayer
+    from assocmem.nn.sharded_lookup import ignore_in_ddp
+
+    lo, hi = shard_bounds(K, world, rank)
+    torch.manual_seed(4)
+    one = nn.Sequential(nn.Linear(D, D), HopfieldLayer(D, quantity=K, num_heads=2, batch_first=True)).double()
+    torch.manual_seed(5)
+    mine = nn.Sequential(
+        nn.Linear(D, D), HopfieldLayer(D, quantity=K, num_heads=2, batch_first=True, group=group)
+    ).double()
+    state = {k: t[:, lo:hi] if k.endswith("lookup_weights") else t for k, t in one.state_dict().items()}
+    mine.load_state_dict(state)
+    ignore_in_ddp(mine)
+    model = DistributedDataParallel(mine)
+    g = torch.Generator().manual_seed(6)
+    x, t = (
+        torch.randn(2 * world, 3, D, generator=g).double(),
+        torch.randn(2 * world, 3, D, generator=g).double(),
+    )
+    own = slice(2 * rank, 2 * rank + 2)
+    out = model(x[own])
+    ((out - t[own]) ** 2).sum().backward()
+    want = one(x)
+    (((want - t) ** 2).sum() / world).backward()
+    found = {"HopfieldLayer: output": gap(out, want[own])}
+    theirs = dict(one.named_parameters())
+    for name, p in mine.named_parameters():
+        ref = theirs[name].grad[:, lo:hi] if name.endswith("lookup_weights") else theirs[name].grad
+        found[f"HopfieldLayer: gradient of {name}"] = gap(p.grad, ref)
+    return found
 
 
 def checks(rank: int, world: int, folder: str, timeout: float, saved: str | None) -> dict[str, object]:
