@@ -78,7 +78,8 @@ def sharded_forward(layer: object, input: Tensor) -> Tensor:
     B, L = x.shape[:2]
     rows = layer.lookup_weights.reshape(-1, layer.lookup_weights.shape[-1])  # (S_r, width)
     ids = torch.arange(*layer.rows)
-    carrier = ShardedBackend.from_rows(ids, x.new_zeros(len(ids), L * x.shape[-1]), None, group)
+    # a one-row bank of the inputs' width carries the gathering (its rows are never read)
+    carrier = ShardedBackend.from_rows(ids[:1], x.new_zeros(1, L * x.shape[-1]), None, group)
     every, own = carrier.gather(x.reshape(B, -1))  # every rank's batch, flattened per item
     every = every.view(-1, L, x.shape[-1])
     stored = _Scaled.apply(rows, 1.0 / world).unsqueeze(0)
@@ -98,7 +99,7 @@ def sharded_forward(layer: object, input: Tensor) -> Tensor:
         beta = h.scaling[i] if isinstance(h.scaling, Tensor) else h.scaling
         bank = ShardedBackend.from_rows(ids, ki, vi, group)
         qi = q[:, i].reshape(-1, q.shape[-1])
-        outs.append(bank.associate(qi, float(beta) if not isinstance(beta, Tensor) else beta)[0])
+        outs.append(bank.associate(qi, beta)[0])
     out = torch.stack(outs, 1).view(q.shape[0], L, heads, -1).reshape(q.shape[0], L, -1)
     if core.out_proj is not None:
         out = core.out_proj(out)
