@@ -174,10 +174,46 @@ def data_parallel(rank: int, world: int, group: object) -> dict[str, float]:
     out = loop((xr, xr), (xr, v), proj(x), BETA, 2)[0]
     (((out - t) ** 2).sum() / world).backward()
     return {
+        **hopfield_layer(rank, world, group),
         "data parallel: weight": gap(layer.proj.weight.grad, proj.weight.grad),
         "data parallel: bias": gap(layer.proj.bias.grad, proj.bias.grad),
         "data parallel: patterns": gap(mine.grad, xr.grad[lo:hi]),
     }
+
+
+def hopfield_layer(rank: int, world: int, group: object) -> dict[str, float]:
+    """nn.HopfieldLayer with its K lookup rows spread over the ranks (two heads), trained under
+    DistributedDataParallel behind a linear layer, against one HopfieldLayer on every batch."""
+    from assocmem.nn import HopfieldLayer
+    from assocmem.nn.sharded_lookup import ignore_in_ddp
+
+    lo, hi = shard_bounds(K, world, rank)
+    torch.manual_seed(4)
+    one = nn.Sequential(nn.Linear(D, D), HopfieldLayer(D, quantity=K, num_heads=2, batch_first=True)).double()
+    torch.manual_seed(5)
+    mine = nn.Sequential(
+        nn.Linear(D, D), HopfieldLayer(D, quantity=K, num_heads=2, batch_first=True, group=group)
+    ).double()
+    state = {k: t[:, lo:hi] if k.endswith("lookup_weights") else t for k, t in one.state_dict().items()}
+    mine.load_state_dict(state)
+    ignore_in_ddp(mine)
+    model = DistributedDataParallel(mine)
+    g = torch.Generator().manual_seed(6)
+    x, t = (
+        torch.randn(2 * world, 3, D, generator=g).double(),
+        torch.randn(2 * world, 3, D, generator=g).double(),
+    )
+    own = slice(2 * rank, 2 * rank + 2)
+    out = model(x[own])
+    ((out - t[own]) ** 2).sum().backward()
+    want = one(x)
+    (((want - t) ** 2).sum() / world).backward()
+    found = {"HopfieldLayer: output": gap(out, want[own])}
+    theirs = dict(one.named_parameters())
+    for name, p in mine.named_parameters():
+        ref = theirs[name].grad[:, lo:hi] if name.endswith("lookup_weights") else theirs[name].grad
+        found[f"HopfieldLayer: gradient of {name}"] = gap(p.grad, ref)
+    return found
 
 
 def checks(rank: int, world: int, folder: str, timeout: float, saved: str | None) -> dict[str, object]:
@@ -186,6 +222,7 @@ def checks(rank: int, world: int, folder: str, timeout: float, saved: str | None
     found = retrieval(rank, world)
     if saved is not None:
         found.update(reload(rank, world, saved))
+        found.update(sharded_save(rank, world, saved))
     Path(folder, f"{rank}.json").write_text(json.dumps(found))
     return failures(rank, world, timeout, folder) if world >= 3 else {}
 
@@ -208,6 +245,53 @@ def reload(rank: int, world: int, saved: str) -> dict[str, float]:
             rows.retrieve(q, BETA, steps=3, mask=mask), retrieve(xi, q, BETA, values=v, steps=3, mask=mask)
         ),
     }
+
+
+def sharded_save(rank: int, world: int, saved: str) -> dict[str, float]:
+    """A bank saved on ``world`` ranks (shards of two rows), reloaded on ``world - 1`` ranks (a subgroup) and in
+    one process, against the single-process engine; then a save that fails on the last rank: every rank raises
+    and the old bank stays, with no temporary folder left."""
+    from assocmem.engines.bank import MemoryBank, sharded_storage
+
+    xi, v, q, _ = bank()
+    lo, hi = shard_bounds(K, world, rank)
+    group, fewer = dist.new_group(), dist.new_group(list(range(world - 1)))  # every rank makes both
+    path = Path(saved).parent / "sharded-bank"
+    MemoryBank(xi[lo:hi], v[lo:hi], backend="sharded", group=group).save(path, shard_rows=2)
+    want = retrieve(xi, q, BETA, values=v, steps=3)
+    found: dict[str, float] = {}
+    if rank < world - 1:
+        back = MemoryBank.load(path, backend="sharded", group=fewer)
+        a, b = shard_bounds(K, world - 1, rank)
+        found["sharded save: reload on fewer ranks"] = gap(back.retrieve(q, BETA, steps=3), want) + float(
+            (back.ids != torch.arange(a, b)).sum()
+        )
+    one = MemoryBank.load(path, backend="local")
+    found["sharded save: one process"] = gap(one.retrieve(q, BETA, steps=3), want) + float(
+        (one.ids != torch.arange(K)).sum()
+    )
+    real, refused = sharded_storage.save_file, 0.0
+    if rank == world - 1:
+
+        def broken(*args: object, **kwargs: object) -> None:
+            raise OSError("no space left on device (the test)")
+
+        sharded_storage.save_file = broken
+    try:
+        MemoryBank(2 * xi[lo:hi], v[lo:hi], backend="sharded", group=group).save(path)
+    except ValueError as e:
+        refused = float(
+            f"rank {world - 1} of {world} could not write its rows" in str(e) and "no space" in str(e)
+        )
+    finally:
+        sharded_storage.save_file = real
+    dist.barrier(group)  # rank 0 has removed the temporary folder
+    kept = MemoryBank.load(path, backend="local")
+    left = len([p for p in path.parent.iterdir() if p.name.startswith(".sharded-bank")])
+    found["sharded save: a failed save keeps the old bank"] = (
+        (1.0 - refused) + left + gap(kept.retrieve(q, BETA, steps=3), want)
+    )
+    return found
 
 
 def failures(rank: int, world: int, timeout: float, folder: str) -> dict[str, object]:

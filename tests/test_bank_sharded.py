@@ -2,7 +2,8 @@
 
 One start per number of ranks runs every check (tests/sharded_checks.py): the answers of one and three steps,
 with values and masks, and the gradients (queries, rows, values, beta, and a layer trained under
-DistributedDataParallel) equal the single-process engine's on the whole bank in float64; with three ranks, a
+DistributedDataParallel, and nn.HopfieldLayer with its lookup rows sharded) equal the single-process engine's
+on the whole bank in float64; a bank saved on every rank reloads on fewer and in one process; with three ranks, a
 rank that stalls past the timeout, then one that dies, make every other rank raise ShardError in time.
 """
 
@@ -46,7 +47,9 @@ def test_sharded_bank_equals_one_process(world, tmp_path):
         assert found.pop("errors") == 2, (
             f"rank {rank} accepted other queries or a query hidden from every row"
         )
-        assert len(found) == 16 + 5 * (saved is not None)
+        # the reload checks (5), the sharded save (2, and the reload on world - 1 ranks on all but the last)
+        # and the sharded nn.HopfieldLayer under DDP (its output and the gradients of its 13 parameters)
+        assert len(found) == 16 + 14 + (5 + 2 + (rank < world - 1)) * (saved is not None)
         wrong = {k: v for k, v in found.items() if not v <= TOL}
         assert not wrong, f"rank {rank} of {world} differs from one process by more than {TOL}: {wrong}"
     if world < 3:
@@ -66,3 +69,16 @@ def test_sharded_bank_equals_one_process(world, tmp_path):
         )
         assert TIMEOUT * 0.8 < seen["stall seconds"] < TIMEOUT + 10, seen["stall seconds"]
         assert seen["kill seconds"] < TIMEOUT + 10, seen["kill seconds"]
+
+
+def test_sharded_hopfield_layer_refuses_bad_options():
+    """What a sharded HopfieldLayer refuses before any collective (its training is checked in the runs above)."""
+    import torch
+
+    from assocmem.nn import HopfieldLayer
+    from assocmem.nn.sharded_lookup import ignore_in_ddp
+
+    with pytest.raises(TypeError, match="group must be a torch"):
+        HopfieldLayer(8, quantity=4, group="all")
+    with pytest.raises(TypeError, match="layer must be a torch"):
+        ignore_in_ddp(torch.zeros(3))

@@ -223,6 +223,10 @@ class Hopfield(nn.Module):
         stored, projection = (
             t[:1] if t.shape[0] > 1 and t.stride(0) == 0 else t for t in (stored, projection)
         )
+        return self._normalised(stored, state, projection)
+
+    def _normalised(self, stored: Tensor, state: Tensor, projection: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The layer's input norms applied (those it has)."""
         if self.norm_stored_pattern is not None:
             stored = self.norm_stored_pattern(stored)
         if self.norm_state_pattern is not None:

@@ -19,6 +19,10 @@ class HopfieldLayer(LearnedPatterns):
     ``lookup_targets_as_trainable=False``. ``trainable=False`` freezes the stored patterns. Every other keyword
     is a :class:`Hopfield` option. This is a layer with fixed (learned) stored patterns:
     ``layer.retrieve(x)`` runs Model B on them in one call.
+
+    ``group``: a ``torch.distributed`` process group over which the ``quantity`` stored patterns are spread, each
+    rank its block (:mod:`assocmem.nn.sharded_lookup`, docs/bank-sharded.md); call the layer on every rank at
+    once, each with its own batch (one plain association; :meth:`retrieve` and :meth:`energy` are refused).
     """
 
     def __init__(
@@ -29,6 +33,7 @@ class HopfieldLayer(LearnedPatterns):
         trainable: bool = True,
         lookup_weights_as_separated: bool = False,
         lookup_targets_as_trainable: bool = True,
+        group: object = None,
         **options: Any,
     ) -> None:
         super().__init__()
@@ -39,7 +44,13 @@ class HopfieldLayer(LearnedPatterns):
         core = self.hopfield.association_core
         width = core.head_dim if options.get("stored_pattern_as_static") else core.kdim
         width = input_size if width is None else width
-        shape = (1, quantity) if self.hopfield.batch_first else (quantity, 1)
+        self.group, self.rows = group, (0, quantity)
+        if group is not None:
+            from assocmem.nn.sharded_lookup import check_options
+
+            self.rows = check_options(self, group)
+        mine = self.rows[1] - self.rows[0]
+        shape = (1, mine) if self.hopfield.batch_first else (mine, 1)
         self.lookup_weights = nn.Parameter(torch.empty(*shape, width), requires_grad=trainable)
         if lookup_weights_as_separated:
             target = options.get("pattern_projection_size") or width
@@ -59,6 +70,8 @@ class HopfieldLayer(LearnedPatterns):
 
     def _inputs(self, input: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         input = self._sequence(input, "input", 1)
+        if self.group is not None:
+            raise ValueError("HopfieldLayer: a sharded lookup (group=...) is called through forward only")
         batch = input.shape[0 if self.hopfield.batch_first else 1]
         shape = (batch, self.quantity) if self.hopfield.batch_first else (self.quantity, batch)
         stored = self.lookup_weights.expand(*shape, -1)
@@ -72,5 +85,11 @@ class HopfieldLayer(LearnedPatterns):
         association_mask: Tensor | None = None,
     ) -> Tensor:
         """The retrieved patterns for every state pattern of ``input``."""
+        if self.group is not None:
+            from assocmem.nn.sharded_lookup import sharded_forward
+
+            if stored_pattern_padding_mask is not None or association_mask is not None:
+                raise ValueError("HopfieldLayer: a sharded lookup (group=...) takes no masks")
+            return sharded_forward(self, self._sequence(input, "input", 1))
         inputs, masks = self._inputs(input), (stored_pattern_padding_mask, association_mask)
         return self._checked(lambda: self.hopfield(inputs, *masks), input, masks, lambda out: out)

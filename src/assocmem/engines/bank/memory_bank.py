@@ -99,16 +99,19 @@ class MemoryBank:
     @classmethod
     def on(cls, backend: Backend, ids: Tensor, has_values: bool = False) -> MemoryBank:
         """A bank on a backend made elsewhere (``ids``: an int64 tensor, one per row of the whole bank;
-        ``has_values``: the backend reads out ``[xi | v]``, as the bank's own backends do)."""
+        ``has_values``: the backend reads out ``[xi | v]``, as the bank's own backends do; on a sharded backend,
+        the ids of this rank's rows)."""
         who = "MemoryBank.on"
         if not isinstance(backend, Backend):
             raise TypeError(
                 f"{who}: backend must be an assocmem.engines.bank.Backend, got {type(backend).__name__}"
             )
         ids = require_tensor(ids, "ids", who, floating=False)
-        if ids.dtype != torch.int64 or ids.shape != (backend.size,):
+        span = getattr(backend, "local_range", None)  # a sharded backend: ids of this rank's rows
+        rows = backend.size if span is None else span[1] - span[0]
+        if ids.dtype != torch.int64 or ids.shape != (rows,):
             raise ValueError(
-                f"{who}: ids must be an int64 tensor of shape ({backend.size},) (one per row), got {ids.dtype} "
+                f"{who}: ids must be an int64 tensor of shape ({rows},) (one per row), got {ids.dtype} "
                 f"{tuple(ids.shape)}"
             )
         bank = cls.__new__(cls)
@@ -375,16 +378,26 @@ class MemoryBank:
     # -------------------------------------------------------------------------------------------- files
     def save(self, path: str | Path, *, shard_rows: int | None = None) -> Path:
         """Write the bank to the folder ``path``: safetensors shards and a JSON manifest with checksums, atomic
-        (docs/bank.md, "Storage format")."""
+        (docs/bank.md, "Storage format"). A sharded bank saves on every rank at once, each rank its own rows
+        (docs/bank-sharded.md, "Saving"); it reloads on any number of ranks."""
+        if hasattr(self.backend, "local_range"):  # rows spread over ranks: every rank writes its own
+            from assocmem.engines.bank.sharded_storage import save_sharded
+
+            return save_sharded(self, path, shard_rows)
         from assocmem.engines.bank.storage import save_bank
 
         return save_bank(self, path, shard_rows=shard_rows)
 
     @classmethod
     def load(cls, path: str | Path, *, backend: str | None = None, **search: object) -> MemoryBank:
-        """The bank saved at ``path`` (checksums verified), on its saved backend or on ``backend``."""
-        from assocmem.engines.bank.storage import load_backend
+        """The bank saved at ``path`` (checksums verified), on its saved backend or on ``backend``
+        (``"sharded"``: this rank's block of rows, on every rank at once; ``search``: ``group``, ``timeout``)."""
+        from assocmem.engines.bank.storage import load_backend, read_manifest
 
+        if (backend or read_manifest(path)["backend"]) == "sharded":
+            from assocmem.engines.bank.sharded_storage import load_sharded
+
+            return load_sharded(cls, path, search)
         ids, backend_, manifest = load_backend(path, backend=backend, **search)
         bank = cls.on(backend_, ids, manifest["has_values"])
         perm = getattr(backend_, "permutation", None)  # options changed on load: the rows put in a new order

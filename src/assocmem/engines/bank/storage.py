@@ -57,12 +57,11 @@ def _rows_tensors(prefix: str, rows: Rows, lo: int, hi: int) -> dict[str, Tensor
 
 
 def save_bank(bank: object, path: str | Path, *, shard_rows: int | None = None) -> Path:
-    """Write ``bank`` (a :class:`~assocmem.engines.bank.MemoryBank` on a local or candidate backend) to ``path``."""
+    """Write ``bank`` (a :class:`~assocmem.engines.bank.MemoryBank` on a local or candidate backend) to ``path``
+    (a sharded bank: :func:`assocmem.engines.bank.sharded_storage.save_sharded`)."""
     who = "MemoryBank.save"
-    if shard_rows is not None and not is_count(shard_rows):
-        raise ValueError(f"{who}: shard_rows must be an int >= 1 or None, got {shard_rows!r}")
+    path = target(who, path, shard_rows)
     local = bank._local(who)
-    path = Path(path)
     if path.exists() and not (path.is_dir() and (path / MANIFEST).exists()):
         raise ValueError(f"{who}: path {path} exists and is not a saved bank; choose a new folder")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,17 +102,31 @@ def save_bank(bank: object, path: str | Path, *, shard_rows: int | None = None) 
             "backend": "local" if b is local else "candidates", "search": options, "shards": shards,
             "index": index, "provenance": provenance(),
         })  # fmt: skip
-        if path.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
-            path.rename(old / path.name)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(path)
+        replace(tmp, path)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def target(who: str, path: object, shard_rows: object) -> Path:
+    """``path`` as a Path, with ``shard_rows`` checked: the arguments of a save."""
+    if shard_rows is not None and not is_count(shard_rows):
+        raise ValueError(f"{who}: shard_rows must be an int >= 1 or None, got {shard_rows!r}")
+    if not isinstance(path, (str, Path)):
+        raise TypeError(f"{who}: path must be a str or pathlib.Path, got {type(path).__name__}")
+    return Path(path)
+
+
+def replace(tmp: Path, path: Path) -> None:
+    """Put the folder ``tmp`` at ``path`` (renames: an old bank there is removed only once the new one is in)."""
+    if path.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
+        path.rename(old / path.name)
+        tmp.rename(path)
+        shutil.rmtree(old)
+    else:
+        tmp.rename(path)
 
 
 def read_manifest(path: str | Path) -> dict:
@@ -203,7 +216,8 @@ def load_backend(
     path: str | Path, *, backend: str | None = None, **search: object
 ) -> tuple[Tensor, object, dict]:
     """The rows saved at ``path`` on their saved backend (or ``backend``: ``"local"`` or ``"candidates"``):
-    ``(ids, backend, manifest)``; :meth:`assocmem.engines.bank.MemoryBank.load` makes the bank of them."""
+    ``(ids, backend, manifest)``; :meth:`assocmem.engines.bank.MemoryBank.load` makes the bank of them (and
+    loads a sharded one with :meth:`assocmem.engines.bank.ShardedBackend.load`)."""
     from assocmem.engines.bank.candidates import CandidateBackend
     from assocmem.engines.bank.local import LocalBackend
     from assocmem.engines.bank.partition import Partition
@@ -211,7 +225,7 @@ def load_backend(
     manifest = read_manifest(path)
     kind = backend or manifest["backend"]
     if kind not in ("local", "candidates"):
-        raise ValueError(f"MemoryBank.load: backend must be 'local' or 'candidates', got {kind!r}")
+        raise ValueError(f"MemoryBank.load: backend must be 'local', 'candidates' or 'sharded', got {kind!r}")
     path = Path(path)
     ids, p, v = _load_rows(path, manifest, 0, manifest["size"])
     local = LocalBackend(p, v, joint=True)
