@@ -67,7 +67,10 @@ class Euler(Stepper):
     ) -> Step:
         x = ev.state
         d = ev.delta()
-        new = {n: torch.add(x[n], d[n], alpha=self.weight(h, tau)) for n, tau in sys.tau.items()}
+        new = {
+            n: x[n] if n in ev.still else torch.add(x[n], d[n], alpha=self.weight(h, tau))
+            for n, tau in sys.tau.items()
+        }  # a fully clamped layer keeps its tensor: no pass over it
         return Step(sys(new, need_energy))
 
 
