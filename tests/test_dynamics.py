@@ -254,3 +254,16 @@ def test_every_method_returns_the_states_in_the_networks_layer_order():
     for method in am.dynamics.METHODS:
         traj = am.relax(net, state, method=method, t_max=1.0)
         assert list(traj.states) == list(net.layers) == ["v", "h"], method
+
+
+def test_dopri5_hovering_above_the_stop_rule_is_explained():
+    """docs/dynamics.md, "dopri5 hovering at the stop rule": with rtol = tol the step sits on the stability
+    boundary and some samples never reach tol; the error says so, and rtol = tol / 10 settles them all."""
+    gen = torch.Generator().manual_seed(0)
+    xi = torch.sign(torch.randn(20, 64, generator=gen, dtype=F64))
+    net = model_b(xi, beta=0.5, tau_h=1.0 / 3)
+    state = {n: 0.5 * torch.randn(8, *lay.shape, generator=gen, dtype=F64) for n, lay in net.layers.items()}
+    with pytest.raises(am.dynamics.ConvergenceError, match="edge of its stability region"):
+        am.relax(net, state, method="dopri5", tol=1e-5, t_max=40.0, strict=True)
+    traj = am.relax(net, state, method="dopri5", tol=1e-5, t_max=40.0, rtol=1e-6, atol=1e-7, strict=True)
+    assert traj.converged.all()

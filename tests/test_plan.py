@@ -35,8 +35,29 @@ def full_evaluate(net, state, inputs, clamp, need_energy=True):
         if mask is True:
             u[n] = x
         elif mask is not None:
+            lagrangian = net.layers[n].lagrangian
+            if not isinstance(lagrangian, am.lagrangians.AdditiveLagrangian):
+                u[n] = u[n] + hessian_correction(lagrangian, x, u[n] - x, mask)
             u[n] = torch.where(mask, x, u[n])
     return u, energy
+
+
+def hessian_correction(lagrangian, x, d, mask):
+    """The free units of a coupled layer clamped in part descend the energy: ``u_m + z`` with ``H_mm z = H_mc d_c``
+    (docs/dynamics.md), solved here with the Lagrangian's Hessian from autograd, one sample at a time."""
+    mask = mask.expand_as(x)
+    z = torch.zeros_like(x)
+    shape = (1, *x.shape[1:])
+    for b in range(x.shape[0]):
+        hess = torch.autograd.functional.hessian(lambda t: lagrangian(t.reshape(shape)).sum(), x[b].flatten())
+        held = mask[b].flatten()
+        free = ~held
+        if held.any() and free.any():
+            rhs = hess[free][:, held] @ d[b].flatten()[held]
+            zb = torch.zeros_like(x[b]).flatten()
+            zb[free] = torch.linalg.lstsq(hess[free][:, free], rhs.unsqueeze(1)).solution.squeeze(1)
+            z[b] = zb.reshape(x.shape[1:])
+    return z
 
 
 class Counting(am.ConvSynapse):
@@ -238,3 +259,27 @@ def test_terms_send_forces_only_into_the_targets_with_the_same_energy():
             assert set(f) == {n for n in forces if n in targets}, term.name
             for n in f:
                 torch.testing.assert_close(f[n], forces[n], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", list(clamps(3)))
+def test_without_autograd_the_sums_made_in_place_give_the_same_bits_and_leave_the_inputs_alone(case):
+    """With autograd off evaluate adds into the tensors it made (and the built-in synapses' fresh drives) in place:
+    the same additions in the same order, so the same bits; the plan's currents and the inputs are untouched."""
+    net = hierarchy()
+    state = random_state(net, 3, seed=8)
+    inputs = {"img": torch.randn(1, 6, 6, dtype=DT), "conv": torch.randn(3, 2, 4, 4, dtype=DT)}
+    inputs_, clamp_ = net.check(state, inputs, clamps(3)[case])
+    plan = net.prepare(state, inputs_, clamp_)
+    kept = {n: c.clone() for n, c in plan.currents.items()}
+    given = {n: t.clone() for n, t in state.items()}
+    with torch.enable_grad():
+        expected = net.evaluate(state, plan, clamp_, need_energy=True)
+    with torch.no_grad():
+        got = net.evaluate(state, plan, clamp_, need_energy=True)
+    for n in net.layers:
+        assert torch.equal(got.u[n], expected.u[n]), n
+    assert torch.equal(got.energy, expected.energy)
+    for n, c in kept.items():
+        assert torch.equal(plan.currents[n], c), n
+    for n, t in given.items():
+        assert torch.equal(state[n], t), n

@@ -18,6 +18,7 @@ from torch import Tensor
 
 from assocmem.dynamics.boundedness import bounded_below
 from assocmem.network import Network
+from assocmem.network.plan import cuts
 
 
 class ConvergenceError(RuntimeError):
@@ -130,6 +131,16 @@ def _size(state: Mapping[str, Tensor], b: int) -> float:
 
 
 def _bounding_advice(network: Network, clamp: Mapping[str, object]) -> str:
+    cut = [n for n, mask in clamp.items() if isinstance(mask, Tensor) and cuts(n, network.layers[n], mask)]
+    if cut:  # the energy is bounded below there, but its infimum over the free units may lie at infinity
+        return (
+            f"Layer {cut[0]!r} is clamped in part and its Lagrangian {network.layers[cut[0]].lagrangian!r} couples "
+            f"its units, so its free units descend the energy over them alone (docs/dynamics.md, 'Clamping part of "
+            f"a layer'); that energy has no minimum here: it keeps falling as the free units grow and the clamped "
+            f"units' share of the activation vanishes (the clamped values disagree with what the network prefers). "
+            f"Clamp values the network can complete, clamp the whole layer, or give the clamped units an additive "
+            f"Lagrangian (Identity) or feed them as input currents"
+        )
     report = bounded_below(network, clamp)
     why = str(report) if not report.bounded else "its rule is met, so check the many-body and custom terms"
     return (

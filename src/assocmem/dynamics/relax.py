@@ -139,6 +139,8 @@ def relax(
     if not settled and (strict or (mode == "implicit" and want_grad)):
         budget = f"max_steps={max_steps} reached" if steps >= max_steps else f"t_max={t_max:g}"
         error = watch.not_settled(network, clamp_, energy, traj.speed, traj.states, tol, end, budget)
+        if not isinstance(error, DivergenceError) and method == "dopri5" and rtol > 0.1 * tol:
+            error = ConvergenceError(f"{error}. {_HOVERING.format(rtol=rtol, atol=atol, tol=tol)}")
         if mode == "implicit" and not strict and not isinstance(error, DivergenceError):
             error = ConvergenceError(
                 f"{error} (gradient='implicit' needs a fixed point; or use gradient='unrolled')"
@@ -243,6 +245,15 @@ def _integrate(
         evaluations=system.evaluations,
     )
     return traj, watch, last_energy
+
+
+#: Why dopri5 can end above ``tol`` without running away (docs/dynamics.md, "dopri5 hovering at the stop rule").
+_HOVERING = (
+    "Near a fixed point dopri5's step grows to the edge of its stability region (h times the fastest decay rate "
+    "near -3.3), where its error control (rtol={rtol:g}, atol={atol:g}) no longer damps the fastest mode: the "
+    "speed hovers at a level set by rtol and atol, here not far enough below tol={tol:g}. Pass rtol and atol at "
+    "most tol / 10, or method='stiff'"
+)
 
 
 def _energy(system: System, ev: Evaluation, record: bool) -> Tensor:

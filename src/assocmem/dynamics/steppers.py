@@ -16,6 +16,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch import Tensor
 
 from assocmem.dynamics.system import System
 from assocmem.network import Evaluation, State
@@ -67,7 +68,13 @@ class Euler(Stepper):
     ) -> Step:
         x = ev.state
         d = ev.delta()
-        new = {n: torch.add(x[n], d[n], alpha=self.weight(h, tau)) for n, tau in sys.tau.items()}
+        # A fully clamped layer keeps its tensor, with no pass over it (detached when autograd is off, as the
+        # addition's result would be: the implicit gradient must not reach a clamped value through the state).
+        keep = (lambda t: t) if torch.is_grad_enabled() else Tensor.detach
+        new = {
+            n: keep(x[n]) if n in ev.still else torch.add(x[n], d[n], alpha=self.weight(h, tau))
+            for n, tau in sys.tau.items()
+        }
         return Step(sys(new, need_energy))
 
 

@@ -5,7 +5,10 @@
 
 ``u_A`` is the total input into layer ``A`` (the forces ``F = -dE_t/dg_A`` of the terms it takes part in, plus
 its current); ``-dE/dg_A`` of the Legendre term is ``x_A``. Along every trajectory
-``dE/dt = -sum_A tau_A xdot_A^T Hess(L_A) xdot_A <= 0`` when every Lagrangian is convex.
+``dE/dt = -sum_A tau_A xdot_A^T Hess(L_A) xdot_A <= 0`` when every Lagrangian is convex. Clamped units keep
+their state; where a clamp mask cuts through a layer whose Lagrangian couples its units (softmax, spherical,
+layer norm) the free units follow the energy's gradient flow over them instead (network/partial.py), so that
+the energy still never increases.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from assocmem.checks import is_count
 from assocmem.lagrangians.base import sum_features
 from assocmem.network.layer import Layer
 from assocmem.network.manybody import ManyBodyTerm
+from assocmem.network.partial import correction
 from assocmem.network.plan import Plan
 from assocmem.network.state import Clamp, check_clamp, check_inputs, check_state
 from assocmem.network.synapse import Synapse
@@ -34,7 +38,10 @@ class Evaluation:
 
     state: State  #: the state ``x`` it was evaluated at
     g: State  #: activations
-    u: State  #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero)
+    #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero; on the free units of a
+    #: layer clamped in part whose Lagrangian couples its units, the input of the descending flow that
+    #: network/partial.py describes)
+    u: State
     energy: Tensor | None  #: per-sample energy, when asked for
     _delta: State | None = None
     #: zeros for the fully clamped layers (their ``u - x``), shared by every evaluation of a relaxation
@@ -220,10 +227,22 @@ class Network(nn.Module):
             energy = plan.constant_energy()
             for n in plan.moving:
                 energy = energy + self.layers[n].legendre(state[n], g[n])
+        # With autograd off, a sum the evaluation made itself (or a built-in synapse's fresh drive) takes the next
+        # input in place: the same additions in the same order, without a new tensor per addition.
+        owned: set[str] | None = None if torch.is_grad_enabled() else set()
         for step in plan.steps:
             e, forces = step.run(g, plan.inputs, need_energy)
             for n, f in forces.items():
-                u[n] = f if n not in u else u[n] + f
+                if n not in u:
+                    u[n] = f
+                    if owned is not None and step.fresh:
+                        owned.add(n)
+                elif owned is not None and n in owned and f.shape == u[n].shape:
+                    u[n].add_(f)
+                else:
+                    u[n] = u[n] + f
+                    if owned is not None:
+                        owned.add(n)
             if need_energy:
                 energy = energy + e
         for n, x in state.items():
@@ -232,7 +251,12 @@ class Network(nn.Module):
                 continue
             current = plan.currents.get(n)
             if current is not None:
-                u[n] = current.expand_as(x) if n not in u else u[n] + current
+                if n not in u:
+                    u[n] = current.expand_as(x)
+                elif owned is not None and n in owned and u[n].shape == x.shape:
+                    u[n].add_(current)
+                else:
+                    u[n] = u[n] + current
                 if need_energy:
                     energy = energy - sum_features(current * g[n])
             elif n not in u:
@@ -241,6 +265,8 @@ class Network(nn.Module):
             if mask is True:
                 u[n] = x
             elif mask is not None:
+                if n in plan.coupled:  # its free units descend the energy (network/partial.py)
+                    u[n] = u[n] + correction(self.layers[n].lagrangian, x, g[n], u[n] - x, mask)
                 u[n] = torch.where(mask, x, u[n])
         return Evaluation(dict(state), g, u, energy, still=plan.still)
 

@@ -23,10 +23,13 @@ import torch
 from torch import Tensor
 
 from assocmem.lagrangians.base import sum_features
+from assocmem.network.conv import ConvSynapse
 from assocmem.network.layer import Layer
 from assocmem.network.manybody import ManyBodyTerm
+from assocmem.network.partial import check_partial, couples
+from assocmem.network.pooling import AvgPoolSynapse
 from assocmem.network.state import Clamp
-from assocmem.network.synapse import Synapse
+from assocmem.network.synapse import DenseSynapse, Synapse
 from assocmem.network.term import EnergyTerm
 
 
@@ -58,11 +61,35 @@ def _bilinear(term: EnergyTerm) -> bool:
     )
 
 
+def cuts(name: str, layer: Layer, mask: Tensor | bool | None) -> bool:
+    """Whether a clamp mask holds some but not all units of a layer whose Lagrangian couples them (the free
+    units then move by the descending flow of network/partial.py); refuses a coupled Lagrangian with no known one.
+    """
+    if not isinstance(mask, Tensor) or not couples(layer.lagrangian) or not bool(mask.any()):
+        return False
+    if fully_clamped(mask):
+        return False
+    check_partial(name, layer.lagrangian)
+    return True
+
+
+#: Drives that return a new tensor nobody else holds (a product, a convolution, a pooling or its adjoint).
+_FRESH_DRIVES = frozenset((DenseSynapse.drive, ConvSynapse.drive, AvgPoolSynapse.drive))
+
+
+def fresh_forces(term: EnergyTerm) -> bool:
+    """Whether the forces the term returns are new tensors nobody else holds, so that :meth:`Network.evaluate`
+    may add the other inputs into them in place (with autograd off): a built-in synapse whose drive and energy
+    are the library's own."""
+    return _bilinear(term) and type(term).drive in _FRESH_DRIVES
+
+
 class Step:
     """One term to evaluate at every step: in full (``targets`` None), or with forces only into ``targets``; a
-    many-body term with clamped neighbours gets its moving ``synapses`` and the constant ``base`` potential."""
+    many-body term with clamped neighbours gets its moving ``synapses`` and the constant ``base`` potential.
+    ``fresh``: its forces are new tensors (:func:`fresh_forces`)."""
 
-    __slots__ = ("base", "synapses", "targets", "term")
+    __slots__ = ("base", "fresh", "synapses", "targets", "term")
 
     def __init__(
         self,
@@ -72,6 +99,7 @@ class Step:
         base: Tensor | None = None,
     ) -> None:
         self.term, self.targets, self.synapses, self.base = term, targets, synapses, base
+        self.fresh = fresh_forces(term)
 
     def run(
         self, g: Mapping[str, Tensor], inputs: Mapping[str, Tensor], need_energy: bool
@@ -92,8 +120,9 @@ class Plan(Mapping[str, Tensor]):
     """The input currents of a relaxation, with what its fully clamped layers contribute computed once.
 
     Read it as the ``inputs`` mapping it was made from. Its other fields are for :meth:`Network.evaluate`:
-    ``fixed`` (names of the fully clamped layers), ``x`` and ``g`` (their states and activations), ``still``
-    (zeros of their shapes: their ``u - x``), ``currents``
+    ``fixed`` (names of the fully clamped layers), ``coupled`` (layers clamped in part whose Lagrangian couples
+    their units: their free units get the correction of network/partial.py), ``x`` and ``g`` (the fully clamped
+    layers' states and activations), ``still`` (zeros of their shapes: their ``u - x``), ``currents``
     (per moving layer: its input current plus the constant drives out of clamped layers), ``steps`` (the terms to
     evaluate at every step, each with the layers it must send forces into) and ``grad`` (whether autograd was on
     when it was made: the constants then carry their graph to the weights). The plan assumes the clamped layers
@@ -113,6 +142,7 @@ class Plan(Mapping[str, Tensor]):
         self.grad = torch.is_grad_enabled()
         self._layers = layers
         self.fixed = frozenset(n for n in layers if fully_clamped(clamp.get(n)))
+        self.coupled = frozenset(n for n in layers if cuts(n, layers[n], clamp.get(n)))
         self.x = {n: state[n] for n in layers if n in self.fixed}
         self.g = {n: layers[n].activation(state[n]) for n in layers if n in self.fixed}
         self.still = {n: torch.zeros_like(x) for n, x in self.x.items()}
