@@ -79,7 +79,10 @@ def sharded_forward(layer: object, input: Tensor) -> Tensor:
     rows = layer.lookup_weights.reshape(-1, layer.lookup_weights.shape[-1])  # (S_r, width)
     ids = torch.arange(*layer.rows)
     # a one-row bank of the inputs' width carries the gathering (its rows are never read)
-    carrier = ShardedBackend.from_rows(ids[:1], x.new_zeros(1, L * x.shape[-1]), None, group)
+    # the banks of a forward are built with the constructor, not from_rows: their rows are the layer's own
+    # projections, so from_rows' checks (distinct ids, a finite pass over the rows) would only repeat work on every
+    # forward and head; a non-finite result is still caught by associate's check of its output
+    carrier = ShardedBackend(ids[:1], x.new_zeros(1, L * x.shape[-1]), None, group, None)
     every, own = carrier.gather(x.reshape(B, -1))  # every rank's batch, flattened per item
     every = every.view(-1, L, x.shape[-1])
     stored = _Scaled.apply(rows, 1.0 / world).unsqueeze(0)
@@ -97,7 +100,7 @@ def sharded_forward(layer: object, input: Tensor) -> Tensor:
     for i in range(heads):
         ki, vi = k[0, min(i, k.shape[1] - 1)], v[0, min(i, v.shape[1] - 1)]
         beta = h.scaling[i] if isinstance(h.scaling, Tensor) else h.scaling
-        bank = ShardedBackend.from_rows(ids, ki, vi, group)
+        bank = ShardedBackend(ids, ki, vi, group, None)
         qi = q[:, i].reshape(-1, q.shape[-1])
         outs.append(bank.associate(qi, beta)[0])
     out = torch.stack(outs, 1).view(q.shape[0], L, heads, -1).reshape(q.shape[0], L, -1)
