@@ -188,8 +188,15 @@ def stream(
     ]
     parts = work[0]() if threads == 1 else in_threads(work)  # several threads: one part each, or one for all
     acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+    empty = None
+    if mask is not None:  # a row the mask hides entirely: den = 0 (and acc = 0), out 0, lse -inf
+        empty = den == 0
+        den = den.masked_fill(empty, 1.0)
     out = fold.unfold(acc / den)
-    lse = fold.unfold((running + torch.log2(den)) * math.log(2.0)).squeeze(-1) if need_lse else None
+    lse = None
+    if need_lse:
+        lse = (running + torch.log2(den)) * math.log(2.0)
+        lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     return out, lse, None
 
 
@@ -337,28 +344,43 @@ def _whole(
     """:func:`stream` in one chunk (``x`` scaled by ``beta``): the fewest operations, for small memories and the
     whole association matrix. Without the log-partition or the weights it is ``torch.softmax`` (one fused kernel,
     as fast as ``exp2`` whatever the scores) with the weights below ``2^-b`` set to 0; the bound of the chunks
-    holds (a dropped weight is below ``2^-b`` of the sum, hence of the largest weight times ``K``)."""
+    holds (a dropped weight is below ``2^-b`` of the sum, hence of the largest weight times ``K``). A row that the
+    mask hides entirely gets ``out = 0``, ``lse = -inf`` and weights 0, with zero gradients (an empty part)."""
     s = x @ pat.transpose(-1, -2)
+    empty = None
     if mask is not None:
         if inplace:
             fold.unfold(s).add_(mask)
         else:
             s = s + fold.fold(mask)
     floor = -float(underflow_bits(s.dtype))
-    if not (need_lse or need_weights):
+    if not (need_lse or need_weights) and (inplace or mask is None):
+        if (
+            mask is not None
+        ):  # softmax makes NaN of a row hidden entirely (the only -inf maxima of finite input)
+            empty = torch.isneginf(torch.amax(s, -1, keepdim=True))
         if inplace:
             torch.softmax(s, -1, out=s)
-            return fold.unfold(torch.matmul(F.threshold_(s, 2.0**floor, 0.0), val)), None, None
+            out = torch.matmul(F.threshold_(s, 2.0**floor, 0.0), val)
+            return fold.unfold(out if empty is None else out.masked_fill_(empty, 0.0)), None, None
         w = F.threshold(torch.softmax(s, -1), 2.0**floor, 0.0)
         return fold.unfold(w @ val), None, None
     top = s.detach().amax(-1, keepdim=True)
+    if mask is not None:  # exp2(-inf - 0) = 0 over a hidden row, then den = 1 stands in for its 0
+        empty = torch.isneginf(top)
+        top.masked_fill_(empty, 0.0)
     if inplace:
         F.threshold_(s.sub_(top).mul_(LOG2E), floor, -math.inf).exp2_()
     else:
         s = torch.exp2(F.threshold((s - top) * LOG2E, floor, -math.inf))
     den = s.sum(-1, keepdim=True)
+    if empty is not None:
+        den = den.masked_fill_(empty, 1.0) if inplace else den.masked_fill(empty, 1.0)
     out = fold.unfold(torch.matmul(s, val).div_(den) if inplace else (s @ val) / den)
-    lse = fold.unfold(top + torch.log(den)).squeeze(-1) if need_lse else None
+    lse = None
+    if need_lse:
+        lse = top + torch.log(den)
+        lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     weights = fold.unfold(s.div_(den) if inplace else s / den) if need_weights else None
     return out, lse, weights
 
