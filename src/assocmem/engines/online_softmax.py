@@ -99,10 +99,17 @@ class Fold:
     """
 
     def __init__(self, queries: Tensor, patterns: Tensor, values: Tensor) -> None:
-        lq, lp, lv = tuple(queries.shape[:-2]), tuple(patterns.shape[:-2]), tuple(values.shape[:-2])
-        self.length = queries.shape[-2]
         self.trivial = True
         self.patterns, self.values = patterns, values
+        if queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2:  # (rows, d) against one memory
+            self.lead = self.own = self.shared = ()
+            self.rows = self.length = queries.shape[0]
+            self.queries = (
+                queries  # as it is: a small call notices every view made (about a microsecond each)
+            )
+            return
+        lq, lp, lv = tuple(queries.shape[:-2]), tuple(patterns.shape[:-2]), tuple(values.shape[:-2])
+        self.length = queries.shape[-2]
         if not lp and not lv:  # one memory for every query (the usual case): the queries are the rows
             self.lead, self.own, self.shared = lq, (), lq
             self.rows = math.prod(lq) * self.length
@@ -136,6 +143,8 @@ class Fold:
 
     def unfold(self, t: Tensor) -> Tensor:
         """A folded ``(*own, rows, w)`` tensor as ``(*lead, L, w)`` (a view)."""
+        if not self.lead:  # (L, w) is (rows, w)
+            return t
         t = t.view(*self.own, *self.shared, self.length, t.shape[-1])
         return t if self.trivial else t.permute(self.inverse)
 
@@ -162,8 +171,8 @@ def stream(
     tensor_beta = isinstance(beta, Tensor)
     fold = Fold(queries * beta if tensor_beta else queries, patterns, values)
     x, pat, val = fold.queries, fold.patterns, fold.values
-    k, device = pat.shape[-2], x.device
-    rows = math.prod(fold.own) * fold.rows
+    k = pat.shape[-2]
+    rows = math.prod(fold.own) * fold.rows if fold.own else fold.rows
     if need_weights:
         chunk = k
     elif chunk is None:
@@ -172,9 +181,9 @@ def stream(
         isinstance(t, Tensor) and t.requires_grad for t in (queries, patterns, values, beta, mask)
     )
     if chunk >= k:
-        return _whole(
-            fold, x if tensor_beta else x * float(beta), pat, val, mask, inplace, need_lse, need_weights
-        )
+        scaled = x if tensor_beta or beta == 1 else x * float(beta)
+        return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
+    device = x.device
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
     starts = list(range(0, k, chunk))
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
@@ -346,7 +355,9 @@ def _whole(
     as fast as ``exp2`` whatever the scores) with the weights below ``2^-b`` set to 0; the bound of the chunks
     holds (a dropped weight is below ``2^-b`` of the sum, hence of the largest weight times ``K``). A row that the
     mask hides entirely gets ``out = 0``, ``lse = -inf`` and weights 0, with zero gradients (an empty part)."""
-    s = x @ pat.transpose(-1, -2)
+    s = (
+        F.linear(x, pat) if pat.dim() == 2 else x @ pat.transpose(-1, -2)
+    )  # linear: no transposed view to make
     empty = None
     if mask is not None:
         if inplace:
