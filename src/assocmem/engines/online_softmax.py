@@ -167,7 +167,8 @@ def stream(
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """``softmax(beta x xi^T + mask) V`` with its log-partition, over chunks of ``chunk`` patterns (``None``:
     :func:`chunk_rows`; ``need_weights`` takes the whole score matrix as one chunk). Shapes and returns as
-    :func:`assocmem.engines.association.associate`."""
+    :func:`assocmem.engines.association.associate`. A row that ``mask`` hides entirely is an empty part
+    (docs/reference.md §8): ``out = 0``, ``lse = -inf``, weights 0 and zero gradients, never NaN."""
     tensor_beta = isinstance(beta, Tensor)
     fold = Fold(queries * beta if tensor_beta else queries, patterns, values)
     x, pat, val = fold.queries, fold.patterns, fold.values
