@@ -93,7 +93,11 @@ def fixed_cost(repeat: int) -> str:
         repeat,
     )
     r, p = t["retrieve"] * 1e6, t["products"] * 1e6
-    return f"a call's fixed cost: retrieve on K=16 takes {r:.0f} us (softmax(x P^T) P there: {p:.0f} us)"
+    rc, pc = t["retrieve cpu"] * 1e6, t["products cpu"] * 1e6
+    return (
+        f"a call's fixed cost: retrieve on K=16 takes {r:.0f} us (softmax(x P^T) P there: {p:.0f} us; "
+        f"in CPU time {rc:.0f} and {pc:.0f} us)"
+    )
 
 
 def grid(threads: int, dims: list[int], sizes: list[int], betas: list[float], repeat: int) -> float:

@@ -13,19 +13,14 @@ from assocmem.engines.bank import merge
 
 def parts(xi, v, q, beta, cuts, mask=None):
     """Each part's association and log-partition, ``(P, B, d_v)`` and ``(P, B)``; a part with no row of a
-    query gets ``lse = -inf`` and a NaN answer (the merge must never read it)."""
+    query gets ``lse = -inf`` and ``out = 0`` from the engine, replaced here by NaN (the merge must never read it)."""
     outs, lses = [], []
     for lo, hi in zip([0, *cuts], [*cuts, xi.shape[0]], strict=True):
         m = None if mask is None else additive_mask(mask[:, lo:hi], (q.shape[0], hi - lo), q, "test")
         hidden = torch.zeros(q.shape[0], dtype=torch.bool) if m is None else torch.isneginf(m).all(-1)
-        if (
-            m is not None
-        ):  # a row the part takes no pattern of: computed unmasked (finite gradients), then dropped
-            m = torch.where(hidden.unsqueeze(-1), 0.0, m)
         out, lse, _ = associate(q, xi[lo:hi], v[lo:hi], beta, m, need_lse=True)
-        lse = torch.where(hidden, float("-inf"), lse)
-        out = torch.where(hidden.unsqueeze(-1), float("nan"), out)
-        outs.append(out)
+        assert torch.isneginf(lse[hidden]).all() and (out[hidden] == 0).all()
+        outs.append(torch.where(hidden.unsqueeze(-1), float("nan"), out))
         lses.append(lse)
     return torch.stack(outs), torch.stack(lses)
 

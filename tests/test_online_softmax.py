@@ -297,3 +297,80 @@ def test_parts_on_threads_of_their_own_equal_one_thread(busy, chunk):
         torch.set_num_threads(before)
     torch.testing.assert_close(got[0], want[0], rtol=1e-13, atol=1e-13)
     torch.testing.assert_close(got[1], want[1], rtol=1e-13, atol=1e-13)
+
+
+def _hidden_chunks_mask(rows, k, chunk):
+    """Query 0 hidden from every pattern; query 1 from the first chunk, query 2 from the last, query 3 from every
+    chunk but the middle one, query 4 from a whole part when the memory is split in two; the rest from none."""
+    mask = torch.zeros(rows, k, dtype=F64)
+    mask[0] = -math.inf
+    mask[1, :chunk] = -math.inf
+    mask[2, k - chunk :] = -math.inf
+    mask[3] = -math.inf
+    mask[3, chunk : 2 * chunk] = 0.0
+    mask[4, : k // 2] = -math.inf
+    return mask
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("chunk", [6, 60, None])
+@pytest.mark.parametrize("grad", [False, True])
+def test_hidden_chunks_and_a_query_hidden_from_every_pattern(chunk, grad, threads):
+    """A chunk (or a thread's part) that a mask hides entirely adds nothing: the answer is the unchunked one. A
+    query hidden from every pattern is an empty part: ``out = 0``, ``lse = -inf`` and weights 0, never NaN, and
+    its gradients are 0 (the convention of the merge, docs/reference.md §8, and of PyTorch's fused attention);
+    the other queries' gradients equal the unchunked computation's, in float64."""
+    g = torch.Generator().manual_seed(11)
+    k, d, rows = 60, 4, 6
+    xi, v = torch.randn(k, d, generator=g, dtype=F64), torch.randn(k, 3, generator=g, dtype=F64)
+    q = torch.randn(rows, d, generator=g, dtype=F64)
+    mask = _hidden_chunks_mask(rows, k, 6)
+    seen = torch.arange(rows) != 0
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        for need_weights in (False, True) if chunk is None else (False,):
+            for need_lse in (False, True):
+                qq, kk = q.clone().requires_grad_(grad), xi.clone().requires_grad_(grad)
+                with torch.set_grad_enabled(grad):
+                    out, lse, w = stream(
+                        qq, kk, v, 3.0, mask, chunk, need_lse=need_lse, need_weights=need_weights
+                    )
+                assert not out.isnan().any() and (out[0] == 0).all()
+                if need_lse:
+                    assert torch.isneginf(lse[0]) and torch.isfinite(lse[seen]).all()
+                if need_weights:
+                    assert (w[0] == 0).all()
+                want, want_lse = reference(q[seen], xi, v, 3.0, mask[seen])
+                torch.testing.assert_close(out[seen].detach(), want, rtol=1e-13, atol=1e-13)
+                if need_lse:
+                    torch.testing.assert_close(lse[seen].detach(), want_lse, rtol=1e-13, atol=1e-13)
+                if grad:
+                    c = torch.randn(rows, 3, generator=g, dtype=F64)
+                    loss = (out * c).sum() + (lse[seen].sum() if need_lse else 0.0)
+                    gq, gk = torch.autograd.grad(loss, (qq, kk))
+                    assert (gq[0] == 0).all() and torch.isfinite(gk).all()
+                    q2, k2 = q[seen].clone().requires_grad_(), xi.clone().requires_grad_()
+                    o2, l2 = reference(q2, k2, v, 3.0, mask[seen])
+                    loss2 = (o2 * c[seen]).sum() + (l2.sum() if need_lse else 0.0)
+                    wq, wk = torch.autograd.grad(loss2, (q2, k2))
+                    torch.testing.assert_close(gq[seen], wq, rtol=1e-12, atol=1e-12)
+                    torch.testing.assert_close(gk, wk, rtol=1e-12, atol=1e-12)
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_retrieve_refuses_a_query_hidden_from_every_pattern_and_returns_zero_unchecked():
+    """retrieve documents a fully hidden row as an error; with the value checks off it returns the engine's
+    defined value for an empty memory (0), not NaN."""
+    g = torch.Generator().manual_seed(12)
+    xi, q = torch.randn(40, 4, generator=g, dtype=F64), torch.randn(3, 4, generator=g, dtype=F64)
+    mask = torch.ones(3, 40, dtype=torch.bool)
+    mask[1] = False
+    for chunk in (7, None):
+        with pytest.raises(ValueError, match=r"mask hides every pattern from the row \(1,\)"):
+            am.retrieve(xi, q, 2.0, mask=mask, chunk_size=chunk)
+        with am.checks.value_checks(False):
+            out = am.retrieve(xi, q, 2.0, mask=mask, chunk_size=chunk)
+        assert (out[1] == 0).all()
+        torch.testing.assert_close(out[[0, 2]], am.retrieve(xi, q[[0, 2]], 2.0, chunk_size=chunk))

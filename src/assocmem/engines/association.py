@@ -98,7 +98,9 @@ def associate(
     ``(out, lse, weights)`` (``lse (..., L)`` and ``weights (..., L, K)`` only when asked for). The patterns are
     streamed in cache-sized chunks (``chunk_size`` of them, default
     :func:`~assocmem.engines.online_softmax.chunk_rows`) with an online softmax
-    (:mod:`assocmem.engines.online_softmax`); ``need_weights`` takes them in one chunk.
+    (:mod:`assocmem.engines.online_softmax`); ``need_weights`` takes them in one chunk. A row that ``mask`` hides
+    entirely has ``out = 0``, ``lse = -inf`` and weights 0, with zero gradients (an empty part of a merge,
+    docs/reference.md §8; PyTorch's fused attention also returns 0 there); the public functions refuse such rows.
     """
     if (
         not (need_lse or need_weights or chunk_size)

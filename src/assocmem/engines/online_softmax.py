@@ -99,10 +99,17 @@ class Fold:
     """
 
     def __init__(self, queries: Tensor, patterns: Tensor, values: Tensor) -> None:
-        lq, lp, lv = tuple(queries.shape[:-2]), tuple(patterns.shape[:-2]), tuple(values.shape[:-2])
-        self.length = queries.shape[-2]
         self.trivial = True
         self.patterns, self.values = patterns, values
+        if queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2:  # (rows, d) against one memory
+            self.lead = self.own = self.shared = ()
+            self.rows = self.length = queries.shape[0]
+            self.queries = (
+                queries  # as it is: a small call notices every view made (about a microsecond each)
+            )
+            return
+        lq, lp, lv = tuple(queries.shape[:-2]), tuple(patterns.shape[:-2]), tuple(values.shape[:-2])
+        self.length = queries.shape[-2]
         if not lp and not lv:  # one memory for every query (the usual case): the queries are the rows
             self.lead, self.own, self.shared = lq, (), lq
             self.rows = math.prod(lq) * self.length
@@ -136,6 +143,8 @@ class Fold:
 
     def unfold(self, t: Tensor) -> Tensor:
         """A folded ``(*own, rows, w)`` tensor as ``(*lead, L, w)`` (a view)."""
+        if not self.lead:  # (L, w) is (rows, w)
+            return t
         t = t.view(*self.own, *self.shared, self.length, t.shape[-1])
         return t if self.trivial else t.permute(self.inverse)
 
@@ -158,12 +167,13 @@ def stream(
 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """``softmax(beta x xi^T + mask) V`` with its log-partition, over chunks of ``chunk`` patterns (``None``:
     :func:`chunk_rows`; ``need_weights`` takes the whole score matrix as one chunk). Shapes and returns as
-    :func:`assocmem.engines.association.associate`."""
+    :func:`assocmem.engines.association.associate`. A row that ``mask`` hides entirely is an empty part
+    (docs/reference.md §8): ``out = 0``, ``lse = -inf``, weights 0 and zero gradients, never NaN."""
     tensor_beta = isinstance(beta, Tensor)
     fold = Fold(queries * beta if tensor_beta else queries, patterns, values)
     x, pat, val = fold.queries, fold.patterns, fold.values
-    k, device = pat.shape[-2], x.device
-    rows = math.prod(fold.own) * fold.rows
+    k = pat.shape[-2]
+    rows = math.prod(fold.own) * fold.rows if fold.own else fold.rows
     if need_weights:
         chunk = k
     elif chunk is None:
@@ -172,9 +182,9 @@ def stream(
         isinstance(t, Tensor) and t.requires_grad for t in (queries, patterns, values, beta, mask)
     )
     if chunk >= k:
-        return _whole(
-            fold, x if tensor_beta else x * float(beta), pat, val, mask, inplace, need_lse, need_weights
-        )
+        scaled = x if tensor_beta or beta == 1 else x * float(beta)
+        return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
+    device = x.device
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
     starts = list(range(0, k, chunk))
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
@@ -188,8 +198,15 @@ def stream(
     ]
     parts = work[0]() if threads == 1 else in_threads(work)  # several threads: one part each, or one for all
     acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+    empty = None
+    if mask is not None:  # a row the mask hides entirely: den = 0 (and acc = 0), out 0, lse -inf
+        empty = den == 0
+        den = den.masked_fill(empty, 1.0)
     out = fold.unfold(acc / den)
-    lse = fold.unfold((running + torch.log2(den)) * math.log(2.0)).squeeze(-1) if need_lse else None
+    lse = None
+    if need_lse:
+        lse = (running + torch.log2(den)) * math.log(2.0)
+        lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     return out, lse, None
 
 
@@ -337,28 +354,45 @@ def _whole(
     """:func:`stream` in one chunk (``x`` scaled by ``beta``): the fewest operations, for small memories and the
     whole association matrix. Without the log-partition or the weights it is ``torch.softmax`` (one fused kernel,
     as fast as ``exp2`` whatever the scores) with the weights below ``2^-b`` set to 0; the bound of the chunks
-    holds (a dropped weight is below ``2^-b`` of the sum, hence of the largest weight times ``K``)."""
-    s = x @ pat.transpose(-1, -2)
+    holds (a dropped weight is below ``2^-b`` of the sum, hence of the largest weight times ``K``). A row that the
+    mask hides entirely gets ``out = 0``, ``lse = -inf`` and weights 0, with zero gradients (an empty part)."""
+    s = (
+        F.linear(x, pat) if pat.dim() == 2 else x @ pat.transpose(-1, -2)
+    )  # linear: no transposed view to make
+    empty = None
     if mask is not None:
         if inplace:
             fold.unfold(s).add_(mask)
         else:
             s = s + fold.fold(mask)
     floor = -float(underflow_bits(s.dtype))
-    if not (need_lse or need_weights):
+    if not (need_lse or need_weights) and (inplace or mask is None):
+        if (
+            mask is not None
+        ):  # softmax makes NaN of a row hidden entirely (the only -inf maxima of finite input)
+            empty = torch.isneginf(torch.amax(s, -1, keepdim=True))
         if inplace:
             torch.softmax(s, -1, out=s)
-            return fold.unfold(torch.matmul(F.threshold_(s, 2.0**floor, 0.0), val)), None, None
+            out = torch.matmul(F.threshold_(s, 2.0**floor, 0.0), val)
+            return fold.unfold(out if empty is None else out.masked_fill_(empty, 0.0)), None, None
         w = F.threshold(torch.softmax(s, -1), 2.0**floor, 0.0)
         return fold.unfold(w @ val), None, None
     top = s.detach().amax(-1, keepdim=True)
+    if mask is not None:  # exp2(-inf - 0) = 0 over a hidden row, then den = 1 stands in for its 0
+        empty = torch.isneginf(top)
+        top.masked_fill_(empty, 0.0)
     if inplace:
         F.threshold_(s.sub_(top).mul_(LOG2E), floor, -math.inf).exp2_()
     else:
         s = torch.exp2(F.threshold((s - top) * LOG2E, floor, -math.inf))
     den = s.sum(-1, keepdim=True)
+    if empty is not None:
+        den = den.masked_fill_(empty, 1.0) if inplace else den.masked_fill(empty, 1.0)
     out = fold.unfold(torch.matmul(s, val).div_(den) if inplace else (s @ val) / den)
-    lse = fold.unfold(top + torch.log(den)).squeeze(-1) if need_lse else None
+    lse = None
+    if need_lse:
+        lse = top + torch.log(den)
+        lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     weights = fold.unfold(s.div_(den) if inplace else s / den) if need_weights else None
     return out, lse, weights
 

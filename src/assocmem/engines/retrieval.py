@@ -76,31 +76,31 @@ def _check(
     additive form and ``beta`` (a tensor in the queries' dtype)."""
     patterns = require_tensor(patterns, "patterns", who)
     queries = require_tensor(queries, "queries", who)
-    if patterns.dim() < 2 or patterns.shape[-2] == 0 or patterns.shape[-1] == 0:
+    ps, qs = patterns.shape, queries.shape  # read once: each .shape is a new torch.Size
+    if len(ps) < 2 or ps[-2] == 0 or ps[-1] == 0:
         raise ValueError(
-            f"{who}: patterns must have shape (K, d) or (*batch, K, d) with K, d > 0, got {tuple(patterns.shape)}"
+            f"{who}: patterns must have shape (K, d) or (*batch, K, d) with K, d > 0, got {tuple(ps)}"
         )
-    if queries.dim() == 0 or queries.shape[-1] != patterns.shape[-1]:
+    if not qs or qs[-1] != ps[-1]:
         raise ValueError(
-            f"{who}: queries must have shape (..., d) with d = {patterns.shape[-1]} (the patterns' width), "
-            f"got {tuple(queries.shape)}"
+            f"{who}: queries must have shape (..., d) with d = {ps[-1]} (the patterns' width), got {tuple(qs)}"
         )
-    lead = patterns.shape[:-2]
-    if lead and (queries.dim() not in (len(lead) + 1, len(lead) + 2) or queries.shape[: len(lead)] != lead):
+    lead = ps[:-2]
+    if lead and (len(qs) not in (len(lead) + 1, len(lead) + 2) or qs[: len(lead)] != lead):
         raise ValueError(
-            f"{who}: with per-item patterns {tuple(patterns.shape)}, queries must be {(*lead, 'd')} or "
-            f"{(*lead, 'L', 'd')}, got {tuple(queries.shape)}"
+            f"{who}: with per-item patterns {tuple(ps)}, queries must be {(*lead, 'd')} or "
+            f"{(*lead, 'L', 'd')}, got {tuple(qs)}"
         )
     require_like(queries, "queries", patterns, "patterns", who)
     if values is not None:
         values = require_tensor(values, "values", who)
-        if values.shape[:-1] != patterns.shape[:-1] or values.shape[-1] == 0:
+        if values.shape[:-1] != ps[:-1] or values.shape[-1] == 0:
             raise ValueError(
-                f"{who}: values must be of shape {(*patterns.shape[:-1], 'd_v')} with d_v > 0 (one row per pattern), "
+                f"{who}: values must be of shape {(*ps[:-1], 'd_v')} with d_v > 0 (one row per pattern), "
                 f"got {tuple(values.shape)}"
             )
         require_like(values, "values", patterns, "patterns", who)
-    scores = (*queries.shape[:-1], patterns.shape[-2])
+    scores = (*qs[:-1], ps[-2])
     if isinstance(beta, Tensor):
         require_tensor(beta, "beta", who)
         require_like(beta, "beta", queries, "queries", who, dtype=False)

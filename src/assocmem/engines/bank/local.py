@@ -2,11 +2,14 @@
 
 Rows held as float32 or float64 go through the chunked exact engine itself
 (:func:`assocmem.engines.association.associate` with its log-partition: cache-sized chunks, online softmax);
-float16 and int8 rows are read back in blocks of :data:`BLOCK` rows, converted to the queries' dtype, and the
-blocks' partial results merged exactly (:func:`~assocmem.engines.bank.merge.shares`, docs/reference.md §8): a
-block's ``(out_s, lse_s)`` is its own softmax read-out and log-partition, and over any partition of the rows
+float16 and int8 rows are read back in blocks of :data:`BLOCK` rows, converted to the queries' dtype, each block
+associated by the same engine, and the blocks' partial results merged exactly
+(:func:`~assocmem.engines.bank.merge.shares`, docs/reference.md §8): a block's ``(out_s, lse_s)`` is its own
+softmax read-out and log-partition, and over any partition of the rows
 
-    lse = log sum_s exp(lse_s),    out = sum_s exp(lse_s - lse) out_s.
+    lse = log sum_s exp(lse_s),    out = sum_s exp(lse_s - lse) out_s
+
+(a block whose every row the mask hides from a query has ``out_s = 0`` and ``lse_s = -inf`` there: a share of 0).
 """
 
 from __future__ import annotations
@@ -21,20 +24,6 @@ from assocmem.engines.bank.rows import Rows
 
 #: Rows converted at once when the rows are stored as float16 or int8 (8 MiB of float32 at d = 32).
 BLOCK = 1 << 16
-
-
-def block_association(
-    queries: Tensor, beta: float | Tensor, rows: Tensor, values: Tensor, mask: Tensor | None
-) -> tuple[Tensor, Tensor]:
-    """``softmax(beta q xi^T + mask) V`` over one block of rows with its log-partition; a query whose every row
-    is hidden gets ``out = 0`` and ``lse = -inf`` (it adds nothing to a merge)."""
-    s = (queries * beta) @ rows.transpose(0, 1)
-    if mask is not None:
-        s = s + mask
-    lse = torch.logsumexp(s, -1)
-    seen = torch.isfinite(lse)
-    w = torch.exp(s - torch.where(seen, lse, torch.zeros_like(lse)).unsqueeze(-1))
-    return torch.where(seen.unsqueeze(-1), w @ values, torch.zeros((), dtype=w.dtype)), lse
 
 
 class LocalBackend(Backend):
@@ -79,14 +68,15 @@ class LocalBackend(Backend):
         for lo in range(0, self.size, BLOCK):
             hi = min(lo + BLOCK, self.size)
             rows = p.block(lo, hi, dtype)
-            o, ls = block_association(
-                queries, beta, rows, self.read(rows, None, lo, hi), None if mask is None else mask[:, lo:hi]
-            )
+            o, ls, _ = associate(  # a block that hides every row from a query: out 0, lse -inf (weight 0)
+                queries, rows, self.read(rows, None, lo, hi), beta, None if mask is None else mask[:, lo:hi],
+                need_lse=True,
+            )  # fmt: skip
             outs.append(o)
             lses.append(ls)
         if len(outs) == 1:
             return outs[0], lses[0]
-        lse, weights = shares(torch.stack(lses))  # a block that hides every row from a query has weight 0
+        lse, weights = shares(torch.stack(lses))
         return (weights.unsqueeze(-1) * torch.stack(outs)).sum(0), lse
 
     def joined(self, patterns: Rows, values: Rows | None) -> LocalBackend:

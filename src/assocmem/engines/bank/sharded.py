@@ -34,7 +34,7 @@ from torch import Tensor
 from torch.autograd.function import FunctionCtx
 
 from assocmem.checks import is_count, positive_float, require_like, require_tensor
-from assocmem.engines.association import associate, hidden_rows
+from assocmem.engines.association import associate
 from assocmem.engines.bank.backend import Backend
 from assocmem.engines.bank.merge import shares
 from assocmem.engines.retrieval import _check
@@ -231,17 +231,8 @@ class ShardedBackend(Backend):
             replicated = dict(zip([id(t) for t in needs], _Replicated.apply(self, *needs), strict=True))
             queries = replicated.get(id(queries), queries)
             b = replicated.get(id(b), b)
-        hidden = None
-        if m is not None:
-            hidden = hidden_rows(m)
-            if hidden.dim() and bool(hidden.any()):  # rows this rank takes no part in: share 0, out unread
-                m = torch.where(hidden.unsqueeze(-1), torch.zeros_like(m), m)
-            else:
-                hidden = None
+        # a query this rank's mask hides from every row: out_s 0, lse_s -inf (a share of 0), zero gradients
         out_s, lse_s, _ = associate(queries, self.patterns, values, b, m, need_lse=True)
-        if hidden is not None:
-            out_s = torch.where(hidden.unsqueeze(-1), torch.zeros_like(out_s), out_s)
-            lse_s = torch.where(hidden, torch.full_like(lse_s, float("-inf")), lse_s)
         out, lse = _Merge.apply(out_s, lse_s, stamp, self)
         if torch.isneginf(lse).any():
             row = int(torch.isneginf(lse).nonzero()[0])
