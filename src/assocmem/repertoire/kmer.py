@@ -50,14 +50,17 @@ def kmer_counts(codes: Tensor, lengths: Tensor, counts: Tensor | None = None, *,
         weights = counts.to(torch.float64)
     else:
         weights = torch.ones(n, dtype=torch.float64, device=codes.device)
-    out = torch.zeros(20**k, dtype=torch.float64, device=codes.device)
     if width < k or n == 0:
-        return out
-    powers = 20 ** torch.arange(k - 1, -1, -1, device=codes.device)
-    index = (codes.long().unfold(1, k, 1) * powers).sum(-1)  # (n, width - k + 1)
-    valid = torch.arange(width - k + 1, device=codes.device)[None, :] <= (lengths[:, None] - k)
-    w = weights[:, None].expand_as(valid)
-    return out.index_add_(0, index[valid], w[valid])
+        return torch.zeros(20**k, dtype=torch.float64, device=codes.device)
+    windows = width - k + 1
+    wide = codes.to(torch.int64)
+    index = wide[:, :windows].clone()
+    for j in range(1, k):  # Horner's rule over the window's letters
+        index.mul_(20).add_(wide[:, j : j + windows])
+    past_end = torch.arange(windows, device=codes.device)[None, :] > (lengths[:, None] - k)
+    index.masked_fill_(past_end, 20**k)  # windows past a sequence's end go to one extra bin, dropped
+    w = weights[:, None].expand(n, windows).reshape(-1)
+    return torch.bincount(index.reshape(-1), weights=w, minlength=20**k + 1)[: 20**k]
 
 
 def kmer_features(
