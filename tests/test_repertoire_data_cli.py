@@ -38,9 +38,12 @@ def test_simulate_then_kmer_on_the_command_line(tmp_path, capsys):
     argv = ["repertoire", "simulate", "--out", str(data), "--bags", "40", "--bag-size", "400"]
     assert main([*argv, "--witness-rate", "0.05", "--motif", "RDW/H", "--seed", "1"]) == 0
     assert "wrote 40 repertoires (20 positive)" in capsys.readouterr().out
-    assert main(["repertoire", "kmer", str(data), "--out", str(run), "--k", "3", "--seed", "2"]) == 0
+    assert main(["repertoire", "kmer", str(data), "--out", str(run), "--k", "2,3", "--seed", "2"]) == 0
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["model"] == "kmer" and metrics["simulation"]["motif"] == "RDW/H"
+    assert metrics["k"] in (2, 3) and len(metrics["validation_auc_by_setting"]) == 2 * 6
+    best = max(metrics["validation_auc_by_setting"].values())
+    assert metrics["validation_auc"] == best
     assert metrics["test_auc"] > 0.9, "5% witnesses are easy for 3-mers"
     assert len(metrics["test_scores"]) == len(metrics["split"]["test"]) == 8
     assert "git_commit" in json.dumps(metrics["provenance"]) or metrics["provenance"]

@@ -1,12 +1,13 @@
 """``assocmem repertoire``: immune repertoire data sets and models (docs/repertoire.md).
 
     assocmem repertoire simulate --out data/wr0.001 --bags 400 --bag-size 10000 --witness-rate 0.001 --seed 0
-    assocmem repertoire kmer data/wr0.001 --out runs/kmer-wr0.001-s0 --k 4 --seed 0
+    assocmem repertoire kmer data/wr0.001 --out runs/kmer-wr0.001-s0 --k 3,4 --seed 0
 
 ``simulate`` writes a simulated data set folder (metadata.tsv, one AIRR TSV per repertoire under repertoires/,
 truth.json with the motif and the witness sequences). ``kmer`` fits the k-mer logistic regression baseline on a
 data set folder (simulated, or AIRR / DeepRC files with a metadata.tsv) with a stratified split of ``--seed``,
-chooses its regularisation on the validation bags and writes metrics.json (test AUC and scores, with provenance).
+chooses its k-mer length and regularisation on the validation bags and writes metrics.json (test AUC and
+scores, with provenance).
 """
 
 from __future__ import annotations
@@ -17,7 +18,16 @@ import time
 from pathlib import Path
 
 from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
-from assocmem.cli.options import FRACTION, OPEN_FRACTION, OUTPUT_FOLDER, POSITIVE, SEED, Kind, count
+from assocmem.cli.options import (
+    FRACTION,
+    INT_LIST,
+    OPEN_FRACTION,
+    OUTPUT_FOLDER,
+    POSITIVE,
+    SEED,
+    Kind,
+    count,
+)
 
 #: The metrics file a ``kmer`` run writes into its folder.
 METRICS = "metrics.json"
@@ -50,6 +60,17 @@ def _dataset_folder(text: str) -> Path:
 MOTIF = Kind("motif", "a motif such as RDW/H (amino-acid letters, / a gap)", _motif)
 #: A column name of a metadata file.
 COLUMN = Kind("column", "a column name (not empty, no tab)", _column)
+
+
+def _kmer_lengths(text: str) -> list[int]:
+    values = INT_LIST.convert(text)
+    if max(values) > 5:
+        raise ValueError("")
+    return values
+
+
+#: k-mer lengths, each in 1..5 (``3,4``).
+KMER_LENGTHS = Kind("int_list", "comma-separated k-mer lengths in [1, 5] such as 3,4", _kmer_lengths)
 #: A data set folder: one holding metadata.tsv.
 DATASET = Kind("run_folder", "a data set folder (one holding metadata.tsv)", _dataset_folder)
 
@@ -115,7 +136,12 @@ def register_kmer(sub: argparse._SubParsersAction) -> None:
     k = sub.add_parser("kmer", help="fit the k-mer logistic regression baseline on a data set")
     k.add_argument("data", type=DATASET, help="a data set folder (metadata.tsv and repertoire files)")
     k.add_argument("--out", type=OUTPUT_FOLDER, required=True, help="the run folder: metrics.json goes here")
-    k.add_argument("--k", type=int, choices=[1, 2, 3, 4, 5], default=4, help="k-mer length (default 4)")
+    k.add_argument(
+        "--k",
+        type=KMER_LENGTHS,
+        default=[3, 4],
+        help="k-mer lengths to choose from on validation (default 3,4)",
+    )
     k.add_argument(
         "--weighted", action="store_true", help="count each k-mer once per copy (clonal abundance)"
     )
@@ -182,7 +208,7 @@ def run_kmer(args: argparse.Namespace) -> int:
     path = write_json(Path(args.out) / METRICS, metrics)
     say(
         args.quiet,
-        f"k-mer baseline (k={args.k}): test AUC {result.test_auc:.4f} (validation {result.validation_auc:.4f},"
+        f"k-mer baseline (k={result.k}): test AUC {result.test_auc:.4f} (validation {result.validation_auc:.4f},"
         f" l2 {result.l2:g}); wrote {path}",
     )
     return 0

@@ -9,7 +9,7 @@ training bags by L-BFGS,
 
     minimise  mean_b log(1 + exp(-s_b (w . x_b + c)))  +  (l2 / 2) |w|^2,      s_b = +-1,
 
-for each ``l2`` of a grid; the one with the best validation AUC (ties: the larger ``l2``) scores the test bags.
+for each ``l2`` of a grid and each ``k`` asked for; the pair with the best validation AUC scores the test bags.
 Counting is vectorised over a bag (one ``unfold`` and one ``bincount``), not a loop over sequences.
 """
 
@@ -108,7 +108,7 @@ def fit_logistic(x: Tensor, y: Tensor, l2: float, max_iter: int = 300) -> tuple[
 
 @dataclass
 class KmerResult:
-    """What :func:`kmer_baseline` found: the AUCs, the chosen ``l2``, and the test bags' scores (logits)."""
+    """What :func:`kmer_baseline` found: the AUCs, the chosen ``k`` and ``l2``, the test bags' scores (logits)."""
 
     k: int
     weighted: bool
@@ -118,7 +118,7 @@ class KmerResult:
     test_auc: float
     test_scores: Tensor
     test_labels: Tensor
-    validation_aucs: dict[float, float] = field(default_factory=dict)
+    validation_aucs: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -126,23 +126,48 @@ class KmerResult:
         return {
             "k": self.k, "weighted": self.weighted, "l2": self.l2, "train_auc": self.train_auc,
             "validation_auc": self.validation_auc, "test_auc": self.test_auc,
-            "validation_auc_by_l2": {str(a): v for a, v in self.validation_aucs.items()},
+            "validation_auc_by_setting": self.validation_aucs,
             "test_scores": self.test_scores.tolist(), "test_labels": self.test_labels.tolist(),
             "seconds": self.seconds,
         }  # fmt: skip
+
+
+def _candidates(
+    dataset: RepertoireDataset,
+    split: dict[str, Tensor],
+    k: int,
+    weighted: bool,
+    l2_grid: Sequence[float],
+    progress: Callable[[int], None] | None,
+) -> list[dict]:
+    """One fit per ``l2`` on the k-mer features of length ``k``: its AUCs and test scores."""
+    labels = dataset.labels
+    train, val, test = split["train"], split["validation"], split["test"]
+    x = kmer_features(dataset, k=k, weighted=weighted, progress=progress).sqrt_()
+    x -= x[train].mean(0)
+    x /= x[train].std().clamp_min(1e-12) * x.shape[1] ** 0.5  # one common scale: a training row has norm ~1
+    out = []
+    for a in sorted(l2_grid, reverse=True):  # strongest first: ties go to it
+        w, b = fit_logistic(x[train], labels[train], float(a))
+        out.append({
+            "k": k, "l2": float(a), "validation": roc_auc(x[val] @ w + b, labels[val]),
+            "train": roc_auc(x[train] @ w + b, labels[train]), "scores": x[test] @ w + b,
+        })  # fmt: skip
+    return out
 
 
 def kmer_baseline(
     dataset: RepertoireDataset,
     split: dict[str, list[int]],
     *,
-    k: int = 4,
+    k: int | Sequence[int] = (3, 4),
     weighted: bool = False,
     l2_grid: Sequence[float] = L2_GRID,
     progress: Callable[[int], None] | None = None,
 ) -> KmerResult:
-    """Fit the k-mer logistic regression on ``split["train"]``, choose ``l2`` on ``split["validation"]`` and
-    score ``split["test"]`` (a split from :meth:`RepertoireDataset.split`)."""
+    """Fit the k-mer logistic regression on ``split["train"]`` for every ``k`` (one length or several) and ``l2``,
+    choose the pair with the best AUC on ``split["validation"]`` (ties: the smaller ``k``, the larger ``l2``) and
+    score ``split["test"]`` with it (a split from :meth:`RepertoireDataset.split`)."""
     if not isinstance(dataset, RepertoireDataset):
         raise TypeError(f"kmer_baseline: dataset must be a RepertoireDataset, got {type(dataset).__name__}")
     if not isinstance(split, dict) or set(split) != {"train", "validation", "test"}:
@@ -151,32 +176,23 @@ def kmer_baseline(
         isinstance(a, bool) or not isinstance(a, int | float) or not a > 0 for a in l2_grid
     ):
         raise ValueError(f"kmer_baseline: l2_grid must hold positive numbers, got {l2_grid!r}")
-    if not is_count(k) or k > 5:
-        raise ValueError(f"kmer_baseline: k must be an integer in [1, 5], got {k!r}")
+    ks = [k] if not isinstance(k, Sequence) else list(k)
+    if not ks or any(not is_count(j) or j > 5 for j in ks):
+        raise ValueError(f"kmer_baseline: k must be integers in [1, 5], got {k!r}")
     labels = dataset.labels
     for part, idx in split.items():
         if len(idx) == 0 or len(set(labels[idx].tolist()) - {-1}) < 2 or bool((labels[idx] < 0).any()):
             raise ValueError(f"kmer_baseline: the {part} bags must be labelled and hold both classes")
-    t0 = time.perf_counter()
-    freq = kmer_features(dataset, k=k, weighted=weighted, progress=progress)
-    t1 = time.perf_counter()
-    x = freq.sqrt_()
-    train, val, test = (torch.tensor(split[p], dtype=torch.int64) for p in ("train", "validation", "test"))
-    x -= x[train].mean(0)
-    x /= x[train].std().clamp_min(1e-12) * x.shape[1] ** 0.5  # one common scale: a training row has norm ~1
-    aucs: dict[float, float] = {}
-    fits = {}
-    for a in sorted(l2_grid):
-        w, b = fit_logistic(x[train], labels[train], float(a))
-        fits[a] = (w, b)
-        aucs[float(a)] = roc_auc(x[val] @ w + b, labels[val])
-    best = max(sorted(aucs, reverse=True), key=lambda a: aucs[a])  # ties: the larger l2 (sorted first)
-    w, b = fits[best]
-    t2 = time.perf_counter()
-    scores = x[test] @ w + b
+    parts = {p: torch.tensor(split[p], dtype=torch.int64) for p in ("train", "validation", "test")}
+    found, seconds = [], {}
+    for j in sorted(set(ks)):
+        t = time.perf_counter()
+        found += _candidates(dataset, parts, j, weighted, l2_grid, progress)
+        seconds[f"k={j}"] = time.perf_counter() - t
+    best = max(found, key=lambda c: c["validation"])  # the first of equals: the smaller k, the larger l2
     return KmerResult(
-        k=k, weighted=weighted, l2=best, train_auc=roc_auc(x[train] @ w + b, labels[train]),
-        validation_auc=aucs[best], test_auc=roc_auc(scores, labels[test]), test_scores=scores,
-        test_labels=labels[test], validation_aucs=aucs,
-        seconds={"features": t1 - t0, "fit": t2 - t1},
+        k=best["k"], weighted=weighted, l2=best["l2"], train_auc=best["train"], validation_auc=best["validation"],
+        test_auc=roc_auc(best["scores"], labels[parts["test"]]), test_scores=best["scores"],
+        test_labels=labels[parts["test"]], seconds=seconds,
+        validation_aucs={f"k={c['k']} l2={c['l2']:g}": c["validation"] for c in found},
     )  # fmt: skip
