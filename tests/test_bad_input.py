@@ -32,6 +32,8 @@ from tests.bad_input_ham import NO_TENSOR_INPUT as HAM_NO_TENSOR_INPUT
 from tests.bad_input_ham import TABLE as HAM
 from tests.bad_input_keyvalue import BUILDING_BLOCKS as KEYVALUE_BLOCKS
 from tests.bad_input_keyvalue import TABLE as KEYVALUE
+from tests.bad_input_repertoire import NO_TENSOR_INPUT as REPERTOIRE_NO_TENSOR
+from tests.bad_input_repertoire import TABLE as REPERTOIRE
 from tests.bad_input_rows import TABLE as ROWS
 from tests.bad_input_sharded import NO_TENSOR_INPUT as SHARDED_NO_TENSOR
 from tests.bad_input_sharded import OPTIONS as SHARDED_OPTIONS
@@ -40,7 +42,7 @@ from tests.bad_input_training import OPTIONS as TRAINING_OPTIONS
 from tests.bad_input_training import TABLE as TRAINING
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK, **SHARDED, **HAM}
+TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK, **SHARDED, **HAM, **REPERTOIRE}
 BUILDING_BLOCKS = {**BUILDING_BLOCKS, **KEYVALUE_BLOCKS}
 OPTIONS = {**OPTIONS, **TRAINING_OPTIONS, **SHARDED_OPTIONS}
 
@@ -59,6 +61,7 @@ PACKAGES = (
     "assocmem.keyvalue",
     "assocmem.engines.bank",
     "assocmem.ham",
+    "assocmem.repertoire",
 )
 #: Public callables that take no tensor: results (data classes the loops return), configuration, the abstract bases.
 NO_TENSOR_INPUT: dict[str, str] = {
@@ -101,6 +104,7 @@ NO_TENSOR_INPUT: dict[str, str] = {
     **BANK_RESULTS,
     **SHARDED_NO_TENSOR,
     **HAM_NO_TENSOR_INPUT,
+    **REPERTOIRE_NO_TENSOR,
 }
 #: Generic methods that take no tensor, whatever the class.
 NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "input_shapes", "output_shape"}

@@ -50,6 +50,7 @@ LEVELS: dict[str, int] = {
     "keyvalue": 6,
     "ham": 6,
     "laboratory": 7,
+    "repertoire": 7,
     "report": 8,
     "cli": 9,
 }
@@ -62,6 +63,7 @@ INDEPENDENT: frozenset[frozenset[str]] = frozenset(
         frozenset({"nn", "keyvalue"}),
         frozenset({"classifier", "keyvalue"}),
         frozenset({"data", "lagrangians"}),
+        frozenset({"laboratory", "repertoire"}),
     }
 )
 
