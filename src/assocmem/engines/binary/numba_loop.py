@@ -38,7 +38,13 @@ import numba as nb
 import numpy as np
 
 from assocmem.engines.binary.tables import TINY
-from assocmem.engines.binary.threads import begin_writing, mark_done, next_unit, unfinished
+from assocmem.engines.binary.threads import (
+    begin_writing,
+    copied_before_writing,
+    mark_done,
+    next_unit,
+    unfinished,
+)
 
 # The loops here launch no numba parallel region and never start numba's threading layer (engines/binary/threads.py
 # keeps its own pool of sleeping threads): numba's default OpenMP threads, once started, slow the PyTorch work that
@@ -183,6 +189,11 @@ def async_sweep(
         b = active[c]
         s[:] = states[b]
         agreement[:] = agree[b]
+        if not copied_before_writing(
+            status, c
+        ):  # published meanwhile: the copy may be torn, and is not needed
+            c = next_unit(status, counter, finish, scan)
+            continue
         flips, exact = _sweep_cue(
             xi_t, pair, ss64, dd64, rowmap, s, agreement, perms[c], pd, svec, factor, floor
         )

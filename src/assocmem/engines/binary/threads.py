@@ -7,6 +7,11 @@ helpers from a pool of sleeping threads (:func:`run_units`), all on the same arg
 - each thread claims the next unit from a shared counter (:func:`claim`, an atomic add) and marks it taken;
 - a unit is computed on private copies of its inputs and published by whoever finishes it first: a
   compare-and-swap moves its status to *writing*, the results are copied out, the status becomes *done*;
+- a loop whose unit reads arrays that units publish into (the sweep reads and writes a cue's state and
+  agreements) checks after copying that nobody had begun publishing that unit (:func:`copied_before_writing`),
+  and drops the unit otherwise: a helper descheduled between claiming a cue and copying it may wake while the
+  calling thread publishes that cue, or after the call returned while the next call publishes it, and a torn copy
+  (a state from one sweep, agreements from another) would index the tables out of bounds;
 - when the counter runs out, the calling thread computes every unit not yet done itself (a helper that the
   operating system descheduled holding a unit then loses the race and drops its copy), so it never waits for a
   descheduled helper; it waits only for a unit whose results are being copied out at that moment.
@@ -82,6 +87,24 @@ def peek(typingctx, status, index):
         return builder.load_atomic(_item_pointer(context, builder, sig, args), "acquire", 8)
 
     return types.int64(status, types.intp), codegen
+
+
+@intrinsic
+def copied_before_writing(typingctx, status, index):
+    """After a thread copied a unit's inputs: True when no thread had begun publishing that unit, so the copy is
+    not torn by the publisher's writes. An acquire fence keeps the copy's loads before the status load (the
+    publisher moves the status to WRITING, acquire-release, before its first write)."""
+    if not _int64_vector(status):
+        return None
+
+    def codegen(context, builder, sig, args):
+        builder.fence("acquire")
+        now = builder.load_atomic(_item_pointer(context, builder, sig, args), "acquire", 8)
+        free = builder.icmp_signed("==", now, context.get_constant(types.int64, FREE))
+        taken = builder.icmp_signed("==", now, context.get_constant(types.int64, TAKEN))
+        return builder.or_(free, taken)
+
+    return types.boolean(status, types.intp), codegen
 
 
 @intrinsic
