@@ -2,15 +2,23 @@
 classifier's relaxation, the evaluation, and reading recipes and checkpoints. The command line that drives them has
 its own table (tests/test_cli_bad_input.py).
 
-``train`` has no row of its own here: its qualified name is the classifier's ``train`` (the walker keys entry
-points by ``__qualname__``); its data and options are checked by the same ``check_images`` as ``evaluate``
-(tests/test_ham_tasks.py runs it)."""
+``train`` shares its qualified name with the classifier's ``train`` (tests/bad_input_training.py), so its row is
+keyed with its module (the walker keys entry points by module and qualified name)."""
 
 from __future__ import annotations
 
 import torch
 
-from assocmem.ham import HAMClassifier, HamConfig, PatchesConfig, ReconstructConfig, evaluate, load_checkpoint
+from assocmem.ham import (
+    HAMClassifier,
+    HamConfig,
+    ImageData,
+    PatchesConfig,
+    ReconstructConfig,
+    evaluate,
+    load_checkpoint,
+    train,
+)
 from assocmem.ham import load_recipe as read
 from tests.bad_input_cases import INF, NAN, Bad, Result, meta, poke
 
@@ -19,10 +27,13 @@ IMAGES, LABELS = torch.rand(3, 1, 28, 28, generator=G), torch.arange(3)
 MODEL = HAMClassifier(HamConfig(hidden=8), torch.Generator().manual_seed(0))
 META = torch.tensor(0.1, device="meta")
 NUMBERS = "takes settings, no tensor"
-SHAPE = (
-    "not checked here: a wrong shape is a RuntimeError from reshape in HAMClassifier.start (classifier.py, "
-    "i13-conv's this wave; left to its owner)"
-)
+
+
+def fit(**kw: object) -> object:
+    """``train`` on three images (the checks come first: nothing trains)."""
+    parts = {"train_images": IMAGES, "train_labels": LABELS, "test_images": IMAGES, "test_labels": LABELS}
+    options = {k: kw.pop(k) for k in list(kw) if k not in parts}
+    return train(HamConfig(hidden=8), ImageData(**{**parts, **kw}), **options)
 
 
 def config_rows(
@@ -64,8 +75,8 @@ def relaxation_rows(method: str) -> dict:
     return {
         "nan": Bad(lambda: call(poke(IMAGES, NAN)), r"state\['image'\]"),
         "inf": Bad(lambda: call(poke(IMAGES, INF)), r"state\['image'\]"),
-        "last_dim": SHAPE,
-        "rank": SHAPE,
+        "last_dim": Bad(lambda: call(IMAGES.reshape(3, 784)[:, :-1]), r"images must have shape \(B, 784\)"),
+        "rank": Bad(lambda: call(IMAGES[0]), r"images must have shape"),
         "empty": Result(
             lambda: call(IMAGES[:0]),
             lambda out: (out if torch.is_tensor(out) else out.states["labels"]).shape == (0, 10),
@@ -86,14 +97,24 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
     "HAMClassifier.start": {
         "nan": "copies the images into a state (settle's row checks them)",
         "inf": "as nan",
-        "last_dim": SHAPE,
-        "rank": SHAPE,
+        "last_dim": Bad(lambda: MODEL.start(IMAGES[..., :-1]), r"start: images must have shape"),
+        "rank": Bad(lambda: MODEL.start(IMAGES.reshape(-1)), r"start: images must have shape"),
         "empty": Result(
             lambda: MODEL.start(IMAGES[:0]), lambda s: s["image"].shape[0] == 0, "an empty state"
         ),
         "dtype": "as nan",
         "meta": "as nan",
         "option": "no options",
+    },
+    "assocmem.ham.run.train": {
+        "nan": Bad(lambda: fit(train_images=poke(IMAGES, NAN)), "train images"),
+        "inf": Bad(lambda: fit(test_images=poke(IMAGES, INF)), "test images"),
+        "last_dim": Bad(lambda: fit(train_images=IMAGES.reshape(3, 784)[:, :-1]), "train images"),
+        "rank": Bad(lambda: fit(train_labels=LABELS[:, None]), "train labels"),
+        "empty": Bad(lambda: fit(test_images=IMAGES[:0], test_labels=LABELS[:0]), "test images"),
+        "dtype": Bad(lambda: fit(train_labels=LABELS.float()), "train labels"),
+        "meta": Bad(lambda: fit(train_images=meta(IMAGES)), "train images"),
+        "option": Bad(lambda: fit(checkpoint_every=0), "checkpoint_every"),
     },
     "evaluate": {
         "nan": Bad(lambda: evaluate(MODEL, poke(IMAGES, NAN), LABELS), "test images"),

@@ -111,7 +111,7 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         "meta": Bad(lambda: run(velocity=meta(torch.zeros(K_P))), "velocity"),
         "option": Bad(lambda: run(epoch=-1), "epoch"),
     },
-    "train": {
+    "assocmem.classifier.run.train": {  # (ham has a train too: keyed with its module)
         "nan": Bad(lambda: fit(data(train_images=poke(IMAGES, NAN))), "train images"),
         "inf": Bad(lambda: fit(data(test_images=poke(TEST, INF, 5))), "test images"),
         "last_dim": Bad(lambda: fit(data(train_images=IMAGES[:, :-1])), "train images"),

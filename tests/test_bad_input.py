@@ -7,6 +7,10 @@ The test walks the public API (``__all__`` of ``assocmem`` and of its packages `
 (:data:`NO_TENSOR_INPUT`, :data:`BUILDING_BLOCKS`). A new function that is in none of them fails
 ``test_every_public_entry_point_is_in_the_table``.
 
+Entry points are keyed by module and qualified name (``assocmem.ham.run.train``), so two public names that share
+a qualified name (``ham.train`` and ``classifier.train``) are two entries. A row names its entry point by the
+qualified name alone (``HAMClassifier.settle``) when no other entry point has it, and in full otherwise.
+
 A cell is a :class:`Bad` call (it must raise ``TypeError`` or ``ValueError`` whose message matches ``names``: the
 argument), a :class:`Result` (a documented answer, checked), or a string saying why the kind does not apply.
 """
@@ -111,16 +115,17 @@ NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "i
 
 
 # ------------------------------------------------------------------------------------------------ the walk
-def entry_points() -> dict[str, object]:
-    """Every public function and class of :data:`PACKAGES`, and every public method a class defines in assocmem."""
-    found: dict[str, object] = {}
+def walk() -> dict[tuple[str, str], object]:
+    """Every public function and class of :data:`PACKAGES`, and every public method a class defines in assocmem,
+    keyed by (module, qualified name): a method by its class's."""
+    found: dict[tuple[str, str], object] = {}
     for package in PACKAGES:
         module = importlib.import_module(package)
         for name in module.__all__:
             obj = getattr(module, name)
             if isinstance(obj, (types.ModuleType, types.GenericAlias)) or not callable(obj):
                 continue
-            found[obj.__qualname__] = obj
+            found[obj.__module__, obj.__qualname__] = obj
             if inspect.isclass(obj):
                 for owner in obj.__mro__:
                     if not owner.__module__.startswith("assocmem"):
@@ -129,21 +134,52 @@ def entry_points() -> dict[str, object]:
                         if attr.startswith("_") or attr in NO_TENSOR_METHODS:
                             continue
                         if isinstance(value, (staticmethod, classmethod)) or inspect.isfunction(value):
-                            found.setdefault(f"{obj.__qualname__}.{attr}", value)
+                            found.setdefault((obj.__module__, f"{obj.__qualname__}.{attr}"), value)
     return found
 
 
+def entry_points() -> dict[str, object]:
+    """:func:`walk`'s entry points by full name: ``module.qualname``."""
+    return {f"{module}.{qualname}": obj for (module, qualname), obj in walk().items()}
+
+
+def full_names(group: dict[str, object]) -> tuple[dict[str, str], list[str], list[str]]:
+    """The entry point each key of a table names: (key -> full name, stale keys, ambiguous keys).
+
+    A key is a full name or the qualified name of exactly one entry point."""
+    by_qualname: dict[str, list[str]] = {}
+    for module, qualname in walk():
+        by_qualname.setdefault(qualname, []).append(f"{module}.{qualname}")
+    full = {name for names in by_qualname.values() for name in names}
+    named, stale, ambiguous = {}, [], []
+    for key in group:
+        if key in full:
+            named[key] = key
+        elif len(by_qualname.get(key, ())) == 1:
+            named[key] = by_qualname[key][0]
+        elif key in by_qualname:
+            ambiguous.append(f"{key} (write one of {sorted(by_qualname[key])})")
+        else:
+            stale.append(key)
+    return named, stale, ambiguous
+
+
 def test_every_public_entry_point_is_in_the_table():
-    listed = set(TABLE) | set(BUILDING_BLOCKS) | set(NO_TENSOR_INPUT)
+    listed = set()
+    for group in (TABLE, BUILDING_BLOCKS, NO_TENSOR_INPUT):
+        listed |= set(full_names(group)[0].values())
     missing = sorted(set(entry_points()) - listed)
     assert not missing, f"public entry points without bad-input cases (add them to TABLE): {missing}"
 
 
 def test_the_table_names_only_public_entry_points_and_every_kind():
-    public = set(entry_points())
+    seen: dict[str, str] = {}
     for group in (TABLE, BUILDING_BLOCKS, NO_TENSOR_INPUT):
-        stale = sorted(set(group) - public)
-        assert not stale, f"not public (any more): {stale}"
+        named, stale, ambiguous = full_names(group)
+        assert not stale, f"not public (any more): {sorted(stale)}"
+        assert not ambiguous, f"names shared by several entry points, write them in full: {ambiguous}"
+        for key, full in named.items():
+            assert seen.setdefault(full, key) == key, f"{full} is listed twice: as {seen[full]!r} and {key!r}"
     for key, cells in TABLE.items():
         assert set(cells) == set(KINDS), (key, sorted(set(KINDS) ^ set(cells)))
 

@@ -79,3 +79,19 @@ def test_training_lowers_the_masked_loss() -> None:
         opt.step()
         losses.append(float(loss.detach()))
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
+
+
+def test_the_evaluation_checks_the_fixed_point_relaxations_as_a_memory() -> None:
+    """evaluate_patches: the energy checks over the trained steps on every image and, on the first
+    ``fixed_point_size``, the relaxation to a fixed point: settled, and its energy never rising."""
+    model = tiny(steps=6, dt=0.1, seed=4)
+    images = torch.rand(12, 8, 8, generator=torch.Generator().manual_seed(5))
+    mean_patch = pt.patchify(images, 4).mean(0)
+    out = pt.evaluate_patches(
+        model, images, mean_patch, masked=1, fixed_point_size=5, tol=1e-3, t_max=200.0, batch_size=4
+    )
+    assert out["samples"] == 12 and out["relaxed"] == 5
+    assert out["energy_non_increasing"] == 1.0 and out["fixed_point_converged"] == 1.0
+    assert out["fixed_point_energy_non_increasing"] == 1.0
+    assert 0.0 <= out["fixed_point_max_relative_energy_increase"] <= 1e-5
+    assert out["fixed_point_max_steps"] > 0

@@ -129,7 +129,10 @@ def run_train(args: argparse.Namespace) -> int:
     curves_figure(run.history, out / FIGURES[0], title, run.task.headline)
     try:
         energy_figure(
-            run.task.energies(run.model, config, data), out / FIGURES[1], title + ": 32 test images"
+            run.task.energies(run.model, config, data),
+            out / FIGURES[1],
+            title + ": 32 test images",
+            run.task.energy_end,
         )
     except ConvergenceError as err:
         print(f"assocmem ham train: error: {_why(err)}{err}", file=sys.stderr)

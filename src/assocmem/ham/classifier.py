@@ -165,8 +165,21 @@ class HAMClassifier(nn.Module):
         """:func:`~assocmem.bounded_below` with the image clamped."""
         return bounded_below(self.network, clamp=self.clamp)
 
+    def _check_images(self, images: Tensor, who: str) -> None:
+        """Refuse images the image layer cannot hold, naming ``images`` and the shapes it takes (their values,
+        dtype and device are relax's to check: ``state['image']``)."""
+        size = math.prod(IMAGE)
+        if not torch.is_tensor(images):
+            raise TypeError(f"HAMClassifier.{who}: images must be a tensor, got {type(images).__name__}")
+        if images.dim() < 1 or tuple(images.shape[1:]) not in (IMAGE, (size,)):
+            raise ValueError(
+                f"HAMClassifier.{who}: images must have shape (B, {size}) or (B, {', '.join(map(str, IMAGE))}), "
+                f"got {tuple(images.shape)}"
+            )
+
     def start(self, images: Tensor) -> dict[str, Tensor]:
         """The initial state: the images in the image layer (``(B, 784)`` or ``(B, 1, 28, 28)``), zeros elsewhere."""
+        self._check_images(images, "start")
         state = self.network.zero_state(len(images), dtype=images.dtype, device=images.device)
         state["image"] = images.reshape(state["image"].shape)
         return state
@@ -175,6 +188,7 @@ class HAMClassifier(nn.Module):
         self, images: Tensor, gradient: str | None = None, *, strict: bool = False, record: bool = False
     ) -> Trajectory:
         """Relax with the images clamped (``gradient`` as :func:`~assocmem.relax`; ``None``: no graph)."""
+        self._check_images(images, "settle")
         c = self.config
         if gradient == "implicit":
             gradient = Implicit(tol=c.adjoint_tol)

@@ -54,10 +54,11 @@ def curves_figure(
     return _save(fig, dest)
 
 
-def energy_figure(energies: Tensor, dest: str | os.PathLike, title: str) -> Path:
-    """``E(t) - E(end)`` of each test relaxation (``energies``: ``(steps + 1, batch)``), on a log scale."""
+def energy_figure(energies: Tensor, dest: str | os.PathLike, title: str, end: str = "fixed point") -> Path:
+    """``E(t) - E(end)`` of each test relaxation (``energies``: ``(steps + 1, batch)``), on a log scale; ``end``
+    names the last state in the axis label."""
     gap = (energies - energies[-1:]).double().clamp_min(1e-12).cpu()
     fig, ax = _figure(5, 3.2)
     ax.semilogy(gap.numpy(), lw=0.8)
-    ax.set(xlabel="relaxation step", ylabel="E - E(fixed point)", title=title)
+    ax.set(xlabel="relaxation step", ylabel=f"E - E({end})", title=title)
     return _save(fig, dest)

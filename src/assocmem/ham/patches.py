@@ -178,13 +178,14 @@ def evaluate_patches(
     "Masked patches"): ``block_mse`` after the trained steps, ``mean_patch_mse`` for the training set's mean
     patch of each position (``mean_patch``, ``(T, P)``), the energy checks over the steps; on the first
     ``fixed_point_size`` images the block relaxed further to a fixed point (dopri5 until ``tol``):
-    ``fixed_point_mse`` and the fraction ``fixed_point_converged`` (the block is trained for its steps, so a slow
-    relaxation is reported, not an error; a state that runs away is)."""
+    ``fixed_point_mse``, the fraction ``fixed_point_converged`` (the block is trained for its steps, so a slow
+    relaxation is reported, not an error; a state that runs away is) and the energy checks along those
+    relaxations (``fixed_point_energy_non_increasing``, ``fixed_point_max_relative_energy_increase``)."""
     gen = torch.Generator().manual_seed(EVAL_SEED)
     tokens = (model.image // model.patch) ** 2
     sums = {"block_mse": 0.0, "mean_patch_mse": 0.0, "fixed_point_mse": 0.0}
-    hidden = fixed_hidden = monotone = settled = steps = 0
-    rise = rel = 0.0
+    hidden = fixed_hidden = monotone = settled = steps = fixed_monotone = 0
+    rise = rel = fixed_rel = 0.0
     n_fixed = min(fixed_point_size, test.shape[0])
     for i in range(0, test.shape[0], batch_size):
         images = test[i : i + batch_size]
@@ -211,6 +212,8 @@ def evaluate_patches(
             gradient=None,
         )
         settled += int(fixed.converged.sum())
+        count, _, q = energy_rises(fixed.energies, images.dtype)
+        fixed_monotone, fixed_rel = fixed_monotone + count, max(fixed_rel, q)
         steps = max(steps, int(fixed.steps.max()))
         at_fixed = model.decode_state(fixed.states[TOKENS])
         sums["fixed_point_mse"] += (
@@ -229,4 +232,6 @@ def evaluate_patches(
         "fixed_point_mse": sums["fixed_point_mse"] / fixed_hidden if fixed_hidden else None,
         "fixed_point_converged": settled / n_fixed if n_fixed else None,
         "fixed_point_max_steps": steps,
+        "fixed_point_energy_non_increasing": fixed_monotone / n_fixed if n_fixed else None,
+        "fixed_point_max_relative_energy_increase": fixed_rel,
     }

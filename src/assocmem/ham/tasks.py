@@ -29,6 +29,8 @@ class Task:
     name = "classify"
     #: the test measure ``metrics.json`` leads with, and whether higher is better
     headline = "accuracy"
+    #: where the relaxations of :meth:`energies` end (energy.png plots the energy above it)
+    energy_end = "fixed point"
     #: whether the loss draws random numbers (noise, masks) from the run's second generator
     noisy = False
 
@@ -143,6 +145,7 @@ class Patches(Reconstruct):
 
     name = "patches"
     headline = "block_mse"
+    energy_end = "last step"  # the block's trained steps: not a fixed point
 
     def build(self, config: PatchesConfig, generator: torch.Generator) -> nn.Module:
         model = pt.PatchCompleter(
