@@ -88,6 +88,19 @@ def test_the_conv_bound_keeps_the_dense_synapse_within_what_the_pooling_leaves()
     assert model.bound() == 1.0  # within the bound: untouched
 
 
+def test_the_dense_recipe_leaves_its_image_synapse_free():
+    """The dense network's image -> hidden synapse has a clamped end (no chain of free linear layers): bound()
+    must neither rescale it at construction nor after a step (it once did, and the dense recipes stopped training
+    with a ConvergenceError within 50 minibatches)."""
+    model = new_run(HamConfig(**TINY)).model
+    synapse = next(s for s in model.network.synapses if s.pre == "image" and s.post == "hidden")
+    with torch.no_grad():
+        synapse.weight.mul_(100.0)
+    before = synapse.weight.detach().clone()
+    assert model.bound() == 1.0 and model.bound_state() == {}
+    assert torch.equal(synapse.weight.detach(), before)
+
+
 @pytest.mark.parametrize("hidden", [{"hidden": 12, "hidden_activation": "tanh"}, {"hidden": 0}])
 def test_a_bounded_hidden_layer_leaves_its_synapse_free_and_the_energy_bounded(hidden):
     """A tanh hidden layer's synapse, or the labels' synapse when there is no hidden layer, is not bounded."""

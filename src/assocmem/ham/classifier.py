@@ -109,8 +109,10 @@ class HAMClassifier(nn.Module):
         )
         self.clamp = {"image": True}
         linear = config.hidden_activation == "relu"  # a bounded hidden layer leaves its synapse free
-        hidden = [
-            s for s in self.network.synapses if isinstance(s, DenseSynapse) and s.post == "hidden" and linear
+        hidden = [  # only the conv chain's pooled -> hidden: the dense recipe's image -> hidden has a clamped end
+            s
+            for s in self.network.synapses
+            if isinstance(s, DenseSynapse) and s.pre == "pooled" and s.post == "hidden" and linear
         ]
         self._hidden = hidden  # (a list: not a submodule of its own, the network holds it)
         if hidden:  # the dense synapse's largest right singular vector (power iteration)
