@@ -2,6 +2,7 @@
 refused, and the command line's bad input gets a clear error (docs/ham.md, "Recipes")."""
 
 import json
+import math
 import re
 
 import pytest
@@ -119,9 +120,11 @@ def test_a_bounded_hidden_layer_leaves_its_synapse_free_and_the_energy_bounded(h
 
 
 @needs_data()
-def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one_thread):
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one_thread, schedule):
     config = HamConfig(
         **(TINY_CONV | {"hidden": 0, "batch_size": 25, "train_size": 75, "test_size": 20, "epochs": 2})
+        | {"lr_schedule": schedule}
     )
     small = load_images("mnist", data_dir=MNIST, train_size=75, test_size=20)
     whole = train(config, small, tmp_path / "whole", checkpoint_every=2)
@@ -158,6 +161,18 @@ def test_a_run_killed_mid_epoch_resumes_to_identical_weights(data, tmp_path, one
     assert longer.model.config.t_max == 500.0  # a resume's raised time budget reaches the relaxations
     with pytest.raises(ValueError, match=r"lr: checkpoint 0\.01, now 0\.02"):
         train(HamConfig(**(config.to_dict() | {"lr": 0.02})), small, tmp_path / "cut", resume=True)
+    # the last of the 6 steps (3 minibatches, 2 epochs) took the schedule's rate after 5 done
+    last = json.loads(
+        safe_open(tmp_path / "whole" / "checkpoint.safetensors", "pt").metadata()["param_groups"]
+    )
+    expected = 0.01 if schedule == "constant" else 0.01 * (1 + math.cos(math.pi * 5 / 6)) / 2
+    assert last[0]["lr"] == pytest.approx(expected, rel=1e-12)
+    more = HamConfig(**(config.to_dict() | {"epochs": 3}))
+    if schedule == "cosine":  # more epochs would stretch the decay the run has followed so far
+        with pytest.raises(ValueError, match="lr_schedule='cosine' decays over epochs=2"):
+            train(more, small, tmp_path / "cut", resume=True)
+    else:
+        assert train(more, small, tmp_path / "cut", resume=True).epoch == 3
 
 
 @needs_data()
@@ -217,6 +232,7 @@ def test_the_repository_recipes_load():
         ('{"coupling_bound": 1.0}', ".json", "coupling_bound must be in (0, 1)"),
         ('{"architecture": "conv", "hidden": 8, "coupling_bound": 0.5}', ".json", "must exceed the pooling"),
         ('{"hidden_activation": "gelu"}', ".json", "hidden_activation must be one of 'relu', 'tanh'"),
+        ('{"lr_schedule": "step"}', ".json", "lr_schedule must be one of 'constant', 'cosine'"),
         ("[1, 2]", ".json", "a recipe must be a table"),
         ("hidden = ", ".toml", "not valid TOML"),
     ],

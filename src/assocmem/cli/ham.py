@@ -78,7 +78,8 @@ def _settings(config: Recipe) -> str:
         + " - 10 softmax"
     )
     return (
-        f"{c.architecture} HAM on {c.dataset} ({net}); {c.epochs} epochs, batch {c.batch_size}, Adam lr {c.lr:g}; "
+        f"{c.architecture} HAM on {c.dataset} ({net}); {c.epochs} epochs, batch {c.batch_size}, Adam lr {c.lr:g}"
+        f"{' (' + c.lr_schedule + ')' if c.lr_schedule != 'constant' else ''}; "
         f"gradient {c.gradient}, {c.method} dt {c.dt:g} to tol {c.tol:g}"
     )
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tomllib
 
-from assocmem.ham.task_config import TASK_CONFIGS, PatchesConfig, ReconstructConfig
+from assocmem.ham.task_config import SCHEDULES, TASK_CONFIGS, PatchesConfig, ReconstructConfig
 
 TASKS = ("classify", *TASK_CONFIGS)
 
@@ -46,6 +46,9 @@ class HamConfig:
     epochs: int = 5
     batch_size: int = 128
     lr: float = 1e-3  #: Adam's learning rate
+    #: "constant", or "cosine": lr * (1 + cos(pi * minibatches done / all minibatches of the run's epochs)) / 2, so
+    #: the weights an epoch's evaluation sees come from ever smaller steps (docs/ham.md, "The epoch-2 drop")
+    lr_schedule: str = "constant"
     seed: int = 0
     train_size: int | None = None  #: use only the first N training images (None: all)
     test_size: int | None = None  #: evaluate on the first N test images (None: all)
@@ -95,6 +98,7 @@ class HamConfig:
         choice("gradient", GRADIENTS)
         choice("hidden_activation", HIDDEN_ACTIVATIONS)
         choice("method", METHODS)
+        choice("lr_schedule", SCHEDULES)
         choice("dtype", ("float32", "float64"))
         for name in ("channels", "kernel", "stride", "pool", "epochs", "batch_size"):
             count(name)

@@ -149,6 +149,18 @@ def check_compatible(saved: Recipe, wanted: Recipe, folder: str | os.PathLike) -
         )
 
 
+def check_schedule(saved: Recipe, wanted: Recipe, done: int, folder: str | os.PathLike) -> None:
+    """A decaying rate is laid over the recipe's epochs: a resume that would train under other ``epochs`` would
+    jump along it, so it is refused (fewer epochs than those done, which only writes the final metrics, pass)."""
+    schedule = getattr(saved, "lr_schedule", "constant")
+    if schedule != "constant" and wanted.epochs != saved.epochs and wanted.epochs > done:
+        raise ValueError(
+            f"{folder} holds a run whose lr_schedule={schedule!r} decays over epochs={saved.epochs}; resuming with "
+            f"epochs={wanted.epochs} would change the rate along the way: keep epochs={saved.epochs} (or at most "
+            f"{done}, the epochs done, to write the final metrics)"
+        )
+
+
 def check_folder(folder: str | os.PathLike, resume: bool) -> str | None:
     """What in a run ``folder`` shows a run was started there (its checkpoint, else its config.json, else None),
     checked against ``resume``: a new run needs a folder without one, a resumed run a folder with one."""
@@ -208,6 +220,7 @@ def train(
     if folder is not None and check_folder(folder, resume) == CHECKPOINT:
         run, start_state = load_checkpoint(folder)
         check_compatible(run.config, config, folder)
+        check_schedule(run.config, config, run.epoch, folder)
         run.config = config  # the settings a resume may change reach the relaxations
         if isinstance(run.model, nn.Module) and hasattr(run.model, "config"):
             run.model.config = config

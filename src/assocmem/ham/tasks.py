@@ -60,7 +60,11 @@ class Task:
         model.load_bound_state(tensors)
 
     def evaluate(self, model: nn.Module, config: HamConfig, data: ImageData) -> dict:
-        return evaluate(model, data.test_images.to(getattr(torch, config.dtype)), data.test_labels)
+        """At the fixed point, in minibatches of the training's size: a relaxation runs until its slowest sample
+        settles, so smaller minibatches stop sooner (the 32-channel recipe: 500 test images in 29 s at 128 a
+        minibatch, 84 s at 500; the same accuracy)."""
+        images = data.test_images.to(getattr(torch, config.dtype))
+        return evaluate(model, images, data.test_labels, batch_size=config.batch_size)
 
     def certificate(self, model: nn.Module) -> str:
         return str(model.certificate())
