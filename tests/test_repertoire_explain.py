@@ -162,3 +162,28 @@ def test_path_nodes_weights_sum_to_one():
     for rule in ("trapezoid", "riemann"):
         t, w = path_nodes(7, rule)
         assert float(w.sum()) == pytest.approx(1.0) and 0 <= float(t.min()) and float(t.max()) <= 1
+
+
+# ------------------------------------------------------------------------------------------------------- figures
+def test_figures_are_written(bags, tmp_path):
+    from assocmem.repertoire.figures import logo_figure, roc_figure, witness_figure
+
+    explanations = favouring(bags, strength=4.0, seed=0)
+    negatives = favouring(make_bags(4, 100, 0, MOTIF, seed=9, positive=False), strength=0.0, seed=2)
+    g = torch.Generator().manual_seed(0)
+    labels = torch.tensor([1] * 10 + [0] * 10)
+    curves = {
+        "attention": (labels + torch.randn(20, generator=g), labels),
+        "mean": (torch.randn(20, generator=g), labels),
+    }
+    written = [
+        roc_figure(curves, tmp_path / "roc.png", "test bags"),
+        witness_figure(explanations + negatives, tmp_path / "witness.png"),
+        logo_figure(recover_motif(explanations, top=5), tmp_path / "logo.svg"),
+    ]
+    for path in written:
+        assert path.is_file() and path.stat().st_size > 1000
+    assert written[2].read_text().startswith("<?xml")
+    assert not list(tmp_path.glob(".*.part"))  # nothing half-written
+    with pytest.raises(ValueError, match="witness"):
+        witness_figure(negatives, tmp_path / "none.png")

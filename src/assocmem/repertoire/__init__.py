@@ -6,8 +6,36 @@ fraction of them. ``alphabet.py`` (the amino-acid codes), ``bag.py`` (:class:`Re
 """
 
 from assocmem.repertoire.alphabet import AMINO_ACIDS, PAD, decode, encode
+from assocmem.repertoire.attribution import Attribution, attribute_bag, integrated_gradients
 from assocmem.repertoire.bag import Repertoire
+from assocmem.repertoire.explain import (
+    BagExplanation,
+    MotifRate,
+    explain_bag,
+    motif_in_top,
+    weights_table,
+    write_weights,
+)
+from assocmem.repertoire.figures import logo_figure, roc_figure, witness_figure
 from assocmem.repertoire.metrics import roc_auc, roc_curve
 from assocmem.repertoire.motif import Motif
+from assocmem.repertoire.recovery import RecoveredMotif, recover_motif
 
 __all__ = ["AMINO_ACIDS", "PAD", "Motif", "Repertoire", "decode", "encode", "roc_auc", "roc_curve"]
+#: The explanations (docs/repertoire.md, "Explanations"): weights, rankings, motif recovery, attributions, figures.
+__all__ += [
+    "Attribution",
+    "BagExplanation",
+    "MotifRate",
+    "RecoveredMotif",
+    "attribute_bag",
+    "explain_bag",
+    "integrated_gradients",
+    "logo_figure",
+    "motif_in_top",
+    "recover_motif",
+    "roc_figure",
+    "weights_table",
+    "witness_figure",
+    "write_weights",
+]
