@@ -1,0 +1,229 @@
+"""``assocmem repertoire explain``: what a trained repertoire classifier attends to (docs/repertoire.md, "Explanations").
+
+    assocmem repertoire explain runs/rep --data data/rep --out runs/rep/explain
+    assocmem repertoire explain runs/rep --data data/rep --out out --compare runs/rep-mean --compare runs/rep-max
+
+For every bag of the chosen part of the run's split (``--part``, the test bags by default): the attention weight and
+rank of every sequence, one table a bag (``weights/<bag>.tsv``). Over the positive bags: the rate at which the
+``--top`` highest-weighted sequences contain the implanted motif against the witness rate (a simulated set), the
+motif recovered from those sequences without being told it (gapped k-mer enrichment), and the integrated gradients
+of the ``--attribute`` top sequences of each bag (``attributions.tsv``). ``explain.json`` holds the numbers and the
+provenance; the figures are ``roc.png`` (this run and every ``--compare`` run on the same bags), ``witness.png``
+(simulated sets) and ``motif.png`` (the recovered motif's logo).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
+from assocmem.cli.options import COUNT, INPUT_FOLDER, NONNEGATIVE, OUTPUT_FOLDER, run_folder
+from assocmem.files import write_json, write_text
+from assocmem.provenance import provenance
+from assocmem.repertoire.attribution import BASELINES, attribute_bag
+from assocmem.repertoire.dataset import RepertoireDataset
+from assocmem.repertoire.explain import BagExplanation, explain_bag, motif_in_top, write_weights
+from assocmem.repertoire.figures import logo_figure, roc_figure, witness_figure
+from assocmem.repertoire.metrics import roc_auc
+from assocmem.repertoire.motif import Motif
+from assocmem.repertoire.recovery import recover_motif
+from assocmem.repertoire.run import CHECKPOINT, METRICS, load_run
+
+EXPLAIN = "explain.json"
+PARTS = ("test", "validation", "train", "all")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``explain`` to the ``assocmem repertoire`` group."""
+    p = subparsers.add_parser(
+        "explain",
+        help="attention weights of every sequence, the motif recovered from them, attributions, figures",
+        description=__doc__.split("\n\n")[-1].replace("\n", " "),
+    )
+    p.add_argument("run", type=run_folder(CHECKPOINT), help="a repertoire run folder (assocmem repertoire train)")
+    p.add_argument("--data", type=INPUT_FOLDER, required=True, help="the data set folder the run was trained on")
+    p.add_argument("--out", type=OUTPUT_FOLDER, required=True, help="the folder to write into")
+    p.add_argument("--part", choices=PARTS, default="test", help="which bags of the run's split (default test)")
+    p.add_argument("--top", type=COUNT, default=10, help="top-ranked sequences per bag (default 10)")
+    p.add_argument(
+        "--attribute",
+        type=NONNEGATIVE,
+        default=3,
+        help="top sequences of each positive bag given integrated gradients (default 3; 0: none)",
+    )
+    p.add_argument("--steps", type=COUNT, default=32, help="intervals of the integrated-gradients path (32)")
+    p.add_argument("--baseline", choices=BASELINES, default="zeros", help="the one-hot baseline (default zeros)")
+    p.add_argument(
+        "--compare",
+        type=run_folder(CHECKPOINT),
+        action="append",
+        default=None,
+        metavar="RUN",
+        help="another run scored on the same bags and drawn on the same ROC axes (repeatable)",
+    )
+    add_threads(p)
+    add_quiet(p)
+    p.set_defaults(func=run_explain)
+
+
+def _indices(dataset: RepertoireDataset, folder: Path, seed: int, part: str) -> list[int]:
+    """The bags of ``part``: the split the run recorded in its metrics.json, else the data set's split by seed."""
+    if part == "all":
+        return list(range(len(dataset)))
+    recorded = folder / METRICS
+    if recorded.is_file():
+        split = (json.loads(recorded.read_text()).get("data") or {}).get("split")
+        if isinstance(split, dict) and part in split:
+            return [int(i) for i in split[part]]
+    return list(dataset.split(seed=seed)[part])
+
+
+def _contained(found: str, truth: str) -> bool:
+    """Whether the k-mer ``found`` is the motif ``truth`` or part of it (same letters at the same offsets)."""
+    if not found:
+        return False
+    return any(
+        all(ch == "/" or truth[s + o] == ch for o, ch in enumerate(found)) for s in range(len(truth) - len(found) + 1)
+    )
+
+
+def _motif_share(attribution, bag, index: torch.Tensor, motif: Motif) -> list[tuple[float, float]]:
+    """For each attributed sequence holding ``motif``: the share of its absolute attribution on the motif's letters
+    (first occurrence) and the share those positions would get if every position had the same attribution."""
+    shares = []
+    for row, i in enumerate(index.tolist()):
+        n = int(bag.lengths[i])
+        codes = bag.codes[i, :n].long()
+        starts = [
+            t
+            for t in range(n - motif.span + 1)
+            if all(int(codes[t + o]) == c for o, c in zip(motif.offsets, motif.codes.tolist(), strict=True))
+        ]
+        if not starts:
+            continue
+        start = starts[0]
+        a = attribution.positions[row, :n].abs().double()
+        total = float(a.sum())
+        if total > 0:
+            on = float(a[[start + o for o in motif.offsets]].sum())
+            shares.append((on / total, len(motif.offsets) / n))
+    return shares
+
+
+def run_explain(args: argparse.Namespace) -> int:
+    set_threads(args.threads)
+    quiet, out = args.quiet, args.out
+    model = load_run(args.run).selected()
+    if model.pooling == "max":
+        raise ValueError(f"argument run: {args.run} pools by max, which gives no attention weights to explain")
+    seed = model.config.seed
+    others = {str(f): load_run(f).selected() for f in args.compare or []}
+    dataset = RepertoireDataset.open(args.data)
+    indices = _indices(dataset, args.run, seed, args.part)
+    if not indices:
+        raise ValueError(f"argument --part: the run's {args.part} part holds no bag")
+    truth = dataset.truth or {}
+    motif = Motif.parse(truth["motif"]) if truth.get("motif") else None
+    say(quiet, f"assocmem repertoire explain: {len(indices)} {args.part} bags of {args.data}; writing to {out}")
+    out.mkdir(parents=True, exist_ok=True)
+    positives: list[BagExplanation] = []
+    scores: dict[str, list[float]] = {"attention": [], **{name: [] for name in others}}
+    labels: list[int] = []
+    rows = ["repertoire\trank\tsequence\twitness\tattribution"]
+    gaps: list[float] = []
+    shares: list[tuple[float, float]] = []
+    bar = progress_bar(quiet, total=len(indices), unit="bag", desc="explain")
+    try:
+        for i in indices:
+            bag = dataset[i]
+            e = explain_bag(model, bag)
+            write_weights(out / "weights" / f"{bag.name}.tsv", e)
+            scores["attention"].append(e.logit)
+            with torch.no_grad():
+                for name, other in others.items():
+                    scores[name].append(float(other(bag).logit))
+            labels.append(-1 if bag.label is None else bag.label)
+            if bag.label == 1:
+                positives.append(e)
+                if args.attribute:
+                    index = e.top(args.attribute)
+                    a = attribute_bag(model, bag, index, steps=args.steps, baseline=args.baseline)
+                    gaps.append(abs(a.gap) / max(1.0, abs(a.value - a.baseline_value)))
+                    sequences = bag.sequences()
+                    for row, k in enumerate(index.tolist()):
+                        w = "NA" if bag.witness is None else str(int(bag.witness[k]))
+                        values = ",".join(f"{v:.4g}" for v in a.positions[row, : int(bag.lengths[k])].tolist())
+                        rows.append(f"{bag.name}\t{row + 1}\t{sequences[k]}\t{w}\t{values}")
+                    if motif is not None:
+                        shares += _motif_share(a, bag, index, motif)
+            bar.update(1)
+    finally:
+        bar.close()
+    result: dict = {
+        "run": str(args.run),
+        "data": str(args.data),
+        "part": args.part,
+        "bags": len(indices),
+        "positive_bags": len(positives),
+        "top": args.top,
+        "truth_motif": None if motif is None else motif.pattern,
+    }
+    y = torch.tensor(labels)
+    written = ["weights/"]
+    if (y == 1).any() and (y == 0).any():
+        curves = {name: (torch.tensor(s, dtype=torch.float64), y) for name, s in scores.items()}
+        result["auc"] = {name: roc_auc(*pair) for name, pair in curves.items()}
+        roc_figure(curves, out / "roc.png", f"{args.part} bags of {args.data.name}")
+        written.append("roc.png")
+    if positives:
+        if motif is not None:
+            result["motif_in_top"] = motif_in_top(positives, motif, top=args.top).to_dict()
+        found = recover_motif(positives, top=args.top)
+        result["recovered"] = found.to_dict()
+        if motif is not None:
+            result["recovered"]["part_of_truth"] = _contained(found.pattern, motif.pattern)
+        if found.frequencies.shape[0]:
+            logo_figure(found, out / "motif.png")
+            written.append("motif.png")
+    if any(e.bag.witness is not None and bool(e.bag.witness.any()) for e in positives):
+        witness_figure(positives, out / "witness.png", f"positive {args.part} bags")
+        written.append("witness.png")
+    if args.attribute and positives:
+        write_text(out / "attributions.tsv", "\n".join(rows) + "\n")
+        written.append("attributions.tsv")
+        result["attribution"] = {
+            "sequences_per_bag": args.attribute,
+            "steps": args.steps,
+            "baseline": args.baseline,
+            "largest_relative_completeness_gap": max(gaps),
+        }
+        if shares:
+            result["attribution"]["motif_share"] = sum(s for s, _ in shares) / len(shares)
+            result["attribution"]["motif_share_uniform"] = sum(u for _, u in shares) / len(shares)
+            result["attribution"]["sequences_with_motif"] = len(shares)
+    result["files"] = written
+    result["provenance"] = provenance()
+    write_json(out / EXPLAIN, result)
+    say(quiet, _summary(result))
+    return 0
+
+
+def _summary(result: dict) -> str:
+    lines = [f"{result['bags']} bags ({result['positive_bags']} positive)"]
+    if "auc" in result:
+        lines.append("AUC " + ", ".join(f"{name} {auc:.3f}" for name, auc in result["auc"].items()))
+    if "motif_in_top" in result:
+        m = result["motif_in_top"]
+        lines.append(
+            f"top {m['top']} sequences of the positive bags hold {result['truth_motif']}: {100 * m['top_rate']:.1f}% "
+            f"(witness rate {100 * m['witness_rate']:.3f}%, all sequences {100 * m['bag_rate']:.3f}%)"
+        )
+    if "recovered" in result:
+        r = result["recovered"]
+        verdict = "recovered" if r["found"] else "no significant motif; best"
+        lines.append(f"{verdict} {r['pattern'] or '-'} (log10 p {r['log10_p']:.1f})")
+    return "; ".join(lines)
