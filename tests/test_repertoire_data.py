@@ -68,7 +68,7 @@ def brute_matches(pattern: str, s: str) -> bool:
 
 @pytest.mark.parametrize("pattern", ["SA/S", "G", "CA", "A//W", "LGQ"])
 def test_motif_matches_and_occurs_agree_with_a_brute_force_scan(pattern):
-    seqs = random_sequences(400, seed=1) + ["SAGS", "CSAWSF", "SAS", "AGGW", "LGQ"]
+    seqs = [*random_sequences(400, seed=1), "SAGS", "CSAWSF", "SAS", "AGGW", "LGQ"]
     motif = Motif.parse(pattern)
     expected = [brute_matches(pattern, s) for s in seqs]
     assert [motif.matches(s) for s in seqs] == expected

@@ -65,7 +65,7 @@ def roc_auc(scores: Tensor, labels: Tensor) -> float:
     0.875
     """
     s, y = _check(scores, labels, "roc_auc")
-    values, inverse, counts = torch.unique(s, return_inverse=True, return_counts=True)
+    _, inverse, counts = torch.unique(s, return_inverse=True, return_counts=True)
     first = torch.cumsum(counts, 0) - counts  # rank (from 0) of each distinct value's first occurrence
     average_rank = first.to(torch.float64) + (counts.to(torch.float64) + 1) / 2  # ranks from 1, ties averaged
     ranks = average_rank[inverse]
