@@ -1,4 +1,4 @@
-"""``assocmem repertoire explain``: what a trained repertoire classifier attends to (docs/repertoire.md, "Explanations").
+"""``assocmem repertoire explain``: what a trained repertoire classifier attends to (docs/repertoire.md).
 
     assocmem repertoire explain runs/rep --data data/rep --out runs/rep/explain
     assocmem repertoire explain runs/rep --data data/rep --out out --compare runs/rep-mean --compare runs/rep-max
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -24,16 +25,17 @@ from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_
 from assocmem.cli.options import COUNT, INPUT_FOLDER, NONNEGATIVE, OUTPUT_FOLDER, run_folder
 from assocmem.files import write_json, write_text
 from assocmem.provenance import provenance
-from assocmem.repertoire.attribution import BASELINES, attribute_bag
+from assocmem.repertoire.attribution import BASELINES, Attribution, attribute_bag
+from assocmem.repertoire.bag import Repertoire
 from assocmem.repertoire.dataset import RepertoireDataset
 from assocmem.repertoire.explain import BagExplanation, explain_bag, motif_in_top, write_weights
 from assocmem.repertoire.figures import logo_figure, roc_figure, witness_figure
 from assocmem.repertoire.metrics import roc_auc
 from assocmem.repertoire.motif import Motif
 from assocmem.repertoire.recovery import recover_motif
-from assocmem.repertoire.run import CHECKPOINT, METRICS, load_run
 
 EXPLAIN = "explain.json"
+CHECKPOINT, METRICS = "checkpoint.safetensors", "metrics.json"  # TODO: from assocmem.repertoire.run
 PARTS = ("test", "validation", "train", "all")
 
 
@@ -44,10 +46,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="attention weights of every sequence, the motif recovered from them, attributions, figures",
         description=__doc__.split("\n\n")[-1].replace("\n", " "),
     )
-    p.add_argument("run", type=run_folder(CHECKPOINT), help="a repertoire run folder (assocmem repertoire train)")
-    p.add_argument("--data", type=INPUT_FOLDER, required=True, help="the data set folder the run was trained on")
+    p.add_argument(
+        "run", type=run_folder(CHECKPOINT), help="a repertoire run folder (assocmem repertoire train)"
+    )
+    p.add_argument(
+        "--data", type=INPUT_FOLDER, required=True, help="the data set folder the run was trained on"
+    )
     p.add_argument("--out", type=OUTPUT_FOLDER, required=True, help="the folder to write into")
-    p.add_argument("--part", choices=PARTS, default="test", help="which bags of the run's split (default test)")
+    p.add_argument(
+        "--part", choices=PARTS, default="test", help="which bags of the run's split (default test)"
+    )
     p.add_argument("--top", type=COUNT, default=10, help="top-ranked sequences per bag (default 10)")
     p.add_argument(
         "--attribute",
@@ -56,7 +64,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="top sequences of each positive bag given integrated gradients (default 3; 0: none)",
     )
     p.add_argument("--steps", type=COUNT, default=32, help="intervals of the integrated-gradients path (32)")
-    p.add_argument("--baseline", choices=BASELINES, default="zeros", help="the one-hot baseline (default zeros)")
+    p.add_argument(
+        "--baseline", choices=BASELINES, default="zeros", help="the one-hot baseline (default zeros)"
+    )
     p.add_argument(
         "--compare",
         type=run_folder(CHECKPOINT),
@@ -87,11 +97,14 @@ def _contained(found: str, truth: str) -> bool:
     if not found:
         return False
     return any(
-        all(ch == "/" or truth[s + o] == ch for o, ch in enumerate(found)) for s in range(len(truth) - len(found) + 1)
+        all(ch == "/" or truth[s + o] == ch for o, ch in enumerate(found))
+        for s in range(len(truth) - len(found) + 1)
     )
 
 
-def _motif_share(attribution, bag, index: torch.Tensor, motif: Motif) -> list[tuple[float, float]]:
+def _motif_share(
+    attribution: Attribution, bag: Repertoire, index: torch.Tensor, motif: Motif
+) -> list[tuple[float, float]]:
     """For each attributed sequence holding ``motif``: the share of its absolute attribution on the motif's letters
     (first occurrence) and the share those positions would get if every position had the same attribution."""
     shares = []
@@ -115,20 +128,44 @@ def _motif_share(attribution, bag, index: torch.Tensor, motif: Motif) -> list[tu
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    from assocmem.repertoire.run import load_run
+
     set_threads(args.threads)
-    quiet, out = args.quiet, args.out
     model = load_run(args.run).selected()
     if model.pooling == "max":
-        raise ValueError(f"argument run: {args.run} pools by max, which gives no attention weights to explain")
-    seed = model.config.seed
+        raise ValueError(
+            f"argument run: {args.run} pools by max, which gives no attention weights to explain"
+        )
     others = {str(f): load_run(f).selected() for f in args.compare or []}
     dataset = RepertoireDataset.open(args.data)
-    indices = _indices(dataset, args.run, seed, args.part)
+    indices = _indices(dataset, args.run, model.config.seed, args.part)
     if not indices:
         raise ValueError(f"argument --part: the run's {args.part} part holds no bag")
     truth = dataset.truth or {}
     motif = Motif.parse(truth["motif"]) if truth.get("motif") else None
-    say(quiet, f"assocmem repertoire explain: {len(indices)} {args.part} bags of {args.data}; writing to {out}")
+    say(
+        args.quiet,
+        f"assocmem repertoire explain: {len(indices)} {args.part} bags of {args.data}; writing to {args.out}",
+    )
+    result = explain_bags(args, model, others, (dataset[i] for i in indices), len(indices), motif)
+    say(args.quiet, _summary(result))
+    return 0
+
+
+def explain_bags(
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    others: dict[str, torch.nn.Module],
+    bags: Iterable[Repertoire],
+    count: int,
+    motif: Motif | None,
+) -> dict:
+    """Explain ``count`` bags and write every output into ``args.out`` (the module docstring); returns explain.json.
+
+    ``args`` holds the command's settings (``out``, ``part``, ``top``, ``attribute``, ``steps``, ``baseline``,
+    ``quiet``, ``run``, ``data``); ``others`` the models of ``--compare`` by name; ``motif`` the implanted motif of a
+    simulated set (None: unknown)."""
+    quiet, out = args.quiet, args.out
     out.mkdir(parents=True, exist_ok=True)
     positives: list[BagExplanation] = []
     scores: dict[str, list[float]] = {"attention": [], **{name: [] for name in others}}
@@ -136,10 +173,9 @@ def run_explain(args: argparse.Namespace) -> int:
     rows = ["repertoire\trank\tsequence\twitness\tattribution"]
     gaps: list[float] = []
     shares: list[tuple[float, float]] = []
-    bar = progress_bar(quiet, total=len(indices), unit="bag", desc="explain")
+    bar = progress_bar(quiet, total=count, unit="bag", desc="explain")
     try:
-        for i in indices:
-            bag = dataset[i]
+        for bag in bags:
             e = explain_bag(model, bag)
             write_weights(out / "weights" / f"{bag.name}.tsv", e)
             scores["attention"].append(e.logit)
@@ -156,7 +192,9 @@ def run_explain(args: argparse.Namespace) -> int:
                     sequences = bag.sequences()
                     for row, k in enumerate(index.tolist()):
                         w = "NA" if bag.witness is None else str(int(bag.witness[k]))
-                        values = ",".join(f"{v:.4g}" for v in a.positions[row, : int(bag.lengths[k])].tolist())
+                        values = ",".join(
+                            f"{v:.4g}" for v in a.positions[row, : int(bag.lengths[k])].tolist()
+                        )
                         rows.append(f"{bag.name}\t{row + 1}\t{sequences[k]}\t{w}\t{values}")
                     if motif is not None:
                         shares += _motif_share(a, bag, index, motif)
@@ -167,7 +205,7 @@ def run_explain(args: argparse.Namespace) -> int:
         "run": str(args.run),
         "data": str(args.data),
         "part": args.part,
-        "bags": len(indices),
+        "bags": len(labels),
         "positive_bags": len(positives),
         "top": args.top,
         "truth_motif": None if motif is None else motif.pattern,
@@ -177,7 +215,7 @@ def run_explain(args: argparse.Namespace) -> int:
     if (y == 1).any() and (y == 0).any():
         curves = {name: (torch.tensor(s, dtype=torch.float64), y) for name, s in scores.items()}
         result["auc"] = {name: roc_auc(*pair) for name, pair in curves.items()}
-        roc_figure(curves, out / "roc.png", f"{args.part} bags of {args.data.name}")
+        roc_figure(curves, out / "roc.png", f"{args.part} bags of {Path(args.data).name}")
         written.append("roc.png")
     if positives:
         if motif is not None:
@@ -208,8 +246,7 @@ def run_explain(args: argparse.Namespace) -> int:
     result["files"] = written
     result["provenance"] = provenance()
     write_json(out / EXPLAIN, result)
-    say(quiet, _summary(result))
-    return 0
+    return result
 
 
 def _summary(result: dict) -> str:

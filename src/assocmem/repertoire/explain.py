@@ -48,7 +48,8 @@ class BagExplanation:
             raise TypeError(f"{who}: bag must be a Repertoire, got {type(self.bag).__name__}")
         w = self.weights
         if not isinstance(w, Tensor) or not w.is_floating_point():
-            raise TypeError(f"{who}: weights must be a floating point tensor, got {_kind(w)}")
+            kind = f"{w.dtype} tensor" if isinstance(w, Tensor) else type(w).__name__
+            raise TypeError(f"{who}: weights must be a floating point tensor, got {kind}")
         if w.is_meta:
             raise ValueError(f"{who}: weights is on the meta device (a shape without values)")
         if w.dim() != 2 or w.shape[1] != self.bag.size or w.shape[0] < 1:
@@ -238,7 +239,3 @@ def _checked(explanations: object, who: str) -> list[BagExplanation]:
         if not isinstance(e, BagExplanation):
             raise TypeError(f"{who}: explanations[{i}] must be a BagExplanation, got {type(e).__name__}")
     return list(explanations)
-
-
-def _kind(value: object) -> str:
-    return f"{value.dtype} tensor" if isinstance(value, Tensor) else type(value).__name__
