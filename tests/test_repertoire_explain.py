@@ -99,7 +99,7 @@ def test_motif_is_recovered_when_the_weights_favour_witnesses(bags):
     assert rate.top_witness_rate > 0.5 and rate.top_rate > 20 * rate.witness_rate
     found = recover_motif(explanations, top=5)
     assert found.found and found.pattern == MOTIF, found
-    assert found.log10_p < -10
+    assert found.log10_p < -10 and found.consensus == MOTIF
     info = found.information
     core = info[found.start : found.start + len(MOTIF)]
     assert core[0] > 4 and core[1] > 4 and core[3] > 4  # the motif's letters are (nearly) fixed
@@ -187,3 +187,13 @@ def test_figures_are_written(bags, tmp_path):
     assert not list(tmp_path.glob(".*.part"))  # nothing half-written
     with pytest.raises(ValueError, match="witness"):
         witness_figure(negatives, tmp_path / "none.png")
+
+
+def test_tarone_counts_only_the_hypotheses_that_could_reach_significance():
+    from assocmem.repertoire.recovery import tarone
+
+    alpha = 0.01
+    floors = torch.tensor([1e-9, 1e-6, 1e-3, 0.05, 0.5, 0.5]).log()
+    assert tarone(floors, math.log(alpha)) == 3  # m = 2 leaves 3 floors below alpha / 2; m = 3 leaves 3
+    assert tarone(torch.full((5,), 0.5).log(), math.log(alpha)) == 1  # none can reach alpha: m = 1
+    assert tarone(torch.full((50,), 1e-12).log(), math.log(alpha)) == 50  # all can: Bonferroni's m

@@ -33,9 +33,9 @@ from assocmem.repertoire.figures import logo_figure, roc_figure, witness_figure
 from assocmem.repertoire.metrics import roc_auc
 from assocmem.repertoire.motif import Motif
 from assocmem.repertoire.recovery import recover_motif
+from assocmem.repertoire.run import CHECKPOINT, METRICS, load_run
 
 EXPLAIN = "explain.json"
-CHECKPOINT, METRICS = "checkpoint.safetensors", "metrics.json"  # TODO: from assocmem.repertoire.run
 PARTS = ("test", "validation", "train", "all")
 
 
@@ -81,15 +81,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _indices(dataset: RepertoireDataset, folder: Path, seed: int, part: str) -> list[int]:
-    """The bags of ``part``: the split the run recorded in its metrics.json, else the data set's split by seed."""
+    """The bags of ``part``: those the run's metrics.json names, else the data set's split by the run's seed (the
+    split training used)."""
     if part == "all":
         return list(range(len(dataset)))
     recorded = folder / METRICS
-    if recorded.is_file():
-        split = (json.loads(recorded.read_text()).get("data") or {}).get("split")
-        if isinstance(split, dict) and part in split:
-            return [int(i) for i in split[part]]
-    return list(dataset.split(seed=seed)[part])
+    names = (json.loads(recorded.read_text()).get("data") or {}).get(part) if recorded.is_file() else None
+    if not isinstance(names, list):
+        return list(dataset.split(seed=seed)[part])
+    where = {name: i for i, name in enumerate(dataset.names)}
+    missing = [name for name in names if name not in where]
+    if missing:
+        raise ValueError(
+            f"argument --data: {dataset.folder} lacks {len(missing)} {part} bags of the run (first {missing[0]!r}); "
+            "pass the data set the run was trained on"
+        )
+    return [where[name] for name in names]
 
 
 def _contained(found: str, truth: str) -> bool:
@@ -128,8 +135,6 @@ def _motif_share(
 
 
 def run_explain(args: argparse.Namespace) -> int:
-    from assocmem.repertoire.run import load_run
-
     set_threads(args.threads)
     model = load_run(args.run).selected()
     if model.pooling == "max":
@@ -224,6 +229,7 @@ def explain_bags(
         result["recovered"] = found.to_dict()
         if motif is not None:
             result["recovered"]["part_of_truth"] = _contained(found.pattern, motif.pattern)
+            result["recovered"]["consensus_is_truth"] = found.consensus == motif.pattern
         if found.frequencies.shape[0]:
             logo_figure(found, out / "motif.png")
             written.append("motif.png")
@@ -262,5 +268,7 @@ def _summary(result: dict) -> str:
     if "recovered" in result:
         r = result["recovered"]
         verdict = "recovered" if r["found"] else "no significant motif; best"
-        lines.append(f"{verdict} {r['pattern'] or '-'} (log10 p {r['log10_p']:.1f})")
+        lines.append(
+            f"{verdict} {r['pattern'] or '-'} (log10 p {r['log10_p']:.1f}, consensus {r['consensus'] or '-'})"
+        )
     return "; ".join(lines)

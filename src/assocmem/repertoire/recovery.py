@@ -6,8 +6,12 @@ foreground is drawn from them). Every gapped k-mer (``letters`` amino acids at f
 sequence that contains it. If the weights did not favour any k-mer, the foreground would be a random draw from its
 bags, and the number of foreground sequences containing a k-mer found in ``K`` of the ``N`` background sequences
 would be hypergeometric, ``n`` draws from ``N``. A k-mer is reported when its one-sided p-value
-``P(X >= x)``, multiplied by the number of k-mers that could have been tested (Bonferroni), is below ``alpha``;
-the best k-mer is the one with the smallest p-value. Its letters' frequencies around it, in the foreground
+``P(X >= x)``, multiplied by the number ``m`` of k-mers that count as tested, is below ``alpha``: a Bonferroni
+correction with Tarone's refinement, which counts only the k-mers that could reach significance at all (a k-mer in
+``K`` background sequences cannot have a p-value below ``P(X = min(n, K))``, whatever the weights; ``m`` is the
+least number for which at most ``m`` k-mers have that floor below ``alpha / m``). The family-wise error stays at
+most ``alpha``; the rare k-mers no foreground could make significant no longer dilute the test. The best k-mer is
+the one with the smallest p-value. Its letters' frequencies around it, in the foreground
 sequences that contain it aligned on its first letter, form the recovered position frequency matrix (the
 motif logo of ``figures.logo_figure``; information content ``log2(20) - H`` bits a position).
 (docs/repertoire.md, "Explanations".)
@@ -101,10 +105,10 @@ class RecoveredMotif:
     Attributes:
         pattern: the best k-mer in ``Motif.parse``'s notation (``"/"`` a one-position gap).
         found: whether it is significant: ``log10_p < log10(alpha)``.
-        log10_p: log10 of its one-sided hypergeometric p-value times ``tested`` (Bonferroni), at most 0.
+        log10_p: log10 of its one-sided hypergeometric p-value times ``tested``, at most 0.
         foreground: top-weighted sequences that contain it, of ``foreground_size``.
         background: sequences of the bags that contain it, of ``background_size``.
-        tested: the number of k-mers the correction counts (every possible one of the searched shapes).
+        tested: the number of k-mers the correction counts (Tarone's ``m``, module docstring).
         frequencies: ``(width, 20)`` float64 letter frequencies of the foreground sequences that contain the
             k-mer, aligned on its first letter, ``flank`` positions either side (a row is zero where no
             sequence reaches).
@@ -129,10 +133,23 @@ class RecoveredMotif:
         h = -(p * torch.log2(p.clamp_min(1e-300))).sum(1)
         return torch.where(p.sum(1) > 0, math.log2(A) - h, torch.zeros_like(h))
 
+    @property
+    def consensus(self) -> str:
+        """The motif read off ``frequencies``: at each aligned position the most frequent letter where it holds a
+        majority and the position carries at least 1 bit, else a gap ``/``; outer gaps trimmed (``""`` if none).
+        It can extend the best k-mer with the letters that come with it (``W/H`` found, ``RDW/H`` read off)."""
+        if self.frequencies.shape[0] == 0:
+            return ""
+        best = self.frequencies.max(1)
+        keep = (best.values > 0.5) & (self.information >= 1.0)
+        text = "".join(AMINO_ACIDS[int(i)] if k else "/" for i, k in zip(best.indices, keep, strict=True))
+        return text.strip("/")
+
     def to_dict(self) -> dict[str, Any]:
         out = {k: v for k, v in self.__dict__.items() if k != "frequencies"}
         return {
             **out,
+            "consensus": self.consensus,
             "alphabet": AMINO_ACIDS,
             "frequencies": self.frequencies.tolist(),
             "information": self.information.tolist(),
@@ -170,7 +187,7 @@ def recover_motif(
     tops = [e.top(top) for e in explanations]
     n = sum(t.numel() for t in tops)
     big_n = sum(e.bag.size for e in explanations)
-    tested = sum(A**k for k, _ in searched)
+    floors = []  # the least p-value each k-mer present in the background could reach (Tarone)
     best: tuple[float, int, tuple[int, ...], int, int, int] | None = None
     for k, offsets in searched:
         space = A**k
@@ -180,6 +197,8 @@ def recover_motif(
             key = _keys(e.bag.codes, e.bag.lengths, offsets)
             bg += _presence(key, space)
             fg += _presence(key[index], space)
+        present = bg > 0
+        floors.append(_log_floor(bg[present], n, big_n))
         over = (fg > 0) & (fg * big_n > n * bg)  # above the expected count: only these can be significant
         candidates = over.nonzero().squeeze(1)
         if not candidates.numel():
@@ -191,6 +210,7 @@ def recover_motif(
         if best is None or value < best[0] - 1e-9 or (abs(value - best[0]) <= 1e-9 and k > best[1]):
             key_i = int(candidates[i])
             best = (value, k, offsets, key_i, int(fg[key_i]), int(bg[key_i]))
+    tested = tarone(torch.cat(floors), math.log(alpha))
     if best is None:  # no k-mer is more frequent in the foreground than in the bags
         return RecoveredMotif(
             "", False, 0.0, 0, n, 0, big_n, tested, torch.zeros(0, A, dtype=torch.float64), 0
@@ -210,6 +230,21 @@ def recover_motif(
         frequencies=frequencies,
         start=flank,
     )
+
+
+def _log_floor(big_k: Tensor, n: int, big_n: int) -> Tensor:
+    """``log P(X = min(n, K))``: the least p-value a k-mer in ``K`` of ``big_n`` background sequences can have."""
+    top = big_k.clamp_max(n)
+    return log_tail(top, big_k, n, big_n)
+
+
+def tarone(log_floors: Tensor, log_alpha: float) -> int:
+    """Tarone's count of tested hypotheses: the least ``m >= 1`` such that at most ``m`` of the floors lie at or
+    below ``alpha / m`` (``log_floors``: the log of each hypothesis' least attainable p-value)."""
+    ordered = torch.sort(log_floors.double()).values
+    m = torch.arange(1, ordered.numel() + 2, dtype=torch.float64)
+    reach = torch.searchsorted(ordered, log_alpha - torch.log(m), right=True)
+    return int(m[reach <= m.long()][0])
 
 
 def _aligned(
