@@ -74,6 +74,8 @@ def witness_figure(explanations: Sequence[BagExplanation], dest: str | os.PathLi
     """Attention against witness status, over the bags whose witnesses are known: left, the distribution of
     ``n * weight`` (1 = the uniform weight) of witness and other sequences; right, the fraction of witnesses
     ranked within the top ``r`` against ``r``, beside what uniform weights would give."""
+    from matplotlib.ticker import NullFormatter
+
     explanations = _checked(explanations, "witness_figure")
     known = [e for e in explanations if e.bag.witness is not None and bool(e.bag.witness.any())]
     if not known:
@@ -95,6 +97,9 @@ def witness_figure(explanations: Sequence[BagExplanation], dest: str | os.PathLi
         if values.numel():
             left.hist(values.tolist(), bins=edges, density=True, alpha=0.6, color=colour, label=label)
     left.set(xscale="log", xlabel="n x attention weight (1 = uniform)", ylabel="density", title=title)
+    left.xaxis.set_minor_formatter(
+        NullFormatter()
+    )  # a narrow log range labels its minor ticks over each other
     left.legend(fontsize="small")
     r, size = torch.cat(ranks), torch.cat(chance)
     grid = torch.logspace(0, math.log10(float(size.max())), 200)
@@ -153,6 +158,7 @@ def logo_figure(motif: RecoveredMotif, dest: str | os.PathLike, title: str = "")
         ylim=(0, math.log2(len(AMINO_ACIDS))),
         xlabel="position from the motif's first letter",
         ylabel="bits",
-        title=title or f"recovered {motif.pattern}{verdict}, log10 p = {motif.log10_p:.1f}",
+        title=title
+        or f"best k-mer {motif.pattern}{verdict}, log10 p = {motif.log10_p:.1f}; reads {motif.consensus}",
     )
     return _write(figure, dest)
