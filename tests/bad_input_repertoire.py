@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from assocmem.repertoire import Motif, Repertoire, decode, encode, roc_auc, roc_curve
+from assocmem.repertoire import Motif, Repertoire, decode, encode, kmer_counts, roc_auc, roc_curve
 from tests.bad_input_cases import INF, NAN, Bad, Result, meta, poke
 
 CODES, LENGTHS = encode(["CASSF", "CAW", "CSARDF"])
@@ -78,6 +78,20 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         "meta": Bad(lambda: Motif("SA").occurs(meta(CODES), LENGTHS), "meta"),
         "option": Bad(lambda: Motif("SA").occurs(CODES + 30, LENGTHS), "codes"),
     },
+    "kmer_counts": {
+        "nan": INTEGERS,
+        "inf": INTEGERS,
+        "last_dim": Bad(lambda: kmer_counts(CODES, LENGTHS, COUNTS[:2]), "counts"),
+        "rank": Bad(lambda: kmer_counts(CODES[None], LENGTHS), "codes"),
+        "empty": Result(
+            lambda: kmer_counts(CODES[:0], LENGTHS[:0], k=2),
+            lambda r: r.shape == (400,) and r.sum() == 0,
+            "zeros",
+        ),
+        "dtype": Bad(lambda: kmer_counts(CODES.float(), LENGTHS), "uint8"),
+        "meta": Bad(lambda: kmer_counts(meta(CODES), LENGTHS), "meta"),
+        "option": Bad(lambda: kmer_counts(CODES, LENGTHS, k=9), "k must"),
+    },
     "roc_auc": auc_rows(roc_auc),
     "roc_curve": auc_rows(roc_curve),
 }
@@ -87,4 +101,12 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "Motif": "takes a pattern string; tests/test_repertoire_data.py checks its bad letters and gaps",
     "Motif.parse": "takes a pattern string (as Motif)",
     "Motif.matches": "takes a sequence string",
+    "FileFormatError": "an exception: holds a message",
+    "KmerResult": "a result: holds tensors, takes none",
+    "KmerResult.to_dict": "no input",
+    "simulate": "takes settings and a folder, no tensor; tests/test_repertoire_data_simulate.py names each bad one",
+    "RepertoireDataset": "made by RepertoireDataset.open",
+    "RepertoireDataset.open": "takes a folder; tests/test_repertoire_reader.py holds the table of malformed files",
+    "RepertoireDataset.split": "takes a seed and fractions, no tensor (tests/test_repertoire_reader.py)",
+    "kmer_baseline": "takes a data set and a split, no tensor (tests/test_repertoire_data_cli.py)",
 }

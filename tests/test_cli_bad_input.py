@@ -42,6 +42,8 @@ BAD: dict[str, list[str]] = {
     "run_folder": ["", "{missing}", "{file}", "{empty}"],
     "input_file": ["", "{missing}", "{dir}", "{file}", "{bad_suffix}"],
     "choices": ["nope", ""],
+    "motif": ["", "SX", "/SA", "sa", "SA/"],
+    "column": ["", " ", "a\tb"],
 }
 
 
@@ -88,6 +90,8 @@ VALID = {
     ("bank", "query"): ["{bank}", "{rows}"],
     ("bank", "info"): ["{bank}"],
     ("ham", "report"): ["{run}", "--data-dir", "{dir}"],
+    ("repertoire", "simulate"): ["--out", "{out}", "--bags", "4", "--bag-size", "20"],
+    ("repertoire", "kmer"): ["{dataset}", "--out", "{out}"],
 }
 
 
@@ -163,7 +167,11 @@ def test_bad_value_stops_the_command_before_any_work(
     (tmp_path / "rows.npy").write_bytes(b"")
     (tmp_path / "bank").mkdir()
     (tmp_path / "bank" / "manifest.json").write_text("{}")
-    places = {name: str(tmp_path / name) for name in ("file", "dir", "empty", "missing", "rows", "bank")}
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "metadata.tsv").write_text("")
+    places = {
+        name: str(tmp_path / name) for name in ("file", "dir", "empty", "missing", "rows", "bank", "dataset")
+    }
     places["rows"] += ".npy"
     places.update(
         out=str(tmp_path / "out"),

@@ -17,10 +17,10 @@ from collections.abc import Sequence
 from assocmem.allocator import retain_freed_memory
 from assocmem.classifier.class_update import CompileError
 from assocmem.classifier.training import DivergenceError
-from assocmem.cli import bank, capacity, classify, demo, ham
+from assocmem.cli import bank, capacity, classify, demo, ham, repertoire
 from assocmem.version import __version__
 
-COMMANDS = [demo, capacity, classify, ham, bank]
+COMMANDS = [demo, capacity, classify, ham, bank, repertoire]
 
 
 def build_parser() -> argparse.ArgumentParser:

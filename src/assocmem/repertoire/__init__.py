@@ -1,13 +1,34 @@
-"""Immune repertoire classification in the DeepRC style: massive multiple-instance learning.
+"""Immune repertoire classification in the DeepRC style: massive multiple-instance learning (docs/repertoire.md).
 
 A repertoire is a bag of 10^3 to 10^6 CDR3 amino-acid sequences; its label (disease status) is carried by a tiny
 fraction of them. ``alphabet.py`` (the amino-acid codes), ``bag.py`` (:class:`Repertoire`), ``motif.py``
-(:class:`Motif`), ``metrics.py`` (ROC curve and area).
+(:class:`Motif`), ``background.py`` and ``simulate.py`` (simulated data sets), ``airr.py`` (reading one AIRR or
+DeepRC file), ``cache.py`` (the encoded cache), ``dataset.py`` (:class:`RepertoireDataset`, the split),
+``metrics.py`` (ROC curve and area), ``kmer.py`` (the k-mer logistic regression baseline).
 """
 
+from assocmem.repertoire.airr import FileFormatError
 from assocmem.repertoire.alphabet import AMINO_ACIDS, PAD, decode, encode
 from assocmem.repertoire.bag import Repertoire
+from assocmem.repertoire.dataset import RepertoireDataset
+from assocmem.repertoire.kmer import KmerResult, kmer_baseline, kmer_counts
 from assocmem.repertoire.metrics import roc_auc, roc_curve
 from assocmem.repertoire.motif import Motif
+from assocmem.repertoire.simulate import simulate
 
-__all__ = ["AMINO_ACIDS", "PAD", "Motif", "Repertoire", "decode", "encode", "roc_auc", "roc_curve"]
+__all__ = [
+    "AMINO_ACIDS",
+    "PAD",
+    "FileFormatError",
+    "KmerResult",
+    "Motif",
+    "Repertoire",
+    "RepertoireDataset",
+    "decode",
+    "encode",
+    "kmer_baseline",
+    "kmer_counts",
+    "roc_auc",
+    "roc_curve",
+    "simulate",
+]
