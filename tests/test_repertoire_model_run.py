@@ -21,10 +21,19 @@ from assocmem.repertoire.config import RepertoireConfig
 from assocmem.repertoire.run import CHECKPOINT, METRICS, load_run, load_split, train
 from assocmem.repertoire.simulate import simulate
 
-TINY = {"dim": 4, "kernel": 3, "heads": 2, "hidden": 4, "epochs": 3, "bags_per_step": 2, "chunk": 16, "lr": 0.01}
+TINY = {
+    "dim": 4,
+    "kernel": 3,
+    "heads": 2,
+    "hidden": 4,
+    "epochs": 3,
+    "bags_per_step": 2,
+    "chunk": 16,
+    "lr": 0.01,
+}
 
 
-class Stop(Exception):
+class StopError(Exception):
     pass
 
 
@@ -59,9 +68,9 @@ def test_a_run_stopped_mid_epoch_resumes_bit_for_bit(pooling, data, tmp_path, on
         nonlocal calls
         calls += 1
         if calls == 5:  # the second step of the second epoch (3 steps an epoch)
-            raise Stop
+            raise StopError
 
-    with pytest.raises(Stop):
+    with pytest.raises(StopError):
         train(config, bags, tmp_path / "stopped", on_step=stop)
     assert load_run(tmp_path / "stopped").epoch == 1
     train(config, bags, tmp_path / "stopped", resume=True)
@@ -97,7 +106,9 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(data, tmp_path, one_threa
     seconds = time.perf_counter() - begun
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "OMP_NUM_THREADS": "1"}
     folder = tmp_path / "killed"
-    worker = subprocess.Popen([sys.executable, "-c", WORKER, str(recipe), str(data), str(folder)], stdout=subprocess.PIPE, env=env)
+    worker = subprocess.Popen(
+        [sys.executable, "-c", WORKER, str(recipe), str(data), str(folder)], stdout=subprocess.PIPE, env=env
+    )
     assert worker.stdout.readline() == b"training\n"
     moment = random.Random().uniform(0.3, 0.8) * seconds
     time.sleep(moment)
@@ -105,23 +116,55 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(data, tmp_path, one_threa
     worker.wait()
     started = (folder / CHECKPOINT).exists() or (folder / "config.json").exists()
     train(config, bags, folder, resume=started)
-    assert identical(tmp_path / "whole", folder), f"killed at {moment:.2f} s of a {seconds:.2f} s run: differs"
+    assert identical(tmp_path / "whole", folder), (
+        f"killed at {moment:.2f} s of a {seconds:.2f} s run: differs"
+    )
 
 
 def test_the_command_trains_resumes_and_evaluates(data, tmp_path, capsys):
     recipe = tmp_path / "r.json"
     recipe.write_text(json.dumps(TINY | {"epochs": 1, "pooling": "mean", "abundance": True}))
     out = tmp_path / "run"
-    argv = ["repertoire", "train", str(recipe), "--data", str(data), "--out", str(out), "--quiet", "--threads", "1"]
+    argv = [
+        "repertoire",
+        "train",
+        str(recipe),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--quiet",
+        "--threads",
+        "1",
+    ]
     assert main(argv) == 0
     assert main(argv) == 2  # the folder holds a run: --resume or another folder
     assert "--resume" in capsys.readouterr().err
     assert main([*argv, "--resume", "--epochs", "2"]) == 0
     assert json.loads((out / METRICS).read_text())["epochs_done"] == 2
-    assert main(["repertoire", "eval", str(out), "--data", str(data), "--out", str(tmp_path / "e.json"), "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "repertoire",
+                "eval",
+                str(out),
+                "--data",
+                str(data),
+                "--out",
+                str(tmp_path / "e.json"),
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     result = json.loads((tmp_path / "e.json").read_text())
     assert 0.0 <= result["test_auc"] <= 1.0 and result["provenance"]["torch"]
     other = tmp_path / "other.json"
     other.write_text(json.dumps(TINY | {"epochs": 3, "pooling": "max"}))
-    assert main(["repertoire", "train", str(other), "--data", str(data), "--out", str(out), "--resume", "--quiet"]) == 2
+    assert (
+        main(
+            ["repertoire", "train", str(other), "--data", str(data), "--out", str(out), "--resume", "--quiet"]
+        )
+        == 2
+    )
     assert "pooling" in capsys.readouterr().err

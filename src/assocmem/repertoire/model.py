@@ -83,7 +83,9 @@ class RepertoireClassifier(nn.Module):
                     p.zero_()
                 elif name == "pool.queries":
                     p.copy_(torch.randn(p.shape, generator=generator))
-                elif name == "embedding.conv.weight":  # a window has ~kernel ones among its inputs, not fan-in
+                elif (
+                    name == "embedding.conv.weight"
+                ):  # a window has ~kernel ones among its inputs, not fan-in
                     p.copy_(torch.randn(p.shape, generator=generator) / p.shape[-1] ** 0.5)
                 else:
                     fan_in = p[0].numel()
