@@ -74,13 +74,19 @@ class RepertoireClassifier(nn.Module):
         self.to(self.dtype)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw every weight from ``generator`` (LeCun-normal for the SELU layers, N(0, 1) queries)."""
+        """Draw every weight from ``generator``: N(0, 1) queries; the convolution N(0, 1/kernel), so that a window
+        of one-hot letters (``kernel`` ones among its inputs) has unit-variance pre-activations; LeCun-normal for
+        the output network (SELU)."""
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name.endswith("bias"):
                     p.zero_()
                 elif name == "pool.queries":
                     p.copy_(torch.randn(p.shape, generator=generator))
+                elif (
+                    name == "embedding.conv.weight"
+                ):  # a window has ~kernel ones among its inputs, not fan-in
+                    p.copy_(torch.randn(p.shape, generator=generator) / p.shape[-1] ** 0.5)
                 else:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=generator) / fan_in**0.5)
