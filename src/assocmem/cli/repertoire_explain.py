@@ -1,14 +1,15 @@
 """``assocmem repertoire explain``: what a trained repertoire classifier attends to (docs/repertoire.md).
 
     assocmem repertoire explain runs/rep --data data/rep --out runs/rep/explain
-    assocmem repertoire explain runs/rep --data data/rep --out out --compare runs/rep-mean --compare runs/rep-max
+    assocmem repertoire explain runs/rep --data data/rep --out out --compare runs/rep-mean --compare runs/kmer
 
 For every bag of the chosen part of the run's split (``--part``, the test bags by default): the attention weight and
 rank of every sequence, one table a bag (``weights/<bag>.tsv``). Over the positive bags: the rate at which the
 ``--top`` highest-weighted sequences contain the implanted motif against the witness rate (a simulated set), the
 motif recovered from those sequences without being told it (gapped k-mer enrichment), and the integrated gradients
 of the ``--attribute`` top sequences of each bag (``attributions.tsv``). ``explain.json`` holds the numbers and the
-provenance; the figures are ``roc.png`` (this run and every ``--compare`` run on the same bags), ``witness.png``
+provenance; the figures are ``roc.png`` (this run and every ``--compare`` run on the same bags: another model's run
+folder, scored here, or a k-mer baseline's folder, whose metrics.json holds its test scores), ``witness.png``
 (simulated sets) and ``motif.png`` (the recovered motif's logo).
 """
 
@@ -16,13 +17,13 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import torch
 
 from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
-from assocmem.cli.options import COUNT, INPUT_FOLDER, NONNEGATIVE, OUTPUT_FOLDER, run_folder
+from assocmem.cli.options import COUNT, INPUT_FOLDER, NONNEGATIVE, OUTPUT_FOLDER, Kind, run_folder
 from assocmem.files import write_json, write_text
 from assocmem.provenance import provenance
 from assocmem.repertoire.attribution import BASELINES, Attribution, attribute_bag
@@ -36,6 +37,27 @@ from assocmem.repertoire.recovery import recover_motif
 from assocmem.repertoire.run import CHECKPOINT, METRICS, load_run
 
 EXPLAIN = "explain.json"
+#: A bag's score under a compared model.
+Scorer = Callable[[Repertoire], float]
+
+
+def _compared(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("an empty path names nothing")
+    path = Path(text).expanduser()
+    if (path / CHECKPOINT).is_file():
+        return path
+    if not path.is_dir():
+        raise ValueError(f"{path} is not a folder" if path.exists() else f"{path} does not exist")
+    if not (path / METRICS).is_file():
+        raise ValueError(f"{path} holds neither a {CHECKPOINT} nor a k-mer run's {METRICS}")
+    return path
+
+
+#: A run to compare: a model's run folder (its checkpoint) or a k-mer baseline's (its metrics.json).
+COMPARED = Kind(
+    "run_folder", f"a run folder (one holding {CHECKPOINT}, or a k-mer run's {METRICS})", _compared
+)
 PARTS = ("test", "validation", "train", "all")
 
 
@@ -69,11 +91,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--compare",
-        type=run_folder(CHECKPOINT),
+        type=COMPARED,
         action="append",
         default=None,
         metavar="RUN",
-        help="another run scored on the same bags and drawn on the same ROC axes (repeatable)",
+        help="another model's run or a k-mer baseline's folder, on the same ROC axes (repeatable)",
     )
     add_threads(p)
     add_quiet(p)
@@ -134,6 +156,35 @@ def _motif_share(
     return shares
 
 
+def _scorer(folder: Path, part: str) -> tuple[str, Scorer]:
+    """The name and bag scores of a compared run: a model scores each bag; a k-mer run's test scores are read."""
+    if (folder / CHECKPOINT).is_file():
+        other = load_run(folder).selected()
+
+        def score(bag: Repertoire) -> float:
+            with torch.no_grad():
+                return float(other(bag).logit)
+
+        return f"{folder.name} ({other.pooling})", score
+    record = json.loads((folder / METRICS).read_text())
+    if record.get("model") != "kmer" or "test_scores" not in record:
+        raise ValueError(f"argument --compare: {folder / METRICS} is not a k-mer run's (no test_scores)")
+    if part != "test":
+        raise ValueError(
+            f"argument --compare: {folder} holds the k-mer baseline's test scores only; use --part test"
+        )
+    known = dict(zip(record["split"]["test"], record["test_scores"], strict=True))
+
+    def read(bag: Repertoire) -> float:
+        if bag.name not in known:
+            raise ValueError(
+                f"argument --compare: the k-mer run {folder} has no score for the test bag {bag.name!r}"
+            )
+        return float(known[bag.name])
+
+    return f"{folder.name} (k-mer)", read
+
+
 def run_explain(args: argparse.Namespace) -> int:
     set_threads(args.threads)
     model = load_run(args.run).selected()
@@ -141,7 +192,7 @@ def run_explain(args: argparse.Namespace) -> int:
         raise ValueError(
             f"argument run: {args.run} pools by max, which gives no attention weights to explain"
         )
-    others = {str(f): load_run(f).selected() for f in args.compare or []}
+    others = dict(_scorer(Path(f), args.part) for f in args.compare or [])
     dataset = RepertoireDataset.open(args.data)
     indices = _indices(dataset, args.run, model.config.seed, args.part)
     if not indices:
@@ -160,7 +211,7 @@ def run_explain(args: argparse.Namespace) -> int:
 def explain_bags(
     args: argparse.Namespace,
     model: torch.nn.Module,
-    others: dict[str, torch.nn.Module],
+    others: dict[str, Scorer],
     bags: Iterable[Repertoire],
     count: int,
     motif: Motif | None,
@@ -168,12 +219,13 @@ def explain_bags(
     """Explain ``count`` bags and write every output into ``args.out`` (the module docstring); returns explain.json.
 
     ``args`` holds the command's settings (``out``, ``part``, ``top``, ``attribute``, ``steps``, ``baseline``,
-    ``quiet``, ``run``, ``data``); ``others`` the models of ``--compare`` by name; ``motif`` the implanted motif of a
-    simulated set (None: unknown)."""
+    ``quiet``, ``run``, ``data``); ``others`` the bag scores of the ``--compare`` runs by name; ``motif`` the
+    implanted motif of a simulated set (None: unknown)."""
     quiet, out = args.quiet, args.out
     out.mkdir(parents=True, exist_ok=True)
     positives: list[BagExplanation] = []
-    scores: dict[str, list[float]] = {"attention": [], **{name: [] for name in others}}
+    own = f"{Path(args.run).name} ({getattr(model, 'pooling', 'attention')})"
+    scores: dict[str, list[float]] = {own: [], **{name: [] for name in others}}
     labels: list[int] = []
     rows = ["repertoire\trank\tsequence\twitness\tattribution"]
     gaps: list[float] = []
@@ -183,10 +235,9 @@ def explain_bags(
         for bag in bags:
             e = explain_bag(model, bag)
             write_weights(out / "weights" / f"{bag.name}.tsv", e)
-            scores["attention"].append(e.logit)
-            with torch.no_grad():
-                for name, other in others.items():
-                    scores[name].append(float(other(bag).logit))
+            scores[own].append(e.logit)
+            for name, score in others.items():
+                scores[name].append(score(bag))
             labels.append(-1 if bag.label is None else bag.label)
             if bag.label == 1:
                 positives.append(e)
