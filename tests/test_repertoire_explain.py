@@ -197,3 +197,20 @@ def test_tarone_counts_only_the_hypotheses_that_could_reach_significance():
     assert tarone(floors, math.log(alpha)) == 3  # m = 2 leaves 3 floors below alpha / 2; m = 3 leaves 3
     assert tarone(torch.full((5,), 0.5).log(), math.log(alpha)) == 1  # none can reach alpha: m = 1
     assert tarone(torch.full((50,), 1e-12).log(), math.log(alpha)) == 50  # all can: Bonferroni's m
+
+
+def test_integrated_gradients_through_the_repertoire_classifier():
+    """The real model in float64: the value is the bag's logit (the rest of the bag fixed) and the completeness gap
+    shrinks with the steps (the maximum over positions makes f only piecewise smooth: slower than 1/m^2)."""
+    from assocmem.repertoire.config import RepertoireConfig
+    from assocmem.repertoire.model import RepertoireClassifier
+
+    bag = make_bags(1, 60, 4, MOTIF, seed=5)[0]
+    config = RepertoireConfig(dim=8, kernel=3, heads=2, hidden=8, dtype="float64")
+    model = RepertoireClassifier(config, torch.Generator().manual_seed(0))
+    chosen = explain_bag(model, bag).top(3)
+    coarse = attribute_bag(model, bag, chosen, steps=4)
+    fine = attribute_bag(model, bag, chosen, steps=48, batch=49)
+    assert fine.value == pytest.approx(float(model(bag).logit.detach()), abs=1e-12)
+    assert abs(fine.gap) < abs(coarse.gap) / 5
+    assert abs(fine.gap) < 0.01 * abs(fine.value - fine.baseline_value)
