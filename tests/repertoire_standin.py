@@ -85,3 +85,22 @@ class StandIn(nn.Module):
 
     def forward(self, bag: Repertoire) -> Output:
         return self.head(self.embed(bag.codes, bag.lengths), bag.counts)
+
+
+def with_decoy(bags: list[Repertoire], decoy: str, count: int, seed: int) -> list[Repertoire]:
+    """The bags with ``decoy`` written into ``count`` random non-witness sequences of each (a k-mer present in
+    every bag, positive or not)."""
+    g = torch.Generator().manual_seed(seed)
+    m = Motif.parse(decoy)
+    out = []
+    for bag in bags:
+        seqs = bag.sequences()
+        free = (~bag.witness).nonzero().squeeze(1)
+        for i in free[torch.randperm(free.numel(), generator=g)[:count]].tolist():
+            s = list(seqs[i])
+            for o, ch in zip(m.offsets, m.letters, strict=True):
+                s[o] = ch
+            seqs[i] = "".join(s)
+        codes, lengths = encode(seqs)
+        out.append(Repertoire(bag.name, codes, lengths, bag.counts, bag.label, bag.witness))
+    return out

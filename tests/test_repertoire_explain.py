@@ -214,3 +214,32 @@ def test_integrated_gradients_through_the_repertoire_classifier():
     assert fine.value == pytest.approx(float(model(bag).logit.detach()), abs=1e-12)
     assert abs(fine.gap) < abs(coarse.gap) / 5
     assert abs(fine.gap) < 0.01 * abs(fine.value - fine.baseline_value)
+
+
+def test_against_negative_bags_tells_the_label_motif_from_a_general_preference():
+    """Weights that favour a decoy k-mer in every bag: against the bags' own sequences it is reported (the weights
+    do favour it); against the negative bags' top sequences it is not, while the witnesses' motif still is."""
+    from assocmem.repertoire.recovery import recover_motif
+    from tests.repertoire_standin import with_decoy
+
+    decoy = Motif.parse("GG/K")
+    positives = with_decoy(make_bags(10, 300, 5, MOTIF, seed=11), decoy.pattern, 6, seed=0)
+    negatives = with_decoy(make_bags(10, 300, 0, MOTIF, seed=12, positive=False), decoy.pattern, 6, seed=1)
+
+    def weights(bags, witness_strength, seed):
+        g = torch.Generator().manual_seed(seed)
+        out = []
+        for bag in bags:
+            scores = (
+                4.0 * decoy.occurs(bag.codes, bag.lengths).double() + witness_strength * bag.witness.double()
+            )
+            scores += torch.randn(bag.size, generator=g, dtype=torch.float64)
+            out.append(BagExplanation(bag, 0.0, torch.softmax(scores, 0)[None]))
+        return out
+
+    preference = weights(positives, 0.0, 0), weights(negatives, 0.0, 1)
+    assert recover_motif(preference[0], top=5).consensus == decoy.pattern
+    assert not recover_motif(preference[0], top=5, against=preference[1]).found
+    both = weights(positives, 6.0, 2), weights(negatives, 6.0, 3)
+    found = recover_motif(both[0], top=8, against=both[1])
+    assert found.found and found.pattern == MOTIF, found

@@ -224,6 +224,7 @@ def explain_bags(
     quiet, out = args.quiet, args.out
     out.mkdir(parents=True, exist_ok=True)
     positives: list[BagExplanation] = []
+    negatives: list[BagExplanation] = []
     own = f"{Path(args.run).name} ({getattr(model, 'pooling', 'attention')})"
     scores: dict[str, list[float]] = {own: [], **{name: [] for name in others}}
     labels: list[int] = []
@@ -239,6 +240,8 @@ def explain_bags(
             for name, score in others.items():
                 scores[name].append(score(bag))
             labels.append(-1 if bag.label is None else bag.label)
+            if bag.label == 0:
+                negatives.append(e)
             if bag.label == 1:
                 positives.append(e)
                 if args.attribute:
@@ -276,8 +279,13 @@ def explain_bags(
     if positives:
         if motif is not None:
             result["motif_in_top"] = motif_in_top(positives, motif, top=args.top).to_dict()
-        found = recover_motif(positives, top=args.top)
+        favoured = recover_motif(positives, top=args.top)
+        found = recover_motif(positives, top=args.top, against=negatives) if negatives else favoured
         result["recovered"] = found.to_dict()
+        result["recovered"]["against"] = (
+            "the negative bags' top sequences" if negatives else "the bags' sequences"
+        )
+        result["favoured"] = favoured.to_dict()
         if motif is not None:
             result["recovered"]["part_of_truth"] = _contained(found.pattern, motif.pattern)
             result["recovered"]["consensus_is_truth"] = found.consensus == motif.pattern
@@ -320,6 +328,12 @@ def _summary(result: dict) -> str:
         r = result["recovered"]
         verdict = "recovered" if r["found"] else "no significant motif; best"
         lines.append(
-            f"{verdict} {r['pattern'] or '-'} (log10 p {r['log10_p']:.1f}, consensus {r['consensus'] or '-'})"
+            f"{verdict} {r['pattern'] or '-'} against {r['against']} (log10 p {r['log10_p']:.1f}, consensus "
+            f"{r['consensus'] or '-'})"
         )
+        f = result["favoured"]
+        if f["found"] and f["pattern"] != r["pattern"]:
+            lines.append(
+                f"within the positive bags the weights favour {f['pattern']} (log10 p {f['log10_p']:.1f})"
+            )
     return "; ".join(lines)

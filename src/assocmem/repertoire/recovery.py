@@ -14,6 +14,11 @@ most ``alpha``; the rare k-mers no foreground could make significant no longer d
 the one with the smallest p-value. Its letters' frequencies around it, in the foreground
 sequences that contain it aligned on its first letter, form the recovered position frequency matrix (the
 motif logo of ``figures.logo_figure``; information content ``log2(20) - H`` bits a position).
+
+Against the bags' own sequences, a reported k-mer is one the weights favour, which need not be the label's motif:
+an untrained or biased model can favour a common k-mer in every bag. With ``against`` (the negative bags), the
+background is the top sequences of both sets, and a k-mer is reported when the weights favour it in the positive
+bags more than in the negative ones: the same test, with the population the pooled top sequences.
 (docs/repertoire.md, "Explanations".)
 """
 
@@ -164,10 +169,15 @@ def recover_motif(
     max_gaps: int = 1,
     alpha: float = 0.01,
     flank: int = 2,
+    against: Sequence[BagExplanation] | None = None,
 ) -> RecoveredMotif:
     """The gapped k-mer most enriched in the ``top`` highest-weighted sequences of each bag (module docstring).
 
-    Pass the bags that carry the signal (the positive ones). ``letters``: the k-mer lengths searched (2 to 5);
+    Pass the bags that carry the signal (the positive ones). ``against``: other bags (the negative ones) whose
+    ``top`` sequences replace the background: the foreground is then drawn from the top sequences of both sets,
+    and a k-mer is enriched when the weights favour it in the given bags more than in the others; a k-mer the
+    weights favour everywhere (a preference unrelated to the label) is no longer reported. ``letters``: the k-mer
+    lengths searched (2 to 5);
     ``max_gaps``: single-position gaps allowed between letters (0 to 2); ``alpha``: the family-wise error level
     of the Bonferroni-corrected test; ``flank``: positions shown either side of the k-mer in ``frequencies``.
     """
@@ -183,10 +193,14 @@ def recover_motif(
         raise ValueError(f"{who}: alpha must be a number in (0, 1), got {alpha!r}")
     if not is_count(flank, 0):
         raise ValueError(f"{who}: flank must be an integer >= 0, got {flank!r}")
+    others = None if against is None else [(e.bag, e.top(top)) for e in _checked(against, f"{who}: against")]
     searched = [(k, s) for k in sorted(set(letters)) for s in shapes(k, max_gaps)]
     tops = [e.top(top) for e in explanations]
     n = sum(t.numel() for t in tops)
-    big_n = sum(e.bag.size for e in explanations)
+    if others is None:
+        big_n = sum(e.bag.size for e in explanations)
+    else:
+        big_n = n + sum(index.numel() for _, index in others)
     floors = []  # the least p-value each k-mer present in the background could reach (Tarone)
     best: tuple[float, int, tuple[int, ...], int, int, int] | None = None
     for k, offsets in searched:
@@ -194,9 +208,16 @@ def recover_motif(
         fg = torch.zeros(space, dtype=torch.int64)
         bg = torch.zeros(space, dtype=torch.int64)
         for e, index in zip(explanations, tops, strict=True):
-            key = _keys(e.bag.codes, e.bag.lengths, offsets)
-            bg += _presence(key, space)
-            fg += _presence(key[index], space)
+            if others is None:
+                key = _keys(e.bag.codes, e.bag.lengths, offsets)
+                bg += _presence(key, space)
+                fg += _presence(key[index], space)
+            else:
+                fg += _presence(_keys(e.bag.codes[index], e.bag.lengths[index], offsets), space)
+        if others is not None:
+            bg += fg
+            for bag, index in others:
+                bg += _presence(_keys(bag.codes[index], bag.lengths[index], offsets), space)
         present = bg > 0
         floors.append(_log_floor(bg[present], n, big_n))
         over = (fg > 0) & (fg * big_n > n * bg)  # above the expected count: only these can be significant
