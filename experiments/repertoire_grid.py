@@ -11,7 +11,8 @@ it is done is skipped; an unfinished one resumes from its checkpoint (exactly), 
 moment and started again with the same command. The runs go seed by seed, so an unfinished grid holds whole seeds.
 
 The summary (mean and spread of the test AUC of the selected epoch, per rate and model, with the number of runs
-finished) goes to ``--results`` (summary.json and summary.md) with the command, the commit and the provenance.
+finished) goes to ``--results`` (summary.json, summary.txt, command.txt) with the command, the commit and the
+provenance.
 """
 
 from __future__ import annotations
@@ -144,7 +145,8 @@ def write_summary(root: Path, args: argparse.Namespace) -> None:
                 spread = f" +- {c['std']:.3f}" if c["std"] is not None else ""
                 cells.append(f"{c['mean']:.3f}{spread} (n={c['runs']})")
         lines.append(f"| {float(rate):.2%} | " + " | ".join(cells) + " |")
-    write_text(results / "summary.md", "\n".join(lines) + "\n")
+    write_text(results / "summary.txt", "\n".join(lines) + "\n")
+    write_text(results / "command.txt", command + "\n")
     print("\n".join(lines[4:]))
 
 

@@ -93,9 +93,8 @@ VALID = {
     ("repertoire", "simulate"): ["--out", "{out}", "--bags", "4", "--bag-size", "20"],
     ("repertoire", "kmer"): ["{dataset}", "--out", "{out}"],
     ("repertoire", "explain"): ["{run}", "--data", "{dir}", "--out", "{out}"],
-    # i15-model's train and eval (added here so this branch's suite passes; the model helper may add the same)
-    ("repertoire", "train"): ["{recipe}", "--data", "{dir}", "--out", "{out}"],
-    ("repertoire", "eval"): ["{run}", "--data", "{dir}"],
+    ("repertoire", "train"): ["{recipe}", "--data", "{dataset}", "--out", "{out}"],
+    ("repertoire", "eval"): ["{run}", "--data", "{dataset}"],
 }
 
 

@@ -44,10 +44,10 @@ def reference_pooling(
 
 
 @pytest.mark.parametrize("abundance", [False, True])
-@pytest.mark.parametrize("chunk", [1, 7, 64, 1000])
+@pytest.mark.parametrize("chunk", [5, 64, 1000])
 def test_chunked_attention_pooling_equals_one_softmax_values_weights_and_gradients(abundance, chunk):
     torch.manual_seed(0)
-    n, d = 300, 6
+    n, d = 200, 6
     h = (3 * torch.randn(n, d, dtype=torch.float64)).requires_grad_()
     counts = torch.randint(1, 1000, (n,))
     pool = AttentionPooling(d, heads=3, beta=0.9, abundance=abundance, chunk=chunk).double()
@@ -125,7 +125,7 @@ def test_the_embedding_ignores_padding_and_chunking_and_equals_the_onehot_path()
     assert torch.isfinite(whole).all()  # sequences shorter than the kernel get one zero-padded window
 
 
-@pytest.mark.parametrize("chunk", [1, 9, 1000])
+@pytest.mark.parametrize("chunk", [7, 1000])
 def test_the_embedding_recomputed_per_chunk_equals_the_whole_values_and_gradients(chunk):
     torch.manual_seed(4)
     codes, lengths, _ = bag_tensors(50)

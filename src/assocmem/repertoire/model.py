@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from assocmem.checks import require_tensor
-from assocmem.repertoire.alphabet import PAD
+from assocmem.repertoire.alphabet import check_codes
 from assocmem.repertoire.bag import Repertoire
 from assocmem.repertoire.config import RepertoireConfig
 from assocmem.repertoire.embedding import LETTERS, SequenceEmbedding, embed_chunks
@@ -74,52 +74,38 @@ class RepertoireClassifier(nn.Module):
         self.to(self.dtype)
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
-        """Draw every weight from ``generator``: N(0, 1) queries; the convolution N(0, 1/kernel), so that a window
-        of one-hot letters (``kernel`` ones among its inputs) has unit-variance pre-activations; LeCun-normal for
-        the output network (SELU)."""
+        """Draw every weight from ``generator``: N(0, 1) queries, LeCun-normal (``N(0, 1/fan_in)``) for the
+        convolution and the output network (SELU's initialisation), zero biases."""
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name.endswith("bias"):
                     p.zero_()
                 elif name == "pool.queries":
                     p.copy_(torch.randn(p.shape, generator=generator))
-                elif (
-                    name == "embedding.conv.weight"
-                ):  # a window has ~kernel ones among its inputs, not fan-in
-                    p.copy_(torch.randn(p.shape, generator=generator) / p.shape[-1] ** 0.5)
                 else:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=generator) / fan_in**0.5)
 
-    def _check(self, codes: object, lengths: object, counts: object = None) -> None:
-        who = "RepertoireClassifier"
-        codes = require_tensor(codes, "codes", who, floating=False)
-        lengths = require_tensor(lengths, "lengths", who, floating=False)
-        if codes.dtype != torch.uint8 or codes.dim() != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
-            raise ValueError(
-                f"{who}: codes must be a non-empty uint8 (n, L) tensor, got {codes.dtype} {tuple(codes.shape)}"
-            )
-        if lengths.dtype != torch.int64 or lengths.shape != codes.shape[:1]:
-            raise ValueError(
-                f"{who}: lengths must be int64 ({codes.shape[0]},), got {lengths.dtype} {tuple(lengths.shape)}"
-            )
-        if codes.is_meta or lengths.is_meta:
-            raise ValueError(f"{who}: codes and lengths must hold values (not on the meta device)")
-        if int(lengths.min()) < 1 or int(lengths.max()) > codes.shape[1] or int(codes.max()) > PAD:
-            raise ValueError(f"{who}: lengths must be in [1, {codes.shape[1]}] and codes in [0, {PAD}]")
-        if counts is not None:
-            counts = require_tensor(counts, "counts", who, floating=False)
-            if counts.dtype != torch.int64 or counts.shape != codes.shape[:1] or counts.is_meta:
-                raise ValueError(
-                    f"{who}: counts must be int64 ({codes.shape[0]},), got {counts.dtype} {tuple(counts.shape)}"
-                )
-            if int(counts.min()) < 1:
-                raise ValueError(f"{who}: counts must be >= 1 (clonal abundance)")
+    def _check(self, codes: object, lengths: object, counts: object, who: str) -> None:
+        codes, lengths = check_codes(codes, lengths, who)
+        if codes.shape[0] == 0:
+            raise ValueError(f"{who}: codes is empty; a bag holds at least one sequence")
+        self._check_counts(counts, codes.shape[0], who)
+
+    @staticmethod
+    def _check_counts(counts: object, n: int, who: str) -> None:
+        if counts is None:
+            return
+        counts = require_tensor(counts, "counts", who, floating=False)
+        if counts.dtype != torch.int64 or counts.shape != (n,):
+            raise ValueError(f"{who}: counts must be int64 ({n},), got {counts.dtype} {tuple(counts.shape)}")
+        if int(counts.min()) < 1:
+            raise ValueError(f"{who}: counts must be >= 1 (clonal abundance), got {int(counts.min())}")
 
     def embed(self, codes: Tensor, lengths: Tensor) -> Tensor:
         """Sequence embeddings ``(n, dim)`` of coded sequences (uint8 ``(n, L)``, ``PAD`` after each end), computed
         ``chunk`` sequences at a time (recomputed in the backward pass, so memory holds one chunk's activations)."""
-        self._check(codes, lengths)
+        self._check(codes, lengths, None, "RepertoireClassifier.embed")
         return embed_chunks(self.embedding, codes, lengths, self.chunk, self.dtype)
 
     def embed_onehot(self, onehot: Tensor, lengths: Tensor) -> Tensor:
@@ -150,14 +136,31 @@ class RepertoireClassifier(nn.Module):
         return self.embedding(onehot, lengths)
 
     def head(self, embeddings: Tensor, counts: Tensor | None = None) -> RepertoireOutput:
-        """Pool the embeddings ``(n, dim)`` of a bag and apply the output network."""
+        """Pool the embeddings ``(n, dim)`` of a bag (with its counts ``(n,)`` for abundance) and apply the output
+        network."""
+        who = "RepertoireClassifier.head"
+        embeddings = require_tensor(embeddings, "embeddings", who)
+        if embeddings.dim() != 2 or embeddings.shape[0] == 0 or embeddings.shape[1] != self.config.dim:
+            raise ValueError(
+                f"{who}: embeddings must be (n, {self.config.dim}) with n > 0, got {tuple(embeddings.shape)}"
+            )
+        if embeddings.dtype != self.dtype:
+            raise TypeError(
+                f"{who}: embeddings must be {self.dtype} (the model's dtype), got {embeddings.dtype}"
+            )
+        if not bool(torch.isfinite(embeddings).all()):
+            raise ValueError(f"{who}: embeddings hold NaN or Inf")
+        self._check_counts(counts, embeddings.shape[0], who)
+        return self._head(embeddings, counts)
+
+    def _head(self, embeddings: Tensor, counts: Tensor | None) -> RepertoireOutput:
         pooled, weights = self.pool(embeddings, counts)
         return RepertoireOutput(self.output(pooled.reshape(-1)).squeeze(-1), weights)
 
     def classify(self, codes: Tensor, lengths: Tensor, counts: Tensor | None = None) -> RepertoireOutput:
         """The output for a bag given as tensors (codes, lengths, counts)."""
-        self._check(codes, lengths, counts)
-        return self.head(embed_chunks(self.embedding, codes, lengths, self.chunk, self.dtype), counts)
+        self._check(codes, lengths, counts, "RepertoireClassifier.classify")
+        return self._head(embed_chunks(self.embedding, codes, lengths, self.chunk, self.dtype), counts)
 
     def forward(self, bag: Repertoire) -> RepertoireOutput:
         """The output for one bag."""
