@@ -93,6 +93,7 @@ MALFORMED = [
     ("too few fields", H + "0\tCASSF\n", None, r"line 2: 2 tab-separated fields; the header names 3"),
     ("empty line", H + "0\tCASSF\t1\n\n1\tCAW\t1\n", None, r"line 3: an empty line"),
     ("utf-16", ("\ufeff" + H + "0\tCASSF\t1\n").encode("utf-16-le"), None, r"line 1: the file is UTF-16"),
+    ("utf-16 without bom", (H + "0\tCASSF\t1\n").encode("utf-16-le"), None, r"line 1: the header holds NUL"),
     (
         "latin-1 header",
         "sequence_id\tjunction_aa\tduplicate_count\tnot\xe9\n".encode("latin-1"),

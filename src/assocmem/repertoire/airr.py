@@ -67,6 +67,10 @@ def decode_line(path: Path, line_no: int, raw: bytes) -> str:
 def split_header(path: Path, raw: bytes) -> list[str]:
     if not raw.strip():
         raise FileFormatError(f"{where(path, 1)}: the file is empty; expected a tab-separated header line")
+    if b"\x00" in raw:
+        raise FileFormatError(
+            f"{where(path, 1)}: the header holds NUL bytes (UTF-16 text without a byte-order mark?); save it as UTF-8"
+        )
     return decode_line(path, 1, raw.rstrip(b"\r\n")).split("\t")
 
 

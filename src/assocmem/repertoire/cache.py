@@ -9,25 +9,17 @@ be written (a read-only data set) just means no cache.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from assocmem.data.idx import sha256
 from assocmem.files import atomic_path
 from assocmem.repertoire.airr import Bag, read_repertoire_file
 
 #: The version of the entries' layout; another version is stale.
 FORMAT = "1"
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load(source: Path, entry: Path) -> Bag | None:
@@ -38,7 +30,7 @@ def load(source: Path, entry: Path) -> Bag | None:
             stat = source.stat()
             if meta.get("format") != FORMAT or meta.get("size") != str(stat.st_size):
                 return None
-            if meta.get("mtime_ns") != str(stat.st_mtime_ns) and meta.get("sha256") != _sha256(source):
+            if meta.get("mtime_ns") != str(stat.st_mtime_ns) and meta.get("sha256") != sha256(source):
                 return None
             return Bag(f.get_tensor("codes"), f.get_tensor("lengths"), f.get_tensor("counts"), meta["sha256"])
     except (OSError, SafetensorError, KeyError):
