@@ -95,7 +95,7 @@ def witness_figure(explanations: Sequence[BagExplanation], dest: str | os.PathLi
     for flag, label, colour in ((False, "other sequences", "#7f7f7f"), (True, "witnesses", "#d62728")):
         values = torch.cat(relative[flag]).clamp_min(1e-12) if relative[flag] else torch.zeros(0)
         if values.numel():
-            left.hist(values.tolist(), bins=edges, density=True, alpha=0.6, color=colour, label=label)
+            left.hist(values.numpy(), bins=edges, density=True, alpha=0.6, color=colour, label=label)
     left.set(xscale="log", xlabel="n x attention weight (1 = uniform)", ylabel="density", title=title)
     left.xaxis.set_minor_formatter(
         NullFormatter()
