@@ -38,6 +38,10 @@ from tests.bad_input_keyvalue import BUILDING_BLOCKS as KEYVALUE_BLOCKS
 from tests.bad_input_keyvalue import TABLE as KEYVALUE
 from tests.bad_input_repertoire import NO_TENSOR_INPUT as REPERTOIRE_NO_TENSOR
 from tests.bad_input_repertoire import TABLE as REPERTOIRE
+from tests.bad_input_repertoire_explain import NO_TENSOR_INPUT as EXPLAIN_NO_TENSOR
+from tests.bad_input_repertoire_explain import TABLE as EXPLAIN
+from tests.bad_input_repertoire_model import NO_TENSOR_INPUT as REPERTOIRE_MODEL_NO_TENSOR
+from tests.bad_input_repertoire_model import TABLE as REPERTOIRE_MODEL
 from tests.bad_input_rows import TABLE as ROWS
 from tests.bad_input_sharded import NO_TENSOR_INPUT as SHARDED_NO_TENSOR
 from tests.bad_input_sharded import OPTIONS as SHARDED_OPTIONS
@@ -46,7 +50,19 @@ from tests.bad_input_training import OPTIONS as TRAINING_OPTIONS
 from tests.bad_input_training import TABLE as TRAINING
 
 #: Every entry point with a cell for every kind of bad input.
-TABLE = {**ROWS, **FLOOR, **KEYVALUE, **DYNAMICS, **TRAINING, **BANK, **SHARDED, **HAM, **REPERTOIRE}
+TABLE = {
+    **ROWS,
+    **FLOOR,
+    **KEYVALUE,
+    **DYNAMICS,
+    **TRAINING,
+    **BANK,
+    **SHARDED,
+    **HAM,
+    **REPERTOIRE,
+    **REPERTOIRE_MODEL,
+}
+TABLE |= EXPLAIN
 BUILDING_BLOCKS = {**BUILDING_BLOCKS, **KEYVALUE_BLOCKS}
 OPTIONS = {**OPTIONS, **TRAINING_OPTIONS, **SHARDED_OPTIONS}
 
@@ -109,6 +125,8 @@ NO_TENSOR_INPUT: dict[str, str] = {
     **SHARDED_NO_TENSOR,
     **HAM_NO_TENSOR_INPUT,
     **REPERTOIRE_NO_TENSOR,
+    **REPERTOIRE_MODEL_NO_TENSOR,
+    **EXPLAIN_NO_TENSOR,
 }
 #: Generic methods that take no tensor, whatever the class.
 NO_TENSOR_METHODS = {"extra_repr", "reset_parameters", "bind", "of", "other", "input_shapes", "output_shape"}

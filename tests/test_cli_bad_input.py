@@ -92,6 +92,9 @@ VALID = {
     ("ham", "report"): ["{run}", "--data-dir", "{dir}"],
     ("repertoire", "simulate"): ["--out", "{out}", "--bags", "4", "--bag-size", "20"],
     ("repertoire", "kmer"): ["{dataset}", "--out", "{out}"],
+    ("repertoire", "explain"): ["{run}", "--data", "{dir}", "--out", "{out}"],
+    ("repertoire", "train"): ["{recipe}", "--data", "{dataset}", "--out", "{out}"],
+    ("repertoire", "eval"): ["{run}", "--data", "{dataset}"],
 }
 
 

@@ -93,7 +93,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def extensions() -> list:
     """The modules that add ``repertoire`` sub-commands beside simulate and kmer."""
-    return []
+    from assocmem.cli import repertoire_explain, repertoire_model
+
+    return [repertoire_model, repertoire_explain]
 
 
 def register_simulate(sub: argparse._SubParsersAction) -> None:

@@ -1,0 +1,128 @@
+"""A repertoire-classification recipe: the model and its training, read from a JSON file (docs/repertoire.md).
+
+One dataclass holds every setting of a run: the sequence embedding (a 1-D convolution over one-hot amino acids and
+three position features, :mod:`.embedding`), the pooling of the bag (``"attention"``: Hopfield pooling with learned
+queries, :mod:`.pooling`; ``"mean"`` and ``"max"``: the baselines), the output network and the optimiser. Every
+field has a default; a recipe file overrides some; a bad value is refused at construction with the field's name.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+POOLINGS = ("attention", "mean", "max")
+ACTIVATIONS = ("selu", "relu")
+DTYPES = ("float32", "float64")
+
+
+@dataclass
+class RepertoireConfig:
+    """The settings of a repertoire classifier and its training run."""
+
+    pooling: str = "attention"
+    dim: int = 32  #: d, the width of a sequence embedding (convolution kernels)
+    kernel: int = 5  #: the convolution's width in amino acids
+    activation: str = "selu"
+    heads: int = 4  #: "attention": learned queries, each giving one pooled vector ("mean", "max": unused)
+    beta: float | None = None  #: "attention": inverse temperature (None: 1/sqrt(dim))
+    abundance: bool = False  #: weight each sequence by its count (attention: log count added to the scores)
+    hidden: int = 32  #: units of the output network's hidden layer (0: a linear output)
+    chunk: int = 4096  #: sequences embedded (and pooled) per chunk: the bound on memory beyond the embeddings
+    lr: float = 3e-3  #: Adam's learning rate
+    weight_decay: float = 0.0
+    epochs: int = 20
+    bags_per_step: int = 4  #: bags whose losses are averaged into one Adam step
+    subsample: int | None = (
+        None  #: during training, a random subset of this many sequences per bag (None: all)
+    )
+    patience: int | None = None  #: stop after this many epochs without a better validation AUC (None: never)
+    seed: int = 0
+    dtype: str = "float32"
+
+    #: settings a resumed run may change
+    RESUMABLE = frozenset({"epochs", "patience"})
+
+    def __post_init__(self) -> None:
+        who = "RepertoireConfig"
+
+        def choice(name: str, options: tuple[str, ...]) -> None:
+            if getattr(self, name) not in options:
+                raise ValueError(
+                    f"{who}: {name} must be one of {', '.join(map(repr, options))}, got {getattr(self, name)!r}"
+                )
+
+        def count(name: str, least: int = 1, none: bool = False) -> None:
+            v = getattr(self, name)
+            if none and v is None:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < least:
+                kind = "positive" if least == 1 else f">= {least}"
+                raise ValueError(f"{who}: {name} must be a {kind} int{' or null' if none else ''}, got {v!r}")
+
+        def number(name: str, zero: bool = False, none: bool = False) -> None:
+            v = getattr(self, name)
+            if none and v is None:
+                return
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+            if not ok or v < 0 or (v == 0 and not zero):
+                kind = "non-negative" if zero else "positive"
+                raise ValueError(
+                    f"{who}: {name} must be a {kind} finite number{' or null' if none else ''}, got {v!r}"
+                )
+            if v is not None:
+                setattr(self, name, float(v))
+
+        choice("pooling", POOLINGS)
+        choice("activation", ACTIVATIONS)
+        choice("dtype", DTYPES)
+        for name in ("dim", "kernel", "heads", "chunk", "epochs", "bags_per_step"):
+            count(name)
+        count("hidden", least=0)
+        count("seed", least=0)
+        count("subsample", none=True)
+        count("patience", none=True)
+        number("beta", none=True)
+        number("lr")
+        number("weight_decay", zero=True)
+        if not isinstance(self.abundance, bool):
+            raise ValueError(f"{who}: abundance must be true or false, got {self.abundance!r}")
+
+    @property
+    def inverse_temperature(self) -> float:
+        """beta, or its default 1/sqrt(dim)."""
+        return self.beta if self.beta is not None else 1.0 / math.sqrt(self.dim)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: object, source: str = "recipe") -> RepertoireConfig:
+        """A configuration from a mapping of settings; unknown names are refused, naming ``source``."""
+        if not isinstance(values, dict):
+            raise ValueError(f"{source}: a recipe must be a table of settings, got {type(values).__name__}")
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(
+                f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
+        try:
+            return cls(**values)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> RepertoireConfig:
+        """A recipe file (JSON)."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"recipe {path} does not exist (a JSON file of settings)")
+        try:
+            values = json.loads(path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"recipe {path} is not valid JSON: {err}") from None
+        return cls.from_dict(values, str(path))
