@@ -31,7 +31,7 @@ from assocmem.files import write_json, write_text
 from assocmem.provenance import provenance
 from assocmem.repertoire.config import RepertoireConfig
 from assocmem.repertoire.dataset import RepertoireDataset
-from assocmem.repertoire.run import METRICS, PARTS, train
+from assocmem.repertoire.run import CHECKPOINT, CONFIG, METRICS, PARTS, train
 from assocmem.repertoire.simulate import simulate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -83,7 +83,9 @@ def run_one(root: Path, rate: float, seed: int, model: str, args: argparse.Names
             flush=True,
         )
 
-    resume = (out / "checkpoint.safetensors").is_file()
+    resume = any(
+        (out / name).is_file() for name in (CHECKPOINT, CONFIG)
+    )  # killed before its first checkpoint too
     run = train(config, bags, out, resume=resume, data=data, on_epoch=on_epoch)
     return json.loads((out / METRICS).read_text()) if run.history else None
 
