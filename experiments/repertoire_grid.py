@@ -114,7 +114,8 @@ def summary(root: Path, args: argparse.Namespace) -> dict:
 
 def write_summary(root: Path, args: argparse.Namespace) -> None:
     table = summary(root, args)
-    command = "python experiments/repertoire_grid.py " + " ".join(sys.argv[1:])
+    grid = [a for a in sys.argv[1:] if a != "--summary-only"]  # the command that ran the grid
+    command = " ".join(["python experiments/repertoire_grid.py", *grid])
     settings = {
         "bags": args.bags,
         "bag_size": args.bag_size,
