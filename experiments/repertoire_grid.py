@@ -8,7 +8,8 @@ positive, the default motif; seed ``1000 * seed + rate index``) under ``ROOT/dat
 ``recipes/repertoire/{attention,mean,max}.json`` with the run's seed, and the k-mer logistic regression) is trained
 on the same stratified 60/20/20 split into ``ROOT/runs/<rate>-seed<seed>-<model>/``. A run whose metrics.json says
 it is done is skipped; an unfinished one resumes from its checkpoint (exactly), so the grid can be stopped at any
-moment and started again with the same command. The runs go seed by seed, so an unfinished grid holds whole seeds.
+moment and started again with the same command. The runs go seed by seed (within a seed: the k-mer baseline, then
+attention, mean and max pooling, each at every rate), so an unfinished grid holds whole seeds.
 
 The summary (mean and spread of the test AUC of the selected epoch, per rate and model, with the number of runs
 finished) goes to ``--results`` (summary.json, summary.txt, command.txt) with the command, the commit and the
@@ -30,12 +31,12 @@ from assocmem.files import write_json, write_text
 from assocmem.provenance import provenance
 from assocmem.repertoire.config import RepertoireConfig
 from assocmem.repertoire.dataset import RepertoireDataset
-from assocmem.repertoire.run import METRICS, PARTS, train
+from assocmem.repertoire.run import CHECKPOINT, CONFIG, METRICS, PARTS, train
 from assocmem.repertoire.simulate import simulate
 
 REPO = Path(__file__).resolve().parents[1]
 RATES = (0.01, 0.001, 0.0001)
-MODELS = ("attention", "mean", "max", "kmer")
+MODELS = ("kmer", "attention", "mean", "max")
 
 
 def data_folder(root: Path, rate: float, seed: int, bags: int, size: int) -> Path:
@@ -82,7 +83,9 @@ def run_one(root: Path, rate: float, seed: int, model: str, args: argparse.Names
             flush=True,
         )
 
-    resume = (out / "checkpoint.safetensors").is_file()
+    resume = any(
+        (out / name).is_file() for name in (CHECKPOINT, CONFIG)
+    )  # killed before its first checkpoint too
     run = train(config, bags, out, resume=resume, data=data, on_epoch=on_epoch)
     return json.loads((out / METRICS).read_text()) if run.history else None
 
@@ -111,7 +114,8 @@ def summary(root: Path, args: argparse.Namespace) -> dict:
 
 def write_summary(root: Path, args: argparse.Namespace) -> None:
     table = summary(root, args)
-    command = "python experiments/repertoire_grid.py " + " ".join(sys.argv[1:])
+    grid = [a for a in sys.argv[1:] if a != "--summary-only"]  # the command that ran the grid
+    command = " ".join(["python experiments/repertoire_grid.py", *grid])
     settings = {
         "bags": args.bags,
         "bag_size": args.bag_size,
@@ -167,8 +171,8 @@ def main() -> None:
     root = Path(args.root)
     if not args.summary_only:
         for seed in args.seeds:
-            for rate in args.rates:
-                for model in args.models:
+            for model in args.models:
+                for rate in args.rates:
                     print(f"rate {rate:g} seed {seed} {model}", flush=True)
                     m = run_one(root, rate, seed, model, args)
                     print(f"  -> test AUC {None if m is None else m.get('test_auc')}", flush=True)

@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 
+from assocmem.engines.bank.launch import launch
 from assocmem.engines.bank.merge import merge
 from assocmem.repertoire import Repertoire, encode
 from assocmem.repertoire.alphabet import PAD
@@ -73,6 +74,30 @@ def test_parts_of_a_bag_merge_into_the_whole_pooling():
     out, merged_lse = merge(torch.stack([p[0] for p in parts]), torch.stack([p[1] for p in parts]))
     torch.testing.assert_close(out, whole, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(merged_lse, lse, rtol=1e-12, atol=1e-12)
+
+
+def pool_on_rank(rank: int, world: int) -> tuple:
+    """One rank of the sharded pooling: its share of a bag both ranks draw from the same seed."""
+    import torch.distributed as dist
+
+    torch.manual_seed(1)
+    h, counts = torch.randn(90, 8, dtype=torch.float64), torch.randint(1, 9, (90,))
+    pool = AttentionPooling(8, heads=2, beta=2.0, abundance=True, group=dist.group.WORLD).double()
+    part = slice(0, 40) if rank == 0 else slice(40, 90)
+    out, w = pool(h[part], counts[part])
+    return out, w
+
+
+def test_the_pooling_over_a_sharded_bag_equals_the_whole_bag():
+    """group=: each rank pools its own sequences through a ShardedBackend; the answer is the whole bag's."""
+    (out0, w0), (out1, w1) = launch(pool_on_rank, 2)
+    torch.manual_seed(1)
+    h, counts = torch.randn(90, 8, dtype=torch.float64), torch.randint(1, 9, (90,))
+    pool = AttentionPooling(8, heads=2, beta=2.0, abundance=True).double()
+    whole, weights = pool(h, counts)
+    for out in (out0, out1):
+        torch.testing.assert_close(out, whole, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(torch.cat([w0, w1], 1), weights, rtol=1e-12, atol=1e-14)
 
 
 def test_abundance_is_a_sequence_repeated_count_times():

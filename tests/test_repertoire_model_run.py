@@ -67,7 +67,7 @@ def test_a_run_stopped_mid_epoch_resumes_bit_for_bit(pooling, data, tmp_path, on
     def stop(step: int, steps: int, loss: float) -> None:
         nonlocal calls
         calls += 1
-        if calls == 5:  # the second step of the second epoch (3 steps an epoch)
+        if calls == 6:  # the second step of the second epoch (8 training bags, 2 a step)
             raise StopError
 
     with pytest.raises(StopError):

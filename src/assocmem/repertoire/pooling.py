@@ -18,8 +18,14 @@ chunks of ``chunk`` sequences, with its log-partition ``lse_k``), so the score m
 chunk in inference; the weights ``w_ki = exp(beta q_k . h_i + m_i - lse_k)`` are computed from ``lse`` chunk by
 chunk. A bag split into parts (a bag too large for one process: rows of a sharded bank, one part per rank) pools
 exactly: each part gives :meth:`AttentionPooling.part` ``(a_s, lse_s)`` and
-:func:`assocmem.engines.bank.merge.merge` combines them (each rank all-gathers the ``(heads, d)`` outputs and the
-``(heads,)`` log-partitions, ``heads * (d + 1)`` numbers per rank, and merges them).
+:func:`assocmem.engines.bank.merge.merge` combines them. With ``group=`` (a ``torch.distributed`` process group)
+each rank passes its own sequences' embeddings and the pooling runs over a
+:class:`~assocmem.engines.bank.sharded.ShardedBackend` of them: one all-gather of the ``(heads,)``
+log-partitions and one all-reduce of the weighted ``(heads, d)`` outputs, the same answer on every rank, and each
+rank's weights ``(heads, n_rank)`` its own sequences' share of the whole softmax. Gradients flow as that
+backend's do (the answer's gradient averaged over ranks, the rows' gradients kept on their rank): training the
+embedding across ranks then needs its parameter gradients summed over the group, which the training loop here
+does not do (it trains one process on whole bags).
 
 Mean: ``a = sum_i c_i h_i / sum_i c_i`` (``c_i = 1`` without abundance); its weights are those fractions.
 Max: ``a_j = max_i h_ij``, per feature; no weights.
@@ -33,6 +39,7 @@ import torch
 from torch import Tensor, nn
 
 from assocmem.engines.association import associate
+from assocmem.engines.bank.sharded import ShardedBackend
 
 
 def score_mask(counts: Tensor | None, abundance: bool, like: Tensor) -> Tensor | None:
@@ -53,9 +60,10 @@ class AttentionPooling(nn.Module):
         *,
         abundance: bool = False,
         chunk: int = 4096,
+        group: object = None,
     ) -> None:
         super().__init__()
-        self.dim, self.heads, self.abundance, self.chunk = dim, heads, abundance, chunk
+        self.dim, self.heads, self.abundance, self.chunk, self.group = dim, heads, abundance, chunk, group
         self.beta = float(beta) if beta is not None else 1.0 / math.sqrt(dim)
         self.queries = nn.Parameter(torch.empty(heads, dim))
         nn.init.normal_(self.queries, std=1.0)
@@ -65,9 +73,13 @@ class AttentionPooling(nn.Module):
 
     def part(self, embeddings: Tensor, counts: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(a (heads, d), lse (heads,))`` over these embeddings ``(n, d)`` alone: merged over the parts of a
-        bag with :func:`~assocmem.engines.bank.merge.merge`, they give the whole bag's."""
+        bag with :func:`~assocmem.engines.bank.merge.merge`, they give the whole bag's. With a ``group``, these
+        are this rank's part of the bag and the answer is already the whole bag's, the same on every rank."""
         q = self.queries.to(embeddings.dtype)
         mask = score_mask(counts, self.abundance, embeddings)
+        if self.group is not None:  # this rank's part of the bag; merged over the group's ranks (§8)
+            bank = ShardedBackend(torch.arange(len(embeddings)), embeddings, None, self.group, None)
+            return bank.associate(q, self.beta, None if mask is None else mask.expand(self.heads, -1))
         out, lse, _ = associate(
             q, embeddings, embeddings, self.beta, mask, chunk_size=self.chunk, need_lse=True
         )
