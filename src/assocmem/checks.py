@@ -10,6 +10,7 @@ checks (NaN and Inf, masks that hide a whole row), which read the values: they f
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -48,6 +49,19 @@ def positive_float(value: object, name: str, who: str) -> float:
 
 _value_checks = True
 _override: ContextVar[bool | None] = ContextVar("assocmem_value_checks", default=None)
+
+
+def known_settings(cls: type, values: object, source: str, *, also: Iterable[str] = ()) -> None:
+    """Refuse a recipe that is not a table of settings, or that names a setting the dataclass ``cls`` does not
+    have (``also``: names the caller takes away first, listed as known), naming ``source`` and every known name."""
+    if not isinstance(values, dict):
+        raise ValueError(f"{source}: a recipe must be a table of settings, got {type(values).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)} | set(also)
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(
+            f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+        )
 
 
 def set_value_checks(enabled: bool) -> None:

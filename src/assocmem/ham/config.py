@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import tomllib
 
+from assocmem.checks import known_settings
 from assocmem.ham.task_config import SCHEDULES, TASK_CONFIGS, PatchesConfig, ReconstructConfig
 
 TASKS = ("classify", *TASK_CONFIGS)
@@ -131,14 +132,7 @@ class HamConfig:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config") -> HamConfig:
-        if not isinstance(values, dict):
-            raise ValueError(f"{source}: a recipe must be a table of settings, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
-            )
+        known_settings(cls, values, source)
         return cls(**values)
 
 

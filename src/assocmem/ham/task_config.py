@@ -8,7 +8,9 @@ values are refused with the field named, as for the classifier's recipes.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
+
+from assocmem.checks import known_settings
 
 DATASETS = ("mnist", "fashion-mnist")
 INITIALISATIONS = ("shifted", "zero_mean")
@@ -58,16 +60,8 @@ class _Recipe:
 
     @classmethod
     def from_dict(cls, values: dict, source: str = "config"):
-        if not isinstance(values, dict):
-            raise ValueError(f"{source}: a recipe must be a table of settings, got {type(values).__name__}")
+        known_settings(cls, values, source, also=("task",))
         values = {k: v for k, v in values.items() if k != "task"}
-        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}; known: task, "
-                f"{', '.join(sorted(known))}"
-            )
         return cls(**values)
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from assocmem.checks import known_settings
 
 POOLINGS = ("attention", "mean", "max")
 ACTIVATIONS = ("selu", "relu")
@@ -102,14 +104,7 @@ class RepertoireConfig:
     @classmethod
     def from_dict(cls, values: object, source: str = "recipe") -> RepertoireConfig:
         """A configuration from a mapping of settings; unknown names are refused, naming ``source``."""
-        if not isinstance(values, dict):
-            raise ValueError(f"{source}: a recipe must be a table of settings, got {type(values).__name__}")
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ValueError(
-                f"{source}: unknown setting(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
-            )
+        known_settings(cls, values, source)
         try:
             return cls(**values)
         except ValueError as err:
