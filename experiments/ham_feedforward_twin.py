@@ -1,6 +1,7 @@
 """The convolutional HAM recipe's feed-forward twin: the same maps (convolution, ReLU, average pooling, the
 recipe's dense hidden layer if any, a linear read-out) trained as a plain network on the same images with the same
-optimiser, for comparison with the recorded HAM run (docs/ham.md, "Recorded runs").
+optimiser and rate schedule (a cosine decays over ``--epochs``), for comparison with the recorded HAM run
+(docs/ham.md, "Recorded runs").
 
     ASSOCMEM_DATA=../shared/data python experiments/ham_feedforward_twin.py recipes/ham/conv-fashion.json --epochs 5
 
@@ -10,6 +11,7 @@ prints the test accuracy after every epoch.
 from __future__ import annotations
 
 import argparse
+import math
 
 import torch
 import torch.nn.functional as F
@@ -43,11 +45,19 @@ def main() -> None:
 
     generator = torch.Generator().manual_seed(c.seed)
     n = len(d.train_labels)
-    for epoch in range(args.epochs or c.epochs):
+    epochs = args.epochs or c.epochs
+    total = epochs * -(-n // c.batch_size)
+    done = 0
+    for epoch in range(epochs):
         order = torch.randperm(n, generator=generator)
         for b in range(0, n, c.batch_size):
             i = order[b : b + c.batch_size]
             loss = F.cross_entropy(logits(d.train_images[i]), d.train_labels[i])
+            # the recipe's schedule over this run's epochs (HamConfig.lr_schedule)
+            if c.lr_schedule == "cosine":
+                for group in optimizer.param_groups:
+                    group["lr"] = c.lr * (1 + math.cos(math.pi * done / total)) / 2
+            done += 1
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
