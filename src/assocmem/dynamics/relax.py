@@ -118,9 +118,12 @@ def relax(
                     f"integrate anyway"
                 )
     inputs_, clamp_ = network.check(state, inputs, clamp)
-    system = System(network, network.prepare(state, inputs_, clamp_), clamp_)
     want_grad = torch.is_grad_enabled()
     with torch.set_grad_enabled(want_grad and mode == "unrolled"):
+        # Without a graph, a fixed-step Euler relaxation reuses the memory of each evaluation's inputs (no new
+        # tensor per layer and step) and decides its stop rule from the small layers where they suffice.
+        spend = stepper.spends and not torch.is_grad_enabled()
+        system = System(network, network.prepare(state, inputs_, clamp_), clamp_, spend)
         traj, watch, energy = _integrate(
             system,
             {n: state[n] for n in network.layers},
@@ -174,6 +177,10 @@ def _integrate(
     assert ev.energy is not None
     speed = system.speed(ev)
     watch = Watch(ev.energy, speed)
+    # With a spending system the speed of a step is taken smallest layer first, and only until some sample is
+    # above tol (System.speed): the stop rule's decision is the same, the watch sees the exact speeds only, and
+    # the speed is made exact again before the loop ends.
+    bound = tol if system.spend and tol > 0 else None
     times = [0.0]
     energies = [ev.energy.detach()]
     h = dt if dt is not None else stepper.default_dt(system.tau)
@@ -204,7 +211,7 @@ def _integrate(
                     )
                 continue
             h = h_try * factor
-        new_speed = system.speed(result.ev)
+        new_speed = system.speed(result.ev, bound)
         finite = torch.isfinite(new_speed).all()
         if record:  # the energy overflows first (it is quadratic in the state for linear layers)
             assert result.ev.energy is not None
@@ -221,11 +228,25 @@ def _integrate(
         t += h_try
         ev, speed = result.ev, new_speed
         steps += 1
-        watch.update(speed, ev.energy if record else None)
+        watch.update(
+            None if bound is not None and system.partial(ev) else speed, ev.energy if record else None
+        )
         if record:
             times.append(t)
             assert ev.energy is not None
             energies.append(ev.energy.detach())
+    if bound is not None and system.partial(ev):  # the loop ran out of time or steps on a partial speed
+        speed = system.speed(ev)
+        if not bool(torch.isfinite(speed).all()):
+            raise watch.blew_up(
+                system.network,
+                system.clamp,
+                _energy(system, ev, record),
+                speed,
+                f"the state became non-finite by t={t:.6g} (found by the full check of the stop rule at the end) "
+                f"with method {method!r} and dt={h:.3g} (the smallest time constant is {min(system.tau.values()):g})",
+            )
+        watch.update(speed, None)
     if not record and steps:
         final = system(ev.state, need_energy=True).energy
         assert final is not None
