@@ -77,6 +77,11 @@ def relax(
       point does not depend on them);
     - ``None``: no graph at all (inference).
 
+    Without a graph (``gradient`` ``None`` or ``"implicit"``, or autograd off), ``"euler"`` and ``"exp_euler"``
+    reuse each evaluation's memory and take the stop rule's speed from the smallest layers while they already show
+    a sample above ``tol``: the same steps to the same states; the returned speed is exact (docs/benchmarks.md, "One
+    step of a hierarchical memory").
+
     A state that becomes non-finite raises :class:`DivergenceError`, saying whether the energy fell without bound
     (bound it: docs/dynamics.md) or the step was too large. With ``strict=True`` (it needs ``tol > 0``) a run that
     ends with a sample above ``tol`` is an error too: :class:`DivergenceError` when the state runs away (energy
@@ -217,13 +222,15 @@ def _integrate(
             assert result.ev.energy is not None
             finite = finite & torch.isfinite(result.ev.energy).all()
         if not bool(finite):
-            raise watch.blew_up(
-                system.network,
-                system.clamp,
-                _energy(system, ev, record),
+            raise _non_finite(
+                system,
+                watch,
+                ev,
+                record,
                 speed,
-                f"the state (or its energy) became non-finite at t={t + h_try:.6g} with method {method!r} and "
-                f"dt={h_try:.3g} (the smallest time constant is {min(system.tau.values()):g})",
+                f"the state (or its energy) became non-finite at t={t + h_try:.6g}",
+                method,
+                h_try,
             )
         t += h_try
         ev, speed = result.ev, new_speed
@@ -238,14 +245,10 @@ def _integrate(
     if bound is not None and system.partial(ev):  # the loop ran out of time or steps on a partial speed
         speed = system.speed(ev)
         if not bool(torch.isfinite(speed).all()):
-            raise watch.blew_up(
-                system.network,
-                system.clamp,
-                _energy(system, ev, record),
-                speed,
-                f"the state became non-finite by t={t:.6g} (found by the full check of the stop rule at the end) "
-                f"with method {method!r} and dt={h:.3g} (the smallest time constant is {min(system.tau.values()):g})",
+            where = (
+                f"the state became non-finite by t={t:.6g} (found by the stop rule's full check at the end)"
             )
+            raise _non_finite(system, watch, ev, record, speed, where, method, h)
         watch.update(speed, None)
     if not record and steps:
         final = system(ev.state, need_energy=True).energy
@@ -275,6 +278,27 @@ _HOVERING = (
     "speed hovers at a level set by rtol and atol, here not far enough below tol={tol:g}. Pass rtol and atol at "
     "most tol / 10, or method='stiff'"
 )
+
+
+def _non_finite(
+    system: System,
+    watch: Watch,
+    ev: Evaluation,
+    record: bool,
+    speed: Tensor,
+    where: str,
+    method: str,
+    dt: float,
+) -> DivergenceError:
+    """The error for a state that became non-finite (``ev``, ``speed``: the last evaluation the loop accepted)."""
+    return watch.blew_up(
+        system.network,
+        system.clamp,
+        _energy(system, ev, record),
+        speed,
+        f"{where} with method {method!r} and dt={dt:.3g} (the smallest time constant is "
+        f"{min(system.tau.values()):g})",
+    )
 
 
 def _energy(system: System, ev: Evaluation, record: bool) -> Tensor:
