@@ -205,6 +205,8 @@ BUILDING_BLOCKS: dict[str, Callable[[], object]] = {
     "Evaluation.velocity": lambda: (
         net().evaluate(state(torch.full((3, 4), NAN)), {}, {}).velocity(net().tau)["v"]
     ),
+    "Evaluation.delta_of": lambda: net().evaluate(state(torch.full((3, 4), NAN)), {}, {}).delta_of("v"),
+    "Evaluation.euler": lambda: net().evaluate(state(torch.full((3, 4), NAN)), {}, {}).euler("v", 0.5),
     "DAMClassifier.scaled_inputs": lambda: classifier().scaled_inputs(torch.full((2, 784), NAN))[0],
     "hessian_vector": lambda: am.lagrangians.hessian_vector(
         am.Tanh(), torch.full((2, 3), NAN), torch.ones(2, 3)

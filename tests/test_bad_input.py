@@ -118,6 +118,7 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "Synapse": "abstract base (DenseSynapse and ConvSynapse are rows)",
     "ManyBodyTerm": "made by Network.integrate_out (a row)",
     "Plan": "made by Network.prepare (a building block)",
+    "Evaluation.spend": "no input: lets the evaluation reuse its own memory",
     "DAMClassifier.to_feedforward": "no input",
     "TrainConfig.to_dict": "no input",
     "MetaLearning": "a result: holds the memory and its record, takes no tensor",

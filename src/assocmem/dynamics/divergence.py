@@ -44,9 +44,10 @@ class Watch:
         self.last = self.energy0  #: the last finite energy of every sample
         self.rose = torch.zeros_like(self.speed0, dtype=torch.bool)  #: whether a step raised the energy
 
-    def update(self, speed: Tensor, energy: Tensor | None) -> None:
-        """Record an accepted step: its speed, and its energy when the steps compute it."""
-        self.least = torch.minimum(self.least, speed.detach())
+    def update(self, speed: Tensor | None, energy: Tensor | None) -> None:
+        """Record an accepted step: its speed (when known exactly), and its energy when the steps compute it."""
+        if speed is not None:
+            self.least = torch.minimum(self.least, speed.detach())
         if energy is not None:
             energy = energy.detach()
             self.rose |= energy - self.last > 1e-6 * (1 + self.last.abs())

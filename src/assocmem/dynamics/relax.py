@@ -77,6 +77,11 @@ def relax(
       point does not depend on them);
     - ``None``: no graph at all (inference).
 
+    Without a graph (``gradient`` ``None`` or ``"implicit"``, or autograd off), ``"euler"`` and ``"exp_euler"``
+    reuse each evaluation's memory and take the stop rule's speed from the smallest layers while they already show
+    a sample above ``tol``: the same steps to the same states; the returned speed is exact (docs/benchmarks.md, "One
+    step of a hierarchical memory").
+
     A state that becomes non-finite raises :class:`DivergenceError`, saying whether the energy fell without bound
     (bound it: docs/dynamics.md) or the step was too large. With ``strict=True`` (it needs ``tol > 0``) a run that
     ends with a sample above ``tol`` is an error too: :class:`DivergenceError` when the state runs away (energy
@@ -118,9 +123,12 @@ def relax(
                     f"integrate anyway"
                 )
     inputs_, clamp_ = network.check(state, inputs, clamp)
-    system = System(network, network.prepare(state, inputs_, clamp_), clamp_)
     want_grad = torch.is_grad_enabled()
     with torch.set_grad_enabled(want_grad and mode == "unrolled"):
+        # Without a graph, a fixed-step Euler relaxation reuses the memory of each evaluation's inputs (no new
+        # tensor per layer and step) and decides its stop rule from the small layers where they suffice.
+        spend = stepper.spends and not torch.is_grad_enabled()
+        system = System(network, network.prepare(state, inputs_, clamp_), clamp_, spend)
         traj, watch, energy = _integrate(
             system,
             {n: state[n] for n in network.layers},
@@ -174,6 +182,10 @@ def _integrate(
     assert ev.energy is not None
     speed = system.speed(ev)
     watch = Watch(ev.energy, speed)
+    # With a spending system the speed of a step is taken smallest layer first, and only until some sample is
+    # above tol (System.speed): the stop rule's decision is the same, the watch sees the exact speeds only, and
+    # the speed is made exact again before the loop ends.
+    bound = tol if system.spend and tol > 0 else None
     times = [0.0]
     energies = [ev.energy.detach()]
     h = dt if dt is not None else stepper.default_dt(system.tau)
@@ -204,28 +216,40 @@ def _integrate(
                     )
                 continue
             h = h_try * factor
-        new_speed = system.speed(result.ev)
+        new_speed = system.speed(result.ev, bound)
         finite = torch.isfinite(new_speed).all()
         if record:  # the energy overflows first (it is quadratic in the state for linear layers)
             assert result.ev.energy is not None
             finite = finite & torch.isfinite(result.ev.energy).all()
         if not bool(finite):
-            raise watch.blew_up(
-                system.network,
-                system.clamp,
-                _energy(system, ev, record),
+            raise _non_finite(
+                system,
+                watch,
+                ev,
+                record,
                 speed,
-                f"the state (or its energy) became non-finite at t={t + h_try:.6g} with method {method!r} and "
-                f"dt={h_try:.3g} (the smallest time constant is {min(system.tau.values()):g})",
+                f"the state (or its energy) became non-finite at t={t + h_try:.6g}",
+                method,
+                h_try,
             )
         t += h_try
         ev, speed = result.ev, new_speed
         steps += 1
-        watch.update(speed, ev.energy if record else None)
+        watch.update(
+            None if bound is not None and system.partial(ev) else speed, ev.energy if record else None
+        )
         if record:
             times.append(t)
             assert ev.energy is not None
             energies.append(ev.energy.detach())
+    if bound is not None and system.partial(ev):  # the loop ran out of time or steps on a partial speed
+        speed = system.speed(ev)
+        if not bool(torch.isfinite(speed).all()):
+            where = (
+                f"the state became non-finite by t={t:.6g} (found by the stop rule's full check at the end)"
+            )
+            raise _non_finite(system, watch, ev, record, speed, where, method, h)
+        watch.update(speed, None)
     if not record and steps:
         final = system(ev.state, need_energy=True).energy
         assert final is not None
@@ -254,6 +278,27 @@ _HOVERING = (
     "speed hovers at a level set by rtol and atol, here not far enough below tol={tol:g}. Pass rtol and atol at "
     "most tol / 10, or method='stiff'"
 )
+
+
+def _non_finite(
+    system: System,
+    watch: Watch,
+    ev: Evaluation,
+    record: bool,
+    speed: Tensor,
+    where: str,
+    method: str,
+    dt: float,
+) -> DivergenceError:
+    """The error for a state that became non-finite (``ev``, ``speed``: the last evaluation the loop accepted)."""
+    return watch.blew_up(
+        system.network,
+        system.clamp,
+        _energy(system, ev, record),
+        speed,
+        f"{where} with method {method!r} and dt={dt:.3g} (the smallest time constant is "
+        f"{min(system.tau.values()):g})",
+    )
 
 
 def _energy(system: System, ev: Evaluation, record: bool) -> Tensor:

@@ -43,6 +43,9 @@ def _combine(x: State, h: float, ks: list[tuple[float, State]]) -> State:
 class Stepper:
     name = ""
     adaptive = False
+    #: whether a step needs an evaluation's inputs ``u`` only through ``u - x``, once (then, with autograd off,
+    #: relax lets it reuse their memory: :meth:`Evaluation.spend`)
+    spends = False
     #: exponent q of the step-size controller, ``h_new = h * ratio^(-1/q)``
     error_order = 1
 
@@ -59,6 +62,7 @@ class Euler(Stepper):
     """``x <- x + (dt / tau) (u - x)``; ``u - x`` is shared with the convergence check."""
 
     name = "euler"
+    spends = True
 
     def weight(self, h: float, tau: float) -> float:
         return h / tau
@@ -67,13 +71,13 @@ class Euler(Stepper):
         self, sys: System, ev: Evaluation, h: float, need_energy: bool, rtol: float, atol: float
     ) -> Step:
         x = ev.state
-        d = ev.delta()
         # A fully clamped layer keeps its tensor, with no pass over it (detached when autograd is off, as the
         # addition's result would be: the implicit gradient must not reach a clamped value through the state).
+        # The others move by x + w (u - x), written into the memory of u - x where the evaluation owns it
+        # (Evaluation.spend: autograd off, the old evaluation is not used again).
         keep = (lambda t: t) if torch.is_grad_enabled() else Tensor.detach
         new = {
-            n: keep(x[n]) if n in ev.still else torch.add(x[n], d[n], alpha=self.weight(h, tau))
-            for n, tau in sys.tau.items()
+            n: keep(x[n]) if n in ev.still else ev.euler(n, self.weight(h, tau)) for n, tau in sys.tau.items()
         }
         return Step(sys(new, need_energy))
 

@@ -46,14 +46,61 @@ class Evaluation:
     _delta: State | None = None
     #: zeros for the fully clamped layers (their ``u - x``), shared by every evaluation of a relaxation
     still: Mapping[str, Tensor] = field(default_factory=dict)
+    #: layers whose ``u`` is a new tensor this evaluation made with autograd off, held by nobody else: a fixed-step
+    #: relaxation may turn it into ``u - x`` and then into the next state in place (:meth:`spend`)
+    owned: frozenset[str] = frozenset()
+    #: ``u - x`` of the layers taken so far one at a time (:meth:`delta_of`)
+    _parts: State = field(default_factory=dict)
+    #: after :meth:`spend`: the inputs of the owned layers, to be turned into ``u - x`` in place
+    _spare: State = field(default_factory=dict)
+    #: the layers whose ``u - x`` was computed in place (the step may write the next state into it)
+    _scratch: set[str] = field(default_factory=set)
+    #: per layer taken so far: ``max |dx/dt|`` of each sample (the stop rule's, ``System.speed``)
+    speeds: State = field(default_factory=dict)
 
     def delta(self) -> State:
         """``u - x = tau dx/dt`` per layer, computed once and shared by every user (update, stop rule)."""
         if self._delta is None:
-            self._delta = {
-                n: self.still[n] if n in self.still else self.u[n] - x for n, x in self.state.items()
-            }
+            self._delta = {n: self.delta_of(n) for n in self.state}
         return self._delta
+
+    def delta_of(self, name: str) -> Tensor:
+        """``u - x`` of one layer, computed once (in place in ``u`` after :meth:`spend`)."""
+        d = self._parts.get(name)
+        if d is None:
+            if name in self.still:
+                d = self.still[name]
+            elif name in self._spare:
+                d = self._spare.pop(name).sub_(self.state[name])
+                self._scratch.add(name)
+            else:
+                d = self.u[name] - self.state[name]
+            self._parts[name] = d
+        return d
+
+    def spend(self) -> None:
+        """Let the layers in :attr:`owned` compute ``u - x`` in place in ``u`` from now on, for a fixed-step
+        relaxation that needs ``u`` only through ``u - x`` (no new tensor per layer and step; the step may then
+        write the next state into ``u - x``). Their inputs leave :attr:`u`: reading them raises a KeyError."""
+        spare = {n: self.u[n] for n in self.owned if n in self.u and n not in self._parts}
+        if spare:
+            self._spare.update(spare)
+            self.u = {n: t for n, t in self.u.items() if n not in spare}
+
+    def euler(self, name: str, weight: float) -> Tensor:
+        """``x + weight (u - x)`` for one layer (an explicit or exponential Euler step). After :meth:`spend` it is
+        written into the memory of ``u - x`` (or of ``u``, as ``torch.lerp``, when ``u - x`` was never asked for),
+        which this evaluation then no longer holds."""
+        x = self.state[name]
+        if name in self._scratch:
+            self._scratch.discard(name)
+            self._delta = None
+            d = self._parts.pop(name)
+            return torch.add(x, d, alpha=weight, out=d)
+        if name in self._spare:
+            u = self._spare.pop(name)
+            return torch.lerp(x, u, weight, out=u)
+        return torch.add(x, self.delta_of(name), alpha=weight)
 
     def velocity(self, tau: Mapping[str, float]) -> State:
         """``dx/dt = (u - x) / tau`` per layer."""
@@ -268,7 +315,13 @@ class Network(nn.Module):
                 if n in plan.coupled:  # its free units descend the energy (network/partial.py)
                     u[n] = u[n] + correction(self.layers[n].lagrangian, x, g[n], u[n] - x, mask)
                 u[n] = torch.where(mask, x, u[n])
-        return Evaluation(dict(state), g, u, energy, still=plan.still)
+        if owned is not None:  # a sum or a fresh drive the evaluation made, not a state or a shared current
+            owned = {
+                n
+                for n in owned
+                if n not in plan.fixed and u[n] is not state[n] and u[n].shape == state[n].shape
+            }
+        return Evaluation(dict(state), g, u, energy, still=plan.still, owned=frozenset(owned or ()))
 
     @property
     def tau(self) -> dict[str, float]:
