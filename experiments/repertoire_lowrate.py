@@ -7,7 +7,9 @@ Arguments: the witness rate (the grid's data set ``ROOT/data/rate<rate>-seed0-ba
 JSON object of settings that override ``--recipe``. Per epoch it prints (and appends to ``--log``) the training
 loss, the validation and test AUC, the seconds, and a diagnostic the model never sees: the attention weight that
 falls on the witness sequences of the positive validation bags (the head with most, averaged over bags; ``rate`` at
-uniform attention). The last line is the epoch chosen on validation AUC and its test AUC (never chosen on test).
+uniform attention). The last line is the epoch chosen on validation AUC and its test AUC (never chosen on
+test). ``--fresh``: only the fresh model's witness share; ``--saved RUN``: only that of a run folder's last and
+selected weights.
 """
 
 from __future__ import annotations
@@ -44,12 +46,28 @@ def main() -> None:
     p.add_argument("--root", default="/work/runs/repertoire-grid")
     p.add_argument("--recipe", default=str(REPO / "recipes" / "repertoire" / "attention.json"))
     p.add_argument("--log", default="/work/runs/repertoire-lowrate/log.jsonl")
+    p.add_argument("--fresh", action="store_true", help="print the fresh model's witness share and stop")
+    p.add_argument(
+        "--saved", help="print the witness share of this run folder's last and selected weights and stop"
+    )
     args = p.parse_args()
     torch.set_num_threads(1)
     settings = json.loads(args.settings)
     bags, _ = load_split(Path(args.root) / "data" / f"rate{args.rate}-seed0-bags200-size10000", 0)
     config = RepertoireConfig.from_dict({**RepertoireConfig.load(args.recipe).to_dict(), **settings})
     positives = [b for b in bags["validation"] if b.label == 1]
+    if args.saved:
+        run = repertoire_run.load_run(args.saved)
+        last, chosen = witness_share(run.model, positives), witness_share(run.selected(), positives)
+        print(f"{args.saved}: witness share {last} at epoch {run.epoch}, {chosen} at epoch {run.best_epoch}")
+        return
+    if args.fresh:
+        print(
+            args.name,
+            "fresh model: witness share",
+            witness_share(repertoire_run.new_run(config).model, positives),
+        )
+        return
     runs = []
     made = repertoire_run.new_run
 
