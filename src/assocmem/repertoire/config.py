@@ -38,7 +38,7 @@ class RepertoireConfig:
     weight_decay: float = 0.0
     epochs: int = 20
     bags_per_step: int = 4  #: bags whose losses are averaged into one Adam step
-    balanced: bool = False  #: every step holds as many positive bags as negative ones (as far as the bags allow)
+    balanced: bool = False  #: every step holds as many positive as negative bags (while both last)
     subsample: int | None = (
         None  #: during training, a random subset of this many sequences per bag (None: all)
     )
