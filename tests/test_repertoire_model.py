@@ -6,6 +6,7 @@ coded one, and the recipe refuses bad settings by name."""
 from __future__ import annotations
 
 import math
+import random
 
 import pytest
 import torch
@@ -18,6 +19,7 @@ from assocmem.repertoire.config import RepertoireConfig
 from assocmem.repertoire.embedding import SequenceEmbedding, embed_chunks, one_hot, position_features
 from assocmem.repertoire.model import RepertoireClassifier
 from assocmem.repertoire.pooling import AttentionPooling, MaxPooling, MeanPooling
+from assocmem.repertoire.training import epoch_order
 
 SEQUENCES = ["CASSLGQ", "CAW", "CASRDWHF", "C", "CSARDGTEAFF", "CASSPRDWYHEQYF", "CAT", "CASSQD"]
 
@@ -205,6 +207,7 @@ def test_default_beta_is_one_over_sqrt_d():
         ({"subsample": 0}, "subsample"),
         ({"patience": -2}, "patience"),
         ({"abundance": "yes"}, "abundance"),
+        ({"balanced": 1}, "balanced"),
         ({"dtype": "float16"}, "dtype"),
         ({"hidden": -1}, "hidden"),
         ({"epocs": 3}, "unknown setting"),
@@ -213,3 +216,24 @@ def test_default_beta_is_one_over_sqrt_d():
 def test_bad_recipes_are_refused_by_name(settings, names):
     with pytest.raises(ValueError, match=names):
         RepertoireConfig.from_dict(settings, "recipe.json")
+
+
+@pytest.mark.parametrize(("positives", "negatives"), [(6, 6), (7, 4), (2, 9)])
+def test_balanced_steps_pair_a_positive_with_a_negative(positives, negatives):
+    labels = [1] * positives + [0] * negatives
+    random.Random(positives).shuffle(labels)
+    order = epoch_order(labels, True, torch.Generator().manual_seed(3))
+    assert sorted(order) == list(range(len(labels)))  # every bag once
+    pairs = min(positives, negatives)
+    for k in range(pairs):  # each step of 2 (or of any even size) holds as many of each class
+        assert {labels[order[2 * k]], labels[order[2 * k + 1]]} == {0, 1}
+    assert len({labels[i] for i in order[2 * pairs :]}) <= 1  # the larger class's rest closes the epoch
+    again = epoch_order(labels, True, torch.Generator().manual_seed(4))
+    assert again != order  # drawn from the generator
+
+
+def test_unbalanced_order_is_the_plain_permutation():
+    """balanced=false draws what the loop drew before the option existed, so older runs resume exactly."""
+    labels = [1, 0, 0, 1, 1, 0, 1]
+    g, h = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert epoch_order(labels, False, g) == torch.randperm(len(labels), generator=h).tolist()

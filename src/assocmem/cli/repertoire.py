@@ -16,6 +16,7 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assocmem.cli.console import add_quiet, add_threads, progress_bar, say, set_threads
 from assocmem.cli.options import (
@@ -28,6 +29,10 @@ from assocmem.cli.options import (
     Kind,
     count,
 )
+
+if TYPE_CHECKING:
+    from assocmem.repertoire.dataset import RepertoireDataset
+    from assocmem.repertoire.kmer import KmerResult
 
 #: The metrics file a ``kmer`` run writes into its folder.
 METRICS = "metrics.json"
@@ -184,9 +189,25 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def kmer_metrics(ds: RepertoireDataset, split: dict, seed: int, result: KmerResult) -> dict:
+    """A k-mer run's metrics.json: the result with its test bags' scores and the split by bag name (what
+    ``repertoire explain --compare`` reads), the data, the simulation's settings, provenance."""
+    from assocmem.provenance import provenance
+
+    truth = ds.truth or {}
+    return {
+        "model": "kmer",
+        "data": os.fspath(ds.folder),
+        "seed": seed,
+        "split": {part: [ds.names[i] for i in idx] for part, idx in split.items()},
+        "simulation": {"motif": truth.get("motif"), **truth.get("settings", {})} if truth else None,
+        **result.to_dict(),
+        "provenance": provenance(),
+    }
+
+
 def run_kmer(args: argparse.Namespace) -> int:
     from assocmem.files import write_json
-    from assocmem.provenance import provenance
     from assocmem.repertoire.dataset import RepertoireDataset
     from assocmem.repertoire.kmer import kmer_baseline
 
@@ -197,17 +218,7 @@ def run_kmer(args: argparse.Namespace) -> int:
     split = ds.split(seed=args.seed, test=args.test, validation=args.validation)
     with progress_bar(args.quiet, total=len(ds), unit="bag", desc="k-mers") as bar:
         result = kmer_baseline(ds, split, k=args.k, weighted=args.weighted, progress=bar.update)
-    truth = ds.truth or {}
-    metrics = {
-        "model": "kmer",
-        "data": os.fspath(args.data),
-        "seed": args.seed,
-        "split": {part: [ds.names[i] for i in idx] for part, idx in split.items()},
-        "simulation": {"motif": truth.get("motif"), **truth.get("settings", {})} if truth else None,
-        **result.to_dict(),
-        "provenance": provenance(),
-    }
-    path = write_json(Path(args.out) / METRICS, metrics)
+    path = write_json(Path(args.out) / METRICS, kmer_metrics(ds, split, args.seed, result))
     say(
         args.quiet,
         f"k-mer baseline (k={result.k}): test AUC {result.test_auc:.4f} (validation {result.validation_auc:.4f},"

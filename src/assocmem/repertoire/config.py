@@ -38,6 +38,7 @@ class RepertoireConfig:
     weight_decay: float = 0.0
     epochs: int = 20
     bags_per_step: int = 4  #: bags whose losses are averaged into one Adam step
+    balanced: bool = False  #: every step holds as many positive as negative bags (while both last)
     subsample: int | None = (
         None  #: during training, a random subset of this many sequences per bag (None: all)
     )
@@ -90,8 +91,9 @@ class RepertoireConfig:
         number("beta", none=True)
         number("lr")
         number("weight_decay", zero=True)
-        if not isinstance(self.abundance, bool):
-            raise ValueError(f"{who}: abundance must be true or false, got {self.abundance!r}")
+        for name in ("abundance", "balanced"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{who}: {name} must be true or false, got {getattr(self, name)!r}")
 
     @property
     def inverse_temperature(self) -> float:

@@ -42,6 +42,22 @@ def subsampled(bag: Repertoire, size: int | None, generator: torch.Generator) ->
     )
 
 
+def epoch_order(labels: Sequence[int], balanced: bool, generator: torch.Generator) -> list[int]:
+    """The bags' order for one epoch (indices into ``labels``), drawn from ``generator``. ``balanced``: the positive
+    and the negative bags each in their own random order, dealt alternately, so a step of an even number of bags
+    (``bags_per_step``) holds as many of each class while both last (the rest of the larger class closes the epoch)."""
+    if not balanced:
+        return torch.randperm(len(labels), generator=generator).tolist()
+    classes = [[i for i, y in enumerate(labels) if y == c] for c in (1, 0)]
+    shuffled = [[c[j] for j in torch.randperm(len(c), generator=generator).tolist()] for c in classes]
+    first = int(torch.randint(2, (), generator=generator))  # which class opens each pair
+    pairs = min(map(len, shuffled))
+    order = []
+    for k in range(pairs):
+        order += [shuffled[first][k], shuffled[1 - first][k]]
+    return order + shuffled[0][pairs:] + shuffled[1][pairs:]
+
+
 def train_epoch(
     model: RepertoireClassifier,
     optimizer: torch.optim.Optimizer,
@@ -53,8 +69,8 @@ def train_epoch(
     """One pass over ``bags`` in an order drawn from ``generator``; returns the epoch's mean loss and seconds."""
     model.train()
     start, cpu = time.perf_counter(), time.process_time()
-    order = torch.randperm(len(bags), generator=generator).tolist()
     per = config.bags_per_step
+    order = epoch_order([b.label for b in bags], config.balanced, generator)
     steps = -(-len(order) // per)
     total, sequences = 0.0, 0
     for s in range(steps):
