@@ -100,6 +100,28 @@ def test_a_task_run_stopped_mid_epoch_resumes_bit_for_bit(config, measure, data,
 
 
 @needs_data()
+@pytest.mark.parametrize("task", [ReconstructConfig, PatchesConfig])
+def test_a_task_run_refuses_a_resume_that_would_stretch_its_cosine_decay(task, data, tmp_path, one_thread):
+    """The cosine rate is laid over the recipe's epochs: resuming with other epochs would jump along it."""
+    base = (RECON if task is ReconstructConfig else PATCHES) | {
+        "lr_schedule": "cosine",
+        "fixed_point_size": 0,
+    }
+    config = task(**(base | {"train_size": 100, "test_size": 32, "batch_size": 50}))
+
+    def kill(batch, batches, loss):
+        if batch == 2:  # after the first minibatch's checkpoint
+            raise KilledError
+
+    with pytest.raises(KilledError):
+        train(config, data, tmp_path / "cut", checkpoint_every=1, on_batch=kill)
+    longer = task.from_dict(config.to_dict() | {"epochs": config.epochs + 1})
+    with pytest.raises(ValueError, match=f"lr_schedule='cosine' decays over epochs={config.epochs}"):
+        train(longer, data, tmp_path / "cut", resume=True)
+    assert train(config, data, tmp_path / "cut", resume=True).epoch == config.epochs
+
+
+@needs_data()
 def test_the_reconstruction_evaluation_is_a_memory_check(data, one_thread):
     run = train(ReconstructConfig(**(RECON | {"epochs": 1})), data)
     test = run.history[-1]["test"]

@@ -24,6 +24,7 @@ from torch.nn.utils import parametrize
 
 from assocmem.checks import is_count, positive_float
 from assocmem.dynamics import Trajectory, relax
+from assocmem.ham.completion import complete
 from assocmem.ham.evaluation import energy_rises
 from assocmem.lagrangians import LogSumExp, Spherical
 from assocmem.network import HopfieldTerm, Layer, Network
@@ -134,7 +135,9 @@ def settle(
 ) -> Trajectory:
     """Relax from ``start`` (``(N, D)``) until every image's velocity is below ``tol`` (dopri5, no gradient;
     with ``strict`` a run that does not settle by ``t_max`` is an error, else ``converged`` says which did).
-    ``clamp`` is an optional bool mask ``(N, D)``, True on the pixels that keep their starting value; ``rtol``
+    ``clamp`` is an optional bool mask ``(N, D)``, True on the pixels that keep their starting *state* (not
+    their activation, which shrinks as the rest grows: to complete an image from known pixels use
+    :func:`~assocmem.ham.completion.complete`); ``rtol``
     (and ``atol = rtol / 10``) the integrator's error control."""
     with torch.no_grad():
         return relax(
@@ -182,8 +185,9 @@ def evaluate_reconstruction(
     over every test image, with the mean, spread and range of its ``minibatch``-image averages (hamux records one
     training minibatch). On the first ``fixed_point_size`` images, relaxed until settled (strict: a relaxation
     that does not settle is an error): ``fixed_point_mse`` from the noisy image, and, with the lower half hidden
-    (zero) and the upper half clamped at the clean pixels, ``masked_mse`` on the hidden pixels at the fixed point
-    against ``masked_one_step_mse`` after one step; the energy checks of both relaxations.
+    and the upper half's activations held at the clean pixels (:func:`~assocmem.ham.completion.complete`),
+    ``masked_mse`` on the hidden pixels at the fixed point against ``masked_one_step_mse`` after one step from
+    the image with its lower half zero; the energy checks of both relaxations.
     """
     gen = torch.Generator().manual_seed(EVAL_SEED)
     per_image = []
@@ -207,6 +211,7 @@ def evaluate_reconstruction(
     n = min(fixed_point_size, test.shape[0])
     if n == 0:
         return result
+    beta = network.synapses[0].lagrangian.beta
     hidden = lower_half(test.shape[1])
     gen = torch.Generator().manual_seed(EVAL_SEED)
     sums = {"fixed_point_mse": 0.0, "masked_mse": 0.0, "masked_one_step_mse": 0.0}
@@ -215,13 +220,11 @@ def evaluate_reconstruction(
         clean = test[i : min(i + batch_size, n)]
         noisy = clean + noise * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
         start = clean.masked_fill(hidden, 0.0)
-        for key, traj in (
-            ("noisy", settle(network, noisy, tol=tol, t_max=t_max, rtol=rtol)),
-            (
-                "masked",
-                settle(network, start, clamp=(~hidden).expand_as(clean), tol=tol, t_max=t_max, rtol=rtol),
-            ),
-        ):
+        noisy_traj = settle(network, noisy, tol=tol, t_max=t_max, rtol=rtol)
+        whole, masked_traj = complete(
+            memories(network), beta, clean, hidden, tol=tol, t_max=t_max, rtol=rtol, strict=True
+        )
+        for key, traj in (("noisy", noisy_traj), ("masked", masked_traj)):
             count, rise, rel = energy_rises(traj.energies, clean.dtype)
             c = checks[key]
             c[0], c[1], c[2], c[3] = (
@@ -230,11 +233,11 @@ def evaluate_reconstruction(
                 max(c[2], rel),
                 max(c[3], int(traj.steps.max())),
             )
-            g = network.layers[IMAGE].activation(traj.states[IMAGE])
             if key == "noisy":
+                g = network.layers[IMAGE].activation(traj.states[IMAGE])
                 sums["fixed_point_mse"] += float((g - clean).pow(2).mean(1).sum())
             else:
-                sums["masked_mse"] += float((g - clean)[:, hidden].pow(2).mean(1).sum())
+                sums["masked_mse"] += float((whole - clean)[:, hidden].pow(2).mean(1).sum())
         one = descend(network, start, gradient=None)
         sums["masked_one_step_mse"] += float((one - clean)[:, hidden].pow(2).mean(1).sum())
     result |= {k: v / n for k, v in sums.items()} | {"relaxed": n, "converged": 1.0}

@@ -19,6 +19,7 @@ from assocmem.dynamics import relax
 from assocmem.files import to_json
 from assocmem.ham import patches as pt
 from assocmem.ham import reconstruction as rec
+from assocmem.ham.completion import complete
 from assocmem.ham.data import ImageData
 from assocmem.ham.evaluation import energy_rises
 from assocmem.ham.run import HamRun
@@ -129,10 +130,9 @@ def _reconstruction(run: HamRun, data: ImageData, n: int) -> list[str]:
     gen = torch.Generator().manual_seed(rec.EVAL_SEED)
     noisy = clean + config.noise * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
     hidden = rec.lower_half(clean.shape[1])
-    start = clean.masked_fill(hidden, 0.0)
     kwargs = {"tol": config.tol, "t_max": config.t_max, "rtol": config.rtol}
     noisy_traj = rec.settle(net, noisy, **kwargs)
-    masked_traj = rec.settle(net, start, clamp=(~hidden).expand_as(clean), **kwargs)
+    completed, masked_traj = complete(xi, net.synapses[0].lagrangian.beta, clean, hidden, **kwargs)
 
     def shown(x: Tensor) -> Tensor:  # unit-norm pixels back to [0, 1] for the eye
         g = net.layers[rec.IMAGE].activation(x)
@@ -142,7 +142,7 @@ def _reconstruction(run: HamRun, data: ImageData, n: int) -> list[str]:
     rows = [
         ("test image", shown(clean)),
         ("lower half hidden", masked_view),
-        ("completed (clamped upper half)", shown(masked_traj.states[rec.IMAGE])),
+        ("completed (upper half held)", shown(completed)),
         (f"noisy ({config.noise:g})", shown(noisy).clamp(0, 1)),
         ("one step", shown(rec.descend(net, noisy, gradient=None))),
         ("fixed point", shown(noisy_traj.states[rec.IMAGE])),
@@ -157,7 +157,8 @@ def _reconstruction(run: HamRun, data: ImageData, n: int) -> list[str]:
         ),
         "<h2>Energy during inference</h2>",
         "<p>From noisy test digits (nothing clamped), and from digits whose lower half is hidden with the upper "
-        "half clamped (the network's relax with a clamp mask), until max |dx/dt| is below the tolerance.</p>",
+        "half's activations held at the clean pixels (the lower half moving on the rest of the unit sphere), "
+        "until max |dx/dt| is below the tolerance.</p>",
         _energy_section([("noisy", noisy_traj), ("lower half masked", masked_traj)], "time"),
         "<h2>Reconstructions from masked inputs</h2>",
         image(_rows(rows), "masked and noisy test digits and their completions"),
