@@ -73,6 +73,9 @@ def test_results_do_not_depend_on_the_thread_count():
 
 
 def test_unsupported_degrees_keep_torch_compile_kernels():
+    from assocmem.classifier import fused
+
+    assert fused.MAX_POWER == class_update.FUSED_MAX_DEGREE
     assert not class_update.fusable(RePU(7)) and not class_update.fusable(RePU(2.5))
     assert not class_update.fusable(RePU(1)) and class_update.fusable(Polynomial(2))
     assert Kernels(RePU(3), compiled=False).kind == "eager"

@@ -34,7 +34,6 @@ import math
 import numba as nb
 import numpy as np
 
-from assocmem.classifier.class_update import FUSED_MAX_DEGREE
 from assocmem.engines.binary.threads import begin_writing, mark_done, next_unit, run_units, unfinished
 
 __all__ = ["fields_rows", "gradient_columns", "run_units", "update_rows"]
@@ -44,8 +43,9 @@ FASTMATH = {"reassoc", "contract"}
 #: Rows per unit of :func:`fields_rows`; memories per unit of :func:`gradient_columns` (a block's terms stay in L1).
 FIELD_ROWS = 8
 GRADIENT_COLUMNS = 128
-#: The largest exponent of ``base(y)`` the loops compute (class_update.fusable).
-MAX_POWER = FUSED_MAX_DEGREE
+#: The largest exponent of ``base(y)`` the loops compute (class_update.FUSED_MAX_DEGREE, checked equal in the tests;
+#: this module does not import class_update, which imports it).
+MAX_POWER = 6
 #: ``e^-80``: the floor of the backward's weights (class_update._weights).
 FLOOR = math.exp(-80.0)
 #: The range of ``Q_mu`` (and floor of ``a_b``) in which the scale is computed without a logarithm per term.
