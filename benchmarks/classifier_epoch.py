@@ -14,8 +14,10 @@ same threads, so that load from other processes hits the epoch and its floor ali
 floors) / floors is printed per epoch. Each repeat runs one epoch in every setting (threads x hog, in an order
 that alternates between repeats); a hog is a busy-loop process pinned to core 0. Then medians and ranges per
 setting, and per repeat the wall time of an epoch on one thread over two (above 1: two threads faster).
-The first minibatch of the process pays torch.compile's warm-up (printed; cached on disk after the first run on
-a machine, class_update.use_compile_cache). Target (issue 12): ratio <= 1.3 on one and on two threads.
+The first minibatch of the process pays the kernels' warm-up (printed): the fused numba loops (degrees 2-6)
+compile once per machine and are loaded from numba's disk cache after; torch.compile's kernels (other degrees)
+are cached in class_update.use_compile_cache but traced on every start.
+Target (issue 12): ratio <= 1.3 on one and on two threads.
 ``--notebook`` times two minibatches of the formulation in KH16's public notebook (NumPy float64, the batch
 repeated once per class, both overlap matrices computed per class) and scales it to an epoch.
 MNIST is read from --data-dir or ../shared/data/mnist; without it, random images of the same shape are used
@@ -144,18 +146,20 @@ def main() -> None:
     t_all = targets(data.train_labels, config.classes)
     print(
         f"torch {torch.__version__}; K={config.memories}, n={config.n:g} ({config.F}), {batches} minibatches of "
-        f"{config.batch_size}, kernels {'eager' if args.eager else 'torch.compile'}; {load()} at the start"
+        f"{config.batch_size}, kernels {model.kernels.kind}; {load()} at the start"
     )
     warm = time.perf_counter()
     step(data.train_images[: config.batch_size], t_all[: config.batch_size], config.lr)
     model.error(data.test_images, data.test_labels)
+    kind = model.kernels.kind
     cached = getattr(
         class_update, "use_compile_cache", None
     )  # None: code from before issue 12 (for comparisons)
-    cache = "" if args.eager or cached is None else f" (cache {cached()})"
+    where = {"fused": " (numba: compiled once, then loaded from its disk cache)", "eager": ""}.get(
+        kind, "" if cached is None else f" (torch.compile cache {cached()})"
+    )
     print(
-        f"warm-up (first minibatch and evaluation: compilation or the compile cache) "
-        f"{time.perf_counter() - warm:.1f} s{cache}"
+        f"warm-up (first minibatch and evaluation, {kind} kernels) {time.perf_counter() - warm:.1f} s{where}"
     )
     settings = list(itertools.product(args.hog, args.threads))
     ratios = {s: [] for s in settings}

@@ -150,7 +150,7 @@ def test_too_few_images_for_one_minibatch_is_found_before_the_folder_is_written(
 def test_resume_with_other_kernels_is_refused_and_other_threads_warn(tmp_path):
     data, config = synthetic(), small_config(epochs=2)
     train(small_config(epochs=1), data, tmp_path / "run")
-    with pytest.raises(ValueError, match="trained with eager kernels and would continue with compiled ones"):
+    with pytest.raises(ValueError, match="trained with eager kernels and would continue with fused ones"):
         train(config, data, tmp_path / "run", resume=True, compile=True)
     threads = torch.get_num_threads()
     torch.set_num_threads(threads + 1)
@@ -173,6 +173,8 @@ def test_a_failing_compiled_kernel_is_an_error_not_a_silent_switch_to_eager(monk
     monkeypatch.setattr(class_update.torch, "compile", broken)
     data, config = synthetic(), small_config()
     model = config.model(torch.Generator().manual_seed(0), compile=True)
+    assert model.kernels.kind == "fused"  # numba loops: torch.compile is not used at this degree
+    model.kernels.fused = False  # torch.compile's kernels, as for n > 6 or another device
     assert model.kernels.kind == "compiled"
     t = torch.where(torch.nn.functional.one_hot(data.train_labels[:30], 3) > 0, 1.0, -1.0)
     with pytest.raises(class_update.CompileError, match=r"damaged torch\.compile cache"):
@@ -185,8 +187,13 @@ def test_a_failing_compiled_kernel_is_an_error_not_a_silent_switch_to_eager(monk
 def test_without_a_compiler_the_kernels_are_eager_from_the_start(monkeypatch):
     monkeypatch.setattr(class_update, "compile_problem", lambda: "no C++ compiler (g++) found")
     with pytest.warns(RuntimeWarning, match="no C\\+\\+ compiler"):
-        model = small_config().model(compile=True)
+        # beyond the fused loops' degrees: torch.compile's kernels
+        model = small_config(n=8).model(compile=True)
     assert model.kernels.kind == "eager"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        model = small_config().model(compile=True)  # the numba loops need no C++ compiler
+    assert model.kernels.kind == "fused"
 
 
 WORKER = """

@@ -19,7 +19,10 @@ itself (``540^-30`` at ``n = 30``, below float32's range) is never formed and no
 ``(B, C, K)`` tensor. Training uses the same backward in an extended range (:func:`backward_weights`,
 :func:`scaled_backward`: each memory's gradient relative to its largest term), since the per-memory normalised
 update moves a memory by ``eps`` whatever its gradient's size. All run eagerly in batch chunks (any device) or
-compiled by ``torch.compile`` into fused loops that never materialise ``(B, C, K)`` (:class:`Kernels`).
+fused into loops that never materialise ``(B, C, K)`` (:class:`Kernels`): on CPU tensors the numba loops of
+:mod:`assocmem.classifier.fused` for ``ReP_n`` and ``x^n`` of integer ``n`` from 2 to 6 (:func:`fusable`; one pass
+each, both reductions of the backward from one evaluation of each term, on every thread), otherwise compiled by
+``torch.compile``.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ import torch
 from torch import Tensor
 
 from assocmem.data.datasets import user_cache_dir
-from assocmem.lagrangians import AdditiveLagrangian, RePU
+from assocmem.lagrangians import AdditiveLagrangian, Polynomial, RePU
 
 #: Eager evaluation works on batch chunks whose (chunk, C, K) temporaries hold about this many elements (cache-sized).
 CHUNK_ELEMENTS = 1 << 19
@@ -230,9 +233,11 @@ class Kernels:
 
     def __init__(self, F: AdditiveLagrangian, compiled: bool = False) -> None:
         self.F = F
-        if compiled:
+        #: Whether the CPU work runs in the numba loops of :mod:`.fused` (``compiled`` and :func:`fusable`).
+        self.fused = bool(compiled) and fusable(F)
+        if compiled and not self.fused:
             use_compile_cache()  # before anything of inductor's reads its cache folder
-        if compiled and (problem := compile_problem()) is not None:
+        if compiled and not self.fused and (problem := compile_problem()) is not None:
             warnings.warn(
                 f"torch.compile cannot build kernels here ({problem}); the classifier runs its eager kernels",
                 RuntimeWarning,
@@ -253,13 +258,22 @@ class Kernels:
 
     @property
     def kind(self) -> str:
-        """``"compiled"`` or ``"eager"``: the arithmetic a checkpoint records (the two round differently)."""
+        """``"fused"``, ``"compiled"`` or ``"eager"``: the arithmetic a checkpoint records (they round differently).
+
+        ``"fused"``: the numba loops of :mod:`.fused` on CPU tensors (torch.compile's kernels on other devices)."""
+        if self.fused:
+            return "fused"
         return "compiled" if self.compiled else "eager"
 
     @compiled.setter
     def compiled(self, value: bool) -> None:
+        self.fused = bool(value) and fusable(self.F)
         for kernel in (self._fields, self._backward, self._scale, self._weights, self._scaled):
             kernel.enabled = bool(value)
+
+    def fuses(self, t: Tensor) -> bool:
+        """Whether work on ``t`` runs in the numba loops (fused kernels, a CPU tensor of float32 or float64)."""
+        return self.fused and t.device.type == "cpu" and t.dtype in (torch.float32, torch.float64)
 
     def _rows(self, ds: Tensor) -> int:
         """Batch rows per chunk: (rows, K) operands of 512 KB compiled, (rows, C, K) temporaries of 2 MB eager."""
@@ -268,6 +282,16 @@ class Kernels:
 
     def forward(self, hs: Tensor, ds: Tensor) -> Tensor:
         """The fields ``z (B, C)``: :func:`fields_reference` (one pass when compiled, chunks when eager)."""
+        if self.fuses(hs):
+            from assocmem.classifier import fused
+
+            hs, ds = hs.detach().contiguous(), ds.detach().to(hs.dtype).contiguous()
+            z = hs.new_empty(hs.shape[0], ds.shape[0])
+            rectified = isinstance(self.F, RePU)
+            units = -(-hs.shape[0] // fused.FIELD_ROWS)
+            args = (hs.numpy(), ds.numpy(), int(self.F.n), rectified, z.numpy())
+            fused.run_units(fused.fields_rows, args, units, torch.get_num_threads())
+            return z
         if self.compiled:
             with one_thread():
                 return self._fields(hs, ds)
@@ -297,6 +321,8 @@ class Kernels:
         Two passes: :func:`bound_scale` over the batch, then per batch chunk :func:`chunk_weights` and
         :func:`scaled_backward`, so the weights of a chunk are read back from the cache, never from memory (the
         whole batch's weights, three (B, K) tensors, were)."""
+        if self.fuses(hs):
+            return self._fused_gradient(hs, ds, log_g, g)
         step = self._rows(ds)
         dhs = torch.empty_like(hs)
         dds = torch.zeros_like(ds)
@@ -318,6 +344,41 @@ class Kernels:
                 dds += chunk_dds
                 total += chunk_total
         return dhs, dds, total, scale
+
+    def _fused_gradient(
+        self, hs: Tensor, ds: Tensor, log_g: Tensor, g: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """:meth:`gradient` in the numba loops (:func:`.fused.gradient_columns`); ``scale`` in float64."""
+        from assocmem.classifier import fused
+
+        hs, ds = hs.detach().contiguous(), ds.detach().to(hs.dtype).contiguous()
+        dhs, dds = torch.empty_like(hs), torch.empty_like(ds)
+        total = hs.new_empty(hs.shape[1])
+        scale = torch.empty(hs.shape[1], dtype=torch.float64)
+        lg = log_g.detach().to(torch.float64).contiguous()
+        gg = g.detach().to(hs.dtype).contiguous()
+        rectified = isinstance(self.F, RePU)
+        args = (hs.numpy(), ds.numpy(), lg.numpy(), gg.numpy(), int(self.F.n), rectified)
+        outs = (dhs.numpy(), dds.numpy(), total.numpy(), scale.numpy())
+        units = -(-hs.shape[1] // fused.GRADIENT_COLUMNS)
+        fused.run_units(fused.gradient_columns, args + outs, units, torch.get_num_threads())
+        return dhs, dds, total, scale
+
+
+#: The largest degree ``n`` the fused loops take (:data:`.fused.MAX_POWER`; ``F(y) = base(y)^n``).
+FUSED_MAX_DEGREE = 6
+
+
+def fusable(F: AdditiveLagrangian) -> bool:
+    """Whether the numba loops of :mod:`.fused` compute ``F``: ``ReP_n`` or ``x^n`` of integer ``2 <= n <= 6``
+    (KH16's degrees on MNIST; larger ``n`` keep torch.compile's kernels, :class:`Kernels`)."""
+    n = getattr(F, "n", None)
+    return (
+        isinstance(F, RePU | Polynomial)
+        and isinstance(n, int | float)
+        and float(n).is_integer()
+        and 2 <= n <= FUSED_MAX_DEGREE
+    )
 
 
 def _with_total(parts: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor, Tensor]:

@@ -60,8 +60,9 @@ class DAMClassifier(nn.Module):
     ``memories`` is the number ``K`` (initialised ``N(init_mean, init_std)``, KH16: ``N(-0.3, 0.3)``, drawn with
     ``generator``) or a tensor ``(K, pixels + classes)``. ``F`` is ``"rectified"`` (``ReP_n``, KH16's choice) or
     ``"power"`` (``x^n``, integer ``n``); ``temperature`` ``T`` sets ``beta = 1/T^n``; ``class_state`` is the
-    class neurons' initial value ``x0`` (``-1``). ``compile=True`` runs the class update through ``torch.compile``
-    (fused loops; a one-time compilation of some seconds), else eagerly.
+    class neurons' initial value ``x0`` (``-1``). ``compile=True`` runs the class update in fused loops (numba on
+    CPU for integer ``n`` from 2 to 6, ``torch.compile`` otherwise; compiled once, then cached on disk), else
+    eagerly.
 
     Example::
 

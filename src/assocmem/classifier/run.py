@@ -121,7 +121,7 @@ def train(
     configuration must match; ``epochs`` may grow; a run killed before its first checkpoint starts again from
     epoch 0); ``out`` must hold a run. Without it an existing run in ``out`` is an error. ``callback(record)`` is
     called after every epoch, ``on_start(run)`` once the run is opened and checked, before the first epoch.
-    ``compile`` fuses the elementwise work (torch.compile). Raises
+    ``compile`` fuses the elementwise work (numba loops for ``n`` from 2 to 6, else torch.compile). Raises
     :class:`~assocmem.classifier.training.DivergenceError` when the loss or the memories become non-finite.
     """
     if not isinstance(config, TrainConfig):

@@ -391,6 +391,8 @@ class Step:
             log_scale = torch.full((xi.shape[0],), -math.inf, dtype=torch.float64)
         self.log_scale = log_scale.to(device=xi.device, dtype=torch.float64).clone()
         self.grad_pixels = torch.empty(xi.shape[0], model.pixels, dtype=xi.dtype, device=xi.device)
+        #: The update in the numba loop of :func:`.fused.update_rows` (fused kernels on a CPU model).
+        self.fused = model.kernels.fuses(xi)
         self.update = Fused(_update, model.kernels.compiled)
         self.moved = Fused(_moved, model.kernels.compiled)
         #: Whether the memories after the last step are all finite (0-d bool tensor; checked by train_epoch).
@@ -400,6 +402,9 @@ class Step:
     def __call__(self, images: Tensor, t: Tensor, eps: float) -> tuple[float, Tensor]:
         """Train on one minibatch; returns its loss and the class neurons ``c`` before the update."""
         g = loss_gradient(self.model, images, t, self.config.m, self.grad_pixels)
+        if self.fused:
+            self._fused_update(g, eps)
+            return g.loss, g.c
         with (
             torch.no_grad(),
             one_thread(),
@@ -424,6 +429,32 @@ class Step:
                 torch.tensor(eps, dtype=dtype, device=xi.device),
             )
         return g.loss, g.c
+
+    def _fused_update(self, g: Gradient, eps: float) -> None:
+        """The update of :meth:`__call__` in one pass per block of memories (:func:`.fused.update_rows`)."""
+        from assocmem.classifier import fused
+
+        xi = self.model.memories
+        dtype = xi.dtype
+        new_xi, new_v = torch.empty_like(xi.detach()), torch.empty_like(self.velocity)
+        new_log = torch.empty_like(self.log_scale)
+        units = -(-xi.shape[0] // fused.UPDATE_ROWS)
+        finite = torch.zeros(units, dtype=torch.bool)
+        args = (
+            xi.detach().contiguous().numpy(),
+            self.velocity.contiguous().numpy(),
+            g.pixels.contiguous().numpy(),
+            g.classes.to(dtype).contiguous().numpy(),
+            g.scale.contiguous().numpy(),
+            self.log_scale.contiguous().numpy(),
+            self._log_p,
+            torch.tensor(eps, dtype=dtype).numpy()[()],  # scalars of the memories' dtype, as in _update
+            torch.tensor(TINY, dtype=dtype).numpy()[()],
+        )
+        outs = (new_xi.numpy(), new_v.numpy(), new_log.numpy(), finite.numpy())
+        fused.run_units(fused.update_rows, args + outs, units, torch.get_num_threads())
+        self.velocity, self.log_scale, self.finite = new_v, new_log, finite.all()
+        xi.data = new_xi
 
 
 def train_epoch(

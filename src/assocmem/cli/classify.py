@@ -302,7 +302,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--device", type=DEVICE, default=None, help="torch device: cpu, cuda, cuda:N, mps (default cpu)"
     )
-    t.add_argument("--no-compile", action="store_true", help="eager kernels instead of torch.compile")
+    t.add_argument("--no-compile", action="store_true", help="eager kernels instead of the fused ones")
     add_quiet(t, "no progress bar or per-epoch lines and no messages, only errors (the results are in --out)")
     t.set_defaults(func=run_train)
 
