@@ -194,6 +194,13 @@ def test_without_a_compiler_the_kernels_are_eager_from_the_start(monkeypatch):
         warnings.simplefilter("error", RuntimeWarning)
         model = small_config().model(compile=True)  # the numba loops need no C++ compiler
     assert model.kernels.kind == "fused"
+    # the autograd backward beside the numba loops goes eager too, not through torch.compile (which would fail)
+    monkeypatch.setattr(
+        class_update.torch, "compile", lambda fn, **options: pytest.fail("torch.compile called")
+    )
+    hs, ds = torch.rand(5, 4), torch.rand(3, 4)
+    dhs, dds = model.kernels.backward(hs, ds, torch.rand(5, 3))
+    assert dhs.shape == hs.shape and dds.shape == ds.shape and torch.isfinite(dhs).all()
 
 
 WORKER = """

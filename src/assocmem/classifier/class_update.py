@@ -237,12 +237,14 @@ class Kernels:
         self.fused = bool(compiled) and fusable(F)
         if compiled and not self.fused:
             use_compile_cache()  # before anything of inductor's reads its cache folder
-        if compiled and not self.fused and (problem := compile_problem()) is not None:
-            warnings.warn(
-                f"torch.compile cannot build kernels here ({problem}); the classifier runs its eager kernels",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+        if compiled and (problem := compile_problem()) is not None:
+            # The numba loops need no C++ compiler; their autograd backward and other devices' work go eager.
+            if not self.fused:
+                warnings.warn(
+                    f"torch.compile cannot build kernels here ({problem}); the classifier runs its eager kernels",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             compiled = False
         self._fields = Fused(lambda hs, ds: fields_reference(F, hs, ds), compiled)
         self._backward = Fused(lambda hs, ds, gz: fields_backward(F, hs, ds, gz), compiled)
