@@ -208,6 +208,7 @@ def test_default_beta_is_one_over_sqrt_d():
         ({"patience": -2}, "patience"),
         ({"abundance": "yes"}, "abundance"),
         ({"balanced": 1}, "balanced"),
+        ({"balanced": True, "bags_per_step": 3}, "even bags_per_step"),
         ({"dtype": "float16"}, "dtype"),
         ({"hidden": -1}, "hidden"),
         ({"epocs": 3}, "unknown setting"),

@@ -94,6 +94,11 @@ class RepertoireConfig:
         for name in ("abundance", "balanced"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{who}: {name} must be true or false, got {getattr(self, name)!r}")
+        if self.balanced and self.bags_per_step % 2:
+            raise ValueError(
+                f"{who}: balanced steps need an even bags_per_step (as many positive as negative bags), "
+                f"got {self.bags_per_step}"
+            )
 
     @property
     def inverse_temperature(self) -> float:
