@@ -126,7 +126,7 @@ def _classifier(run: HamRun, data: ImageData, n: int) -> list[str]:
 def _reconstruction(run: HamRun, data: ImageData, n: int) -> list[str]:
     net, config = run.model, run.config
     xi = rec.memories(net)
-    clean = rec.unit_images(data.test_images[:n]).to(getattr(torch, config.dtype))
+    clean = rec.unit_images(data.test_images[:n], getattr(torch, config.dtype))
     gen = torch.Generator().manual_seed(rec.EVAL_SEED)
     noisy = clean + config.noise * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
     hidden = rec.lower_half(clean.shape[1])
