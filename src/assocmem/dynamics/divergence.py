@@ -142,11 +142,11 @@ class Watch:
         grew = speed.detach() > self.speed0
         if bool((drift > 0).any()):  # every rise is rounding: say how far the state went
             b = int(drift.argmax())
-            name, start, end = self._growth(state, b)
+            name, first, now = self._growth(state, b)
             fell = bool(energy[b] < self.energy0[b] - noise[b])
             return DivergenceError(
-                f"relax: {event}: for sample {b} the state of layer {name!r} grew from max |x| = {start:.3g} to "
-                f"{end:.3g} while max |dx/dt| went from {float(self.speed0[b]):.3g} to {float(speed[b]):.3g}; the "
+                f"relax: {event}: for sample {b} the state of layer {name!r} grew from max |x| = {first:.3g} to "
+                f"{now:.3g} while max |dx/dt| went from {float(self.speed0[b]):.3g} to {float(speed[b]):.3g}; the "
                 f"energy went from {float(self.energy0[b]):.4g} to {float(energy[b]):.4g}, and its largest rise "
                 f"({float(drift[b]):.3g}) is within the rounding of the terms it sums at that size "
                 f"({float(noise[b]):.3g} at the last finite state), not an unstable step. "
