@@ -60,8 +60,27 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         ),
     },
 }
+
+
+def _cut(call, lagrangian, mask):
+    """``call(network, state, clamp=...)`` with a clamp mask that cuts through a coupled group of layer ``v``."""
+    network = am.Network(
+        {"v": am.Layer((2, 4), lagrangian), "h": am.Layer(6, am.LogSumExp())},
+        [am.DenseSynapse("v", "h", torch.randn(6, 8))],
+    )
+    return call(network, {"v": torch.rand(3, 2, 4), "h": torch.zeros(3, 6)}, clamp={"v": mask})
+
+
+HALF = torch.tensor([True, True, False, False])  #: half of every row of a (2, 4) layer
 #: Extra option cells, each a bad call naming the argument (tests/test_bad_input.py runs them too).
 OPTIONS: dict[str, Bad] = {
+    "relax-clamp-cut": Bad(
+        lambda: _cut(am.relax, am.Spherical(), HALF), r"clamp\['v'\].*assocmem\.ham\.completion\.complete"
+    ),
+    "Network.velocity-clamp-cut": Bad(
+        lambda: _cut(lambda n, s, **kw: n.velocity(s, **kw), am.LayerNorm(dim=-1), HALF),
+        r"clamp\['v'\].*slice along dim=-1 of 'v' whole or not at all",
+    ),
     "Implicit-max_steps": Bad(lambda: Implicit(max_steps=0), "max_steps"),
     "Implicit-solver": Bad(lambda: Implicit(solver="lu"), "solver"),
     "bounded_below-iterations": Bad(lambda: bounded_below(linear_net(), iterations=0), "iterations"),

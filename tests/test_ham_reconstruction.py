@@ -64,13 +64,32 @@ def test_settle_descends_converges_and_keeps_clamped_pixels() -> None:
     assert float((e[1:] - e[:-1]).max()) <= 1e-6
     # the energy is bounded below by -(1 + log(K) / beta): |xi_mu . g| <= 1
     assert float(e[-1].min()) >= -(1 + torch.log(torch.tensor(10.0)) / 10.0) - 1e-6
-    mask = torch.zeros(6, 20, dtype=torch.bool)
-    mask[:, :10] = True
-    masked = clean.clone()
-    masked[:, 10:] = 0.0
-    held = rec.settle(net, masked, clamp=mask, tol=1e-5)
+    # a mask may hold whole images (a mask over some pixels is refused: tests/test_partial_clamp.py)
+    mask = torch.zeros(6, 1, dtype=torch.bool)
+    mask[::2] = True
+    held = rec.settle(net, start, clamp=mask, tol=1e-5)
     assert bool(held.converged.all())
-    torch.testing.assert_close(held.states[rec.IMAGE][:, :10], clean[:, :10])
+    assert torch.equal(held.states[rec.IMAGE][::2], start[::2])
+    torch.testing.assert_close(
+        held.states[rec.IMAGE][1::2], traj.states[rec.IMAGE][1::2], rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_unit_images_follow_the_dtype_asked_for_or_the_inputs(dtype) -> None:
+    """uint8 pixels become ``dtype`` (default: torch's default); floats keep their own dtype unless asked; the
+    rows have unit length to the precision of that dtype (float64 ones are not float32's rounded up)."""
+    pixels = torch.randint(0, 256, (5, 3, 4), generator=torch.Generator().manual_seed(0), dtype=torch.uint8)
+    asked = rec.unit_images(pixels, dtype)
+    floats = rec.unit_images(pixels.to(dtype) / 255.0)
+    assert asked.dtype == floats.dtype == dtype and asked.shape == (5, 12)
+    assert rec.unit_images(pixels).dtype == torch.get_default_dtype()
+    assert rec.unit_images(pixels.double(), torch.float32).dtype == torch.float32
+    eps = torch.finfo(dtype).eps
+    assert float((asked.norm(dim=1) - 1).abs().max()) <= 4 * eps
+    torch.testing.assert_close(asked, floats, rtol=4 * eps, atol=0)
+    with pytest.raises(ValueError, match=r"dtype must be a floating torch\.dtype"):
+        rec.unit_images(pixels, torch.int64)
 
 
 def test_bad_input_is_named() -> None:

@@ -35,29 +35,8 @@ def full_evaluate(net, state, inputs, clamp, need_energy=True):
         if mask is True:
             u[n] = x
         elif mask is not None:
-            lagrangian = net.layers[n].lagrangian
-            if not isinstance(lagrangian, am.lagrangians.AdditiveLagrangian):
-                u[n] = u[n] + hessian_correction(lagrangian, x, u[n] - x, mask)
             u[n] = torch.where(mask, x, u[n])
     return u, energy
-
-
-def hessian_correction(lagrangian, x, d, mask):
-    """The free units of a coupled layer clamped in part descend the energy: ``u_m + z`` with ``H_mm z = H_mc d_c``
-    (docs/dynamics.md), solved here with the Lagrangian's Hessian from autograd, one sample at a time."""
-    mask = mask.expand_as(x)
-    z = torch.zeros_like(x)
-    shape = (1, *x.shape[1:])
-    for b in range(x.shape[0]):
-        hess = torch.autograd.functional.hessian(lambda t: lagrangian(t.reshape(shape)).sum(), x[b].flatten())
-        held = mask[b].flatten()
-        free = ~held
-        if held.any() and free.any():
-            rhs = hess[free][:, held] @ d[b].flatten()[held]
-            zb = torch.zeros_like(x[b]).flatten()
-            zb[free] = torch.linalg.lstsq(hess[free][:, free], rhs.unsqueeze(1)).solution.squeeze(1)
-            z[b] = zb.reshape(x.shape[1:])
-    return z
 
 
 class Counting(am.ConvSynapse):
@@ -137,14 +116,17 @@ def random_state(net, batch, seed):
 
 
 def clamps(batch):
-    partial = torch.rand(batch, 5, generator=torch.Generator().manual_seed(9)) < 0.5
+    gen = torch.Generator().manual_seed(9)
+    partial = torch.rand(batch, 2, 4, 4, generator=gen) < 0.5  # units of an additive (ReLU) layer
+    samples = torch.arange(batch).reshape(batch, 1) % 2 == 0  # whole samples of the softmax layer
+    tokens = torch.rand(batch, 3, 1, generator=gen) < 0.5  # whole tokens of the per-token layer norm
     whole_by_mask = torch.ones(1, 1, 6, 6, dtype=torch.bool)
     return {
         "none": {},
         "image": {"img": True},
         "image-by-mask": {"img": whole_by_mask},
-        "image-and-partial": {"img": True, "hid": partial},
-        "partial-only": {"hid": partial},
+        "image-and-partial": {"img": True, "conv": partial, "hid": samples, "tok": tokens},
+        "partial-only": {"conv": partial, "tok": tokens},
         "image-and-tokens": {"img": True, "tok": True},
         "all-but-hidden": {n: True for n in ("img", "conv", "pool", "tok")},
         "everything": {n: True for n in ("img", "conv", "pool", "hid", "tok")},
@@ -215,7 +197,9 @@ def test_gradients_through_a_plan_reach_the_weights_as_without_one():
     net = hierarchy(trainable=True)
     state = random_state(net, 2, seed=4)
     inputs_, clamp_ = net.check(
-        state, None, {"img": True, "hid": torch.tensor([True, False, True, False, False])}
+        state,
+        None,
+        {"img": True, "conv": torch.rand(2, 4, 4, generator=torch.Generator().manual_seed(4)) < 0.5},
     )
     params = [p for p in net.parameters()]
 

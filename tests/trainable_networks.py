@@ -151,7 +151,7 @@ def function(p):
     return Problem(net, _start(net, v=p["v"]), {"v": True})
 
 
-# ---------------------------------------------------- spherical pixels partly clamped (GMRES) and layer norm
+# ------------------------------------- spherical pixels clamped in some samples (a mask on a coupled layer: GMRES)
 def masked_params(gen):
     return {
         "xi": _randn(gen, 4, 8, scale=1.0),
@@ -169,8 +169,8 @@ def masked(p):
         },
         [am.DenseSynapse("v", "h", p["xi"]), am.DenseSynapse("h", "m", p["gain"])],
     )
-    mask = torch.zeros(8, dtype=torch.bool)
-    mask[:5] = True
+    mask = torch.zeros(BATCH, 1, dtype=torch.bool)  # whole samples: a mask may not cut a spherical layer
+    mask[::2] = True
     return Problem(net, _start(net, v=p["v"]), {"v": mask})
 
 

@@ -4,8 +4,13 @@ The exact dynamics never raise the energy when every Lagrangian is convex (docs/
 fail to settle in two ways only: it is still approaching a fixed point (its speed ``max |dx/dt|`` falling), or the
 energy has no lower bound along its path and the state runs away (the energy falling, the speed growing). A third
 failure is numerical: an explicit step beyond its stability region makes the energy *rise* and the state blow up.
-:class:`Watch` keeps the little relax needs to say which one happened (the energy and speed at the start, the
-lowest speed since), and builds the error.
+:class:`Watch` keeps the little relax needs to say which one happened (the energy, speed and state size at the
+start, the lowest speed and the largest energy rise since), and builds the error.
+
+A rise counts as the integrator's only when it exceeds the rounding of the energy at the last finite state: the
+energy is a sum of terms (the Legendre terms ``x . g`` and ``L(x)``) that grow with the state while the energy
+itself may not (a spherical or layer-norm layer's energy does not see its state's scale), so at ``|x| = 1e23`` a
+float64 energy of order 1 moves by ``1e7`` from rounding alone. Such a run is reported by the state's growth.
 """
 
 from __future__ import annotations
@@ -18,7 +23,6 @@ from torch import Tensor
 
 from assocmem.dynamics.boundedness import bounded_below
 from assocmem.network import Network
-from assocmem.network.plan import cuts
 
 
 class ConvergenceError(RuntimeError):
@@ -35,22 +39,32 @@ class DivergenceError(ConvergenceError, FloatingPointError):
 
 
 class Watch:
-    """The start of a relaxation and its lowest speed so far, per sample (all detached)."""
+    """The start of a relaxation, its lowest speed and largest energy rises so far, per sample (all detached)."""
 
-    def __init__(self, energy: Tensor, speed: Tensor) -> None:
+    def __init__(self, network: Network, energy: Tensor, speed: Tensor, state: Mapping[str, Tensor]) -> None:
+        self.network = network
         self.energy0 = energy.detach()
         self.speed0 = speed.detach()
+        self.size0 = _sizes(state)  #: max |x| per layer and sample at the start
         self.least = self.speed0.clone()
         self.last = self.energy0  #: the last finite energy of every sample
-        self.rose = torch.zeros_like(self.speed0, dtype=torch.bool)  #: whether a step raised the energy
+        #: per sample, the largest rise of the energy over one recorded step (above 1e-6 relative): beyond the
+        #: rounding of the energy at that step's state, and within it
+        self.rise = torch.zeros_like(self.energy0)
+        self.drift = torch.zeros_like(self.energy0)
 
-    def update(self, speed: Tensor | None, energy: Tensor | None) -> None:
-        """Record an accepted step: its speed (when known exactly), and its energy when the steps compute it."""
+    def update(self, speed: Tensor | None, energy: Tensor | None, state: Mapping[str, Tensor]) -> None:
+        """Record an accepted step at ``state``: its speed (when known exactly), and its energy when the steps
+        compute it."""
         if speed is not None:
             self.least = torch.minimum(self.least, speed.detach())
         if energy is not None:
             energy = energy.detach()
-            self.rose |= energy - self.last > 1e-6 * (1 + self.last.abs())
+            step = _counted(energy - self.last, self.last)
+            if bool((step > 0).any()):  # rare: is it more than rounding at this state?
+                noise = _rounding(self.network, state, energy)
+                self.rise = torch.maximum(self.rise, torch.where(step > noise, step, 0.0))
+                self.drift = torch.maximum(self.drift, torch.where(step > noise, 0.0, step))
             self.last = torch.where(torch.isfinite(energy), energy, self.last)
 
     def running_away(self, energy: Tensor, speed: Tensor) -> Tensor:
@@ -89,7 +103,7 @@ class Watch:
             return DivergenceError(
                 f"relax: the state ran away instead of settling ({int(away.sum())} of {total} samples at t={t:.4g}): "
                 f"{self._runaway(energy, speed, b)} and max |x| reached {_size(state, b):.3g}. "
-                f"{_bounding_advice(network, clamp)}"
+                f"{_bounding_advice(network, clamp, True)}"
             )
         b = int(torch.where(late, speed.detach(), -1.0).argmax())
         return ConvergenceError(
@@ -100,22 +114,44 @@ class Watch:
         )
 
     def blew_up(
-        self, network: Network, clamp: Mapping[str, object], energy: Tensor, speed: Tensor, event: str
+        self,
+        network: Network,
+        clamp: Mapping[str, object],
+        energy: Tensor,
+        speed: Tensor,
+        event: str,
+        state: Mapping[str, Tensor],
     ) -> DivergenceError:
         """The error for a state that became non-finite or a step size that underflowed (``event`` says which,
-        where and with what); ``energy``/``speed`` are those of the last finite state.
+        where and with what); ``energy``/``speed``/``state`` are those of the last finite state.
 
-        A rise of the energy (over any recorded step, or from the start) means the integrator, not the dynamics,
-        failed (the exact flow never raises it); a fall with a growing speed means the energy has no lower bound
-        there."""
-        rise = self.rose | (energy.detach() - self.energy0 > 1e-6 * (1 + self.energy0.abs()))
-        if bool(rise.any()):
+        A rise of the energy (over any recorded step, or from the start) beyond its rounding at that state means
+        the integrator, not the dynamics, failed (the exact flow never raises it); a fall with a growing speed
+        means the energy has no lower bound there; a state that grew while the energy moved by no more than
+        rounding ran off along a direction the energy does not see."""
+        energy = energy.detach()
+        start = _counted(energy - self.energy0, self.energy0)
+        noise = _rounding(network, state, energy)
+        drift = torch.maximum(self.drift, torch.where(start > noise, 0.0, start))
+        if bool((self.rise > 0).any() or (start > noise).any()):
             return DivergenceError(
                 f"relax: {event} after the energy rose, which the exact dynamics never do: the step is beyond the "
                 f"integrator's stability. Use a smaller dt, or method='stiff' or 'exp_euler' when time constants "
                 f"differ a lot"
             )
         grew = speed.detach() > self.speed0
+        if bool((drift > 0).any()):  # every rise is rounding: say how far the state went
+            b = int(drift.argmax())
+            name, first, now = self._growth(state, b)
+            fell = bool(energy[b] < self.energy0[b] - noise[b])
+            return DivergenceError(
+                f"relax: {event}: for sample {b} the state of layer {name!r} grew from max |x| = {first:.3g} to "
+                f"{now:.3g} while max |dx/dt| went from {float(self.speed0[b]):.3g} to {float(speed[b]):.3g}; the "
+                f"energy went from {float(self.energy0[b]):.4g} to {float(energy[b]):.4g}, and its largest rise "
+                f"({float(drift[b]):.3g}) is within the rounding of the terms it sums at that size "
+                f"({float(noise[b]):.3g} at the last finite state), not an unstable step. "
+                f"{_bounding_advice(network, clamp, fell)}"
+            )
         if not bool(grew.any()):
             return DivergenceError(
                 f"relax: {event}; the energy did not rise and the speed did not grow, so the tolerances may be too "
@@ -123,24 +159,54 @@ class Watch:
             )
         b = int(torch.where(grew, speed.detach(), -1.0).argmax())
         return DivergenceError(
-            f"relax: {event}: {self._runaway(energy, speed, b)}. {_bounding_advice(network, clamp)}"
+            f"relax: {event}: {self._runaway(energy, speed, b)}. {_bounding_advice(network, clamp, True)}"
         )
+
+    def _growth(self, state: Mapping[str, Tensor], b: int) -> tuple[str, float, float]:
+        """The layer whose max |x| grew the most for sample ``b``: its name, size at the start and now."""
+        now = _sizes(state)
+        ratio = {n: float(now[n][b]) / max(float(self.size0[n][b]), 1e-300) for n in now}
+        name = max(ratio, key=lambda n: ratio[n])
+        return name, float(self.size0[name][b]), float(now[name][b])
+
+
+#: how many units of the dtype's rounding (relative to the size of the terms it sums) an energy may move by
+#: without counting as a rise: summing n terms loses up to about log2(n) of them
+ROUNDING = 64
+
+
+def _counted(rise: Tensor, before: Tensor) -> Tensor:
+    """A rise of the energy from ``before`` where it exceeds 1e-6 relative, else 0 (non-finite: 0)."""
+    return torch.where(rise > 1e-6 * (1 + before.abs()), rise, 0.0).nan_to_num(nan=0.0)
+
+
+def _sizes(state: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    return {n: t.detach().flatten(1).abs().amax(1) for n, t in state.items()}
+
+
+def _rounding(network: Network, state: Mapping[str, Tensor], energy: Tensor) -> Tensor:
+    """Per sample, how far rounding alone can move the energy at ``state``: ``ROUNDING * eps`` times the size of
+    the terms it sums (every layer's ``|x . g|`` and ``|L(x)|``, and the energy itself)."""
+    scale = energy.detach().abs()
+    with torch.no_grad():
+        for n, x in state.items():
+            layer = network.layers[n]
+            x = x.detach()
+            terms = (x * layer.activation(x)).flatten(1).abs().sum(1) + layer.lagrangian(x).abs()
+            scale = scale + torch.nan_to_num(terms, nan=torch.inf)
+    return ROUNDING * torch.finfo(energy.dtype).eps * scale
 
 
 def _size(state: Mapping[str, Tensor], b: int) -> float:
     return max(float(t[b].detach().abs().max()) for t in state.values())
 
 
-def _bounding_advice(network: Network, clamp: Mapping[str, object]) -> str:
-    cut = [n for n, mask in clamp.items() if isinstance(mask, Tensor) and cuts(n, network.layers[n], mask)]
-    if cut:  # the energy is bounded below there, but its infimum over the free units may lie at infinity
+def _bounding_advice(network: Network, clamp: Mapping[str, object], fell: bool) -> str:
+    if not fell:  # bounded, yet the state ran off: along a direction the activations do not see
         return (
-            f"Layer {cut[0]!r} is clamped in part and its Lagrangian {network.layers[cut[0]].lagrangian!r} couples "
-            f"its units, so its free units descend the energy over them alone (docs/dynamics.md, 'Clamping part of "
-            f"a layer'); that energy has no minimum here: it keeps falling as the free units grow and the clamped "
-            f"units' share of the activation vanishes (the clamped values disagree with what the network prefers). "
-            f"Clamp values the network can complete, clamp the whole layer, or give the clamped units an additive "
-            f"Lagrangian (Identity) or feed them as input currents"
+            "The state ran off along a direction the energy does not see (the scale of a spherical or layer-norm "
+            "layer's state, the shift of a softmax's), so the network has no fixed point there: check what drives "
+            "that layer's state outward (a custom term or Lagrangian)"
         )
     report = bounded_below(network, clamp)
     why = str(report) if not report.bounded else "its rule is met, so check the many-body and custom terms"

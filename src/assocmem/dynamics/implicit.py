@@ -11,9 +11,10 @@ graph and the memory does not grow with the steps. The solve uses Jacobian-vecto
 the network at the fixed point, from autograd. Writing ``M`` for the Hessian of the layers' Lagrangians
 (``dg/dx``, symmetric) and ``H`` for the Hessian of the energy terms in the activations, ``J = -H M``, so with
 ``w = b + M y`` the system becomes ``(M + M H M) y = -M H b``: the Hessian of the energy in the states,
-symmetric and positive definite at a stable fixed point, solved by conjugate gradients. That substitution needs
-the clamp masks not to cut through a layer whose ``M`` couples its units (softmax, spherical, layer norm); there,
-and for non-convex Lagrangians, restarted GMRES solves the first form directly.
+symmetric and positive definite at a stable fixed point, solved by conjugate gradients. That substitution is
+taken only where no clamp mask lies on a layer whose ``M`` couples its units (softmax, spherical, layer norm, whose
+masks hold whole groups, network/partial.py); there, and for non-convex Lagrangians, restarted GMRES solves the
+first form directly.
 """
 
 from __future__ import annotations

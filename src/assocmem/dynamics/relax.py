@@ -181,7 +181,7 @@ def _integrate(
     ev = system(state, need_energy=True)
     assert ev.energy is not None
     speed = system.speed(ev)
-    watch = Watch(ev.energy, speed)
+    watch = Watch(system.network, ev.energy, speed, ev.state)
     # With a spending system the speed of a step is taken smallest layer first, and only until some sample is
     # above tol (System.speed): the stop rule's decision is the same, the watch sees the exact speeds only, and
     # the speed is made exact again before the loop ends.
@@ -213,6 +213,7 @@ def _integrate(
                         _energy(system, ev, record),
                         speed,
                         f"the step size underflowed at t={t:.6g} with method {method!r}, rtol={rtol:g}, atol={atol:g}",
+                        ev.state,
                     )
                 continue
             h = h_try * factor
@@ -236,7 +237,9 @@ def _integrate(
         ev, speed = result.ev, new_speed
         steps += 1
         watch.update(
-            None if bound is not None and system.partial(ev) else speed, ev.energy if record else None
+            None if bound is not None and system.partial(ev) else speed,
+            ev.energy if record else None,
+            ev.state,
         )
         if record:
             times.append(t)
@@ -249,7 +252,7 @@ def _integrate(
                 f"the state became non-finite by t={t:.6g} (found by the stop rule's full check at the end)"
             )
             raise _non_finite(system, watch, ev, record, speed, where, method, h)
-        watch.update(speed, None)
+        watch.update(speed, None, ev.state)
     if not record and steps:
         final = system(ev.state, need_energy=True).energy
         assert final is not None
@@ -298,6 +301,7 @@ def _non_finite(
         speed,
         f"{where} with method {method!r} and dt={dt:.3g} (the smallest time constant is "
         f"{min(system.tau.values()):g})",
+        ev.state,
     )
 
 

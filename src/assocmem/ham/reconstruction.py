@@ -73,9 +73,15 @@ def memories(network: Network) -> Tensor:
     return network.synapses[0].xi.detach()
 
 
-def unit_images(images: Tensor) -> Tensor:
-    """Images ``(N, ...)`` (uint8 or float) flattened to ``(N, D)``, scaled to ``[0, 1]`` and then to unit length."""
-    x = images.reshape(images.shape[0], -1).to(torch.get_default_dtype())
+def unit_images(images: Tensor, dtype: torch.dtype | None = None) -> Tensor:
+    """Images ``(N, ...)`` (uint8 or float) flattened to ``(N, D)``, scaled to ``[0, 1]`` and then to unit length,
+    computed in ``dtype``: by default a floating input's own dtype, else torch's default dtype (so float64 images
+    have unit length to float64 precision, not float32's)."""
+    if dtype is None:
+        dtype = images.dtype if images.is_floating_point() else torch.get_default_dtype()
+    elif not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise ValueError(f"unit_images: dtype must be a floating torch.dtype, got {dtype!r}")
+    x = images.reshape(images.shape[0], -1).to(dtype)
     if images.dtype == torch.uint8:
         x = x / 255.0
     norm = torch.linalg.vector_norm(x, dim=1, keepdim=True)
@@ -135,10 +141,10 @@ def settle(
 ) -> Trajectory:
     """Relax from ``start`` (``(N, D)``) until every image's velocity is below ``tol`` (dopri5, no gradient;
     with ``strict`` a run that does not settle by ``t_max`` is an error, else ``converged`` says which did).
-    ``clamp`` is an optional bool mask ``(N, D)``, True on the pixels that keep their starting *state* (not
-    their activation, which shrinks as the rest grows: to complete an image from known pixels use
-    :func:`~assocmem.ham.completion.complete`); ``rtol``
-    (and ``atol = rtol / 10``) the integrator's error control."""
+    ``clamp`` is an optional bool mask (``(N, 1)`` or ``(N, D)``) that holds whole images at their start; one
+    that holds some pixels of an image is refused (their states would not hold their activations: to complete
+    an image from known pixels use :func:`~assocmem.ham.completion.complete`). ``rtol`` (and
+    ``atol = rtol / 10``) the integrator's error control."""
     with torch.no_grad():
         return relax(
             network,

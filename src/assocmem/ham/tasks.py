@@ -100,7 +100,7 @@ class Reconstruct(Task):
         labels: Tensor,
         noise: torch.Generator | None,
     ) -> tuple[Tensor, int | None]:
-        clean = rec.unit_images(images).to(getattr(torch, config.dtype))
+        clean = rec.unit_images(images, getattr(torch, config.dtype))
         return (
             rec.denoising_loss(
                 model, clean, config.noise, steps=config.steps, alpha=config.alpha, generator=noise
@@ -120,7 +120,7 @@ class Reconstruct(Task):
     def evaluate(self, model: nn.Module, config: ReconstructConfig, data: ImageData) -> dict:
         return rec.evaluate_reconstruction(
             model,
-            rec.unit_images(data.test_images).to(getattr(torch, config.dtype)),
+            rec.unit_images(data.test_images, getattr(torch, config.dtype)),
             noise=config.noise,
             minibatch=config.batch_size,
             fixed_point_size=config.fixed_point_size,
@@ -133,7 +133,7 @@ class Reconstruct(Task):
         self, model: nn.Module, config: ReconstructConfig, data: ImageData, count: int = 32
     ) -> Tensor:
         """From the first ``count`` test images with the recipe's noise (the evaluation's draw), to the fixed point."""
-        clean = rec.unit_images(data.test_images[:count]).to(getattr(torch, config.dtype))
+        clean = rec.unit_images(data.test_images[:count], getattr(torch, config.dtype))
         noise = torch.randn(
             clean.shape, generator=torch.Generator().manual_seed(rec.EVAL_SEED), dtype=clean.dtype
         )

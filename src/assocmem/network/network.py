@@ -6,9 +6,8 @@
 ``u_A`` is the total input into layer ``A`` (the forces ``F = -dE_t/dg_A`` of the terms it takes part in, plus
 its current); ``-dE/dg_A`` of the Legendre term is ``x_A``. Along every trajectory
 ``dE/dt = -sum_A tau_A xdot_A^T Hess(L_A) xdot_A <= 0`` when every Lagrangian is convex. Clamped units keep
-their state; where a clamp mask cuts through a layer whose Lagrangian couples its units (softmax, spherical,
-layer norm) the free units follow the energy's gradient flow over them instead (network/partial.py), so that
-the energy still never increases.
+their state; a clamp mask may not cut through a group of units that a layer's Lagrangian couples (softmax,
+spherical, layer norm: holding their states would not hold their activations, network/partial.py).
 """
 
 from __future__ import annotations
@@ -23,7 +22,6 @@ from assocmem.checks import is_count
 from assocmem.lagrangians.base import sum_features
 from assocmem.network.layer import Layer
 from assocmem.network.manybody import ManyBodyTerm
-from assocmem.network.partial import correction
 from assocmem.network.plan import Plan
 from assocmem.network.state import Clamp, check_clamp, check_inputs, check_state
 from assocmem.network.synapse import Synapse
@@ -38,9 +36,7 @@ class Evaluation:
 
     state: State  #: the state ``x`` it was evaluated at
     g: State  #: activations
-    #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero; on the free units of a
-    #: layer clamped in part whose Lagrangian couples its units, the input of the descending flow that
-    #: network/partial.py describes)
+    #: total input per layer (equal to ``x`` on clamped units, so their velocity is zero)
     u: State
     energy: Tensor | None  #: per-sample energy, when asked for
     _delta: State | None = None
@@ -312,8 +308,6 @@ class Network(nn.Module):
             if mask is True:
                 u[n] = x
             elif mask is not None:
-                if n in plan.coupled:  # its free units descend the energy (network/partial.py)
-                    u[n] = u[n] + correction(self.layers[n].lagrangian, x, g[n], u[n] - x, mask)
                 u[n] = torch.where(mask, x, u[n])
         if owned is not None:  # a sum or a fresh drive the evaluation made, not a state or a shared current
             owned = {

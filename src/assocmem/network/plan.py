@@ -61,16 +61,15 @@ def _bilinear(term: EnergyTerm) -> bool:
     )
 
 
-def cuts(name: str, layer: Layer, mask: Tensor | bool | None) -> bool:
-    """Whether a clamp mask holds some but not all units of a layer whose Lagrangian couples them (the free
-    units then move by the descending flow of network/partial.py); refuses a coupled Lagrangian with no known one.
-    """
+def check_cuts(name: str, layer: Layer, mask: Tensor | bool | None) -> None:
+    """Refuse a clamp mask that holds some but not all units of a group the layer's Lagrangian couples
+    (network/partial.py); whole groups, additive layers and whole-layer masks pass."""
     if not isinstance(mask, Tensor) or not couples(layer.lagrangian) or not bool(mask.any()):
-        return False
+        return
     if fully_clamped(mask):
-        return False
-    check_partial(name, layer.lagrangian)
-    return True
+        return
+    full = torch.broadcast_shapes(mask.shape, (1, *layer.shape))
+    check_partial(name, layer.lagrangian, mask.expand(full))
 
 
 #: Drives that return a new tensor nobody else holds (a product, a convolution, a pooling or its adjoint).
@@ -120,8 +119,8 @@ class Plan(Mapping[str, Tensor]):
     """The input currents of a relaxation, with what its fully clamped layers contribute computed once.
 
     Read it as the ``inputs`` mapping it was made from. Its other fields are for :meth:`Network.evaluate`:
-    ``fixed`` (names of the fully clamped layers), ``coupled`` (layers clamped in part whose Lagrangian couples
-    their units: their free units get the correction of network/partial.py), ``x`` and ``g`` (the fully clamped
+    ``fixed`` (names of the fully clamped layers; a mask that cuts through a group of units the layer's
+    Lagrangian couples is refused here, network/partial.py), ``x`` and ``g`` (the fully clamped
     layers' states and activations), ``still`` (zeros of their shapes: their ``u - x``), ``currents``
     (per moving layer: its input current plus the constant drives out of clamped layers), ``steps`` (the terms to
     evaluate at every step, each with the layers it must send forces into) and ``grad`` (whether autograd was on
@@ -142,7 +141,8 @@ class Plan(Mapping[str, Tensor]):
         self.grad = torch.is_grad_enabled()
         self._layers = layers
         self.fixed = frozenset(n for n in layers if fully_clamped(clamp.get(n)))
-        self.coupled = frozenset(n for n in layers if cuts(n, layers[n], clamp.get(n)))
+        for n in layers:
+            check_cuts(n, layers[n], clamp.get(n))
         self.x = {n: state[n] for n in layers if n in self.fixed}
         self.g = {n: layers[n].activation(state[n]) for n in layers if n in self.fixed}
         self.still = {n: torch.zeros_like(x) for n, x in self.x.items()}

@@ -3,7 +3,8 @@
 It shows what each layer's units respond to (a classifier's receptive fields or filters, a reconstruction
 network's memories, an Energy-Transformer block's memories decoded to patches), the energy along inference
 relaxations of test inputs, with a sentence saying whether it ever rose, and completions of masked inputs made
-by the network's own relaxation with the visible pixels clamped (:func:`~assocmem.relax` with a clamp mask).
+by the network's own relaxation (a reconstruction network's with the visible pixels' activations held,
+:func:`~assocmem.ham.completion.complete`; an Energy-Transformer block's from its mask tokens).
 """
 
 from __future__ import annotations
@@ -126,7 +127,7 @@ def _classifier(run: HamRun, data: ImageData, n: int) -> list[str]:
 def _reconstruction(run: HamRun, data: ImageData, n: int) -> list[str]:
     net, config = run.model, run.config
     xi = rec.memories(net)
-    clean = rec.unit_images(data.test_images[:n]).to(getattr(torch, config.dtype))
+    clean = rec.unit_images(data.test_images[:n], getattr(torch, config.dtype))
     gen = torch.Generator().manual_seed(rec.EVAL_SEED)
     noisy = clean + config.noise * torch.randn(clean.shape, generator=gen, dtype=clean.dtype)
     hidden = rec.lower_half(clean.shape[1])
