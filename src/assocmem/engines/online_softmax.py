@@ -42,10 +42,13 @@ import itertools
 import math
 import threading
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from assocmem.engines.binary.sweeps import numba_available
 
 #: log2(e): scores in base 2 are ``log2(e)`` times the natural ones.
 LOG2E = 1.0 / math.log(2.0)
@@ -69,6 +72,26 @@ SPLIT_CHUNKS = 4
 
 #: Partial results merged at once (their buffers, ``GROUP x queries x d_v``, at most the size of a chunk of scores).
 GROUP = 32
+
+
+#: The dtypes of the compiled kernels (:mod:`assocmem.engines.fused_softmax`).
+FUSED_DTYPES = (torch.float32, torch.float64)
+
+#: Up to this many query rows against one memory (measured: 1), an association is one compiled pass over the memory
+#: (:func:`assocmem.engines.fused_softmax.associate_rows`) instead of two matrix-vector products.
+FUSED_ROWS = 1
+
+#: Whether the compiled kernels are used when they can be (tests turn them off to compare the two paths).
+use_fused = True
+
+
+def fused_kernels() -> ModuleType | None:
+    """:mod:`assocmem.engines.fused_softmax` when numba is installed and :data:`use_fused`, else ``None``."""
+    if not use_fused or not numba_available():
+        return None
+    from assocmem.engines import fused_softmax
+
+    return fused_softmax
 
 
 def underflow_bits(dtype: torch.dtype) -> int:
@@ -169,7 +192,16 @@ def stream(
     :func:`chunk_rows`; ``need_weights`` takes the whole score matrix as one chunk). Shapes and returns as
     :func:`assocmem.engines.association.associate`. A row that ``mask`` hides entirely is an empty part
     (docs/reference.md §8): ``out = 0``, ``lse = -inf``, weights 0 and zero gradients, never NaN."""
-    tensor_beta = isinstance(beta, Tensor)
+    if (  # a few queries against one memory on one thread: one compiled pass, nothing else to plan
+        chunk is None and mask is None and not need_weights and not isinstance(beta, Tensor)
+        and queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2 and queries.shape[0] <= FUSED_ROWS
+        and queries.device.type == "cpu" and queries.dtype in FUSED_DTYPES and torch.get_num_threads() == 1
+        and not (torch.is_grad_enabled() and (queries.requires_grad or patterns.requires_grad or values.requires_grad))
+    ):  # fmt: skip
+        kernels = fused_kernels()
+        if kernels is not None:
+            return _one_pass(kernels, queries, patterns, values, float(beta), need_lse)
+    tensor_beta, given = isinstance(beta, Tensor), chunk
     fold = Fold(queries * beta if tensor_beta else queries, patterns, values)
     x, pat, val = fold.queries, fold.patterns, fold.values
     k = pat.shape[-2]
@@ -181,10 +213,15 @@ def stream(
     inplace = not torch.is_grad_enabled() or not any(
         isinstance(t, Tensor) and t.requires_grad for t in (queries, patterns, values, beta, mask)
     )
-    if chunk >= k:
+    device = x.device
+    kernels = fused_kernels() if inplace and device.type == "cpu" and x.dtype in FUSED_DTYPES else None
+    one_pass = (
+        kernels is not None and given is None and mask is None and not need_weights and not fold.own
+        and rows <= FUSED_ROWS and not tensor_beta
+    )  # fmt: skip
+    if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
         return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
-    device = x.device
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
     starts = list(range(0, k, chunk))
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
@@ -192,10 +229,17 @@ def stream(
         1, min(threads, len(starts) // SPLIT_CHUNKS)
     )  # contiguous parts, SPLIT_CHUNKS chunks each at least
     bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
-    work = [
-        lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
-        for lo, hi in itertools.pairwise(bounds)
-    ]
+    if one_pass:
+        x, pat, val = (t.detach().contiguous() for t in (x, pat, val))
+        work = [
+            lambda lo=lo, hi=hi: kernels.associate(x, pat, val, lo, hi, underflow_bits(x.dtype))
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+    else:
+        work = [
+            lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
+            for lo, hi in itertools.pairwise(bounds)
+        ]
     parts = work[0]() if threads == 1 else in_threads(work)  # several threads: one part each, or one for all
     acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
     empty = None
@@ -208,6 +252,17 @@ def stream(
         lse = (running + torch.log2(den)) * math.log(2.0)
         lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     return out, lse, None
+
+
+def _one_pass(
+    kernels: ModuleType, queries: Tensor, patterns: Tensor, values: Tensor, beta: float, need_lse: bool
+) -> tuple[Tensor, Tensor | None, None]:
+    """:func:`stream` for queries ``(rows, d)`` against one memory in one compiled pass on this thread."""
+    x = queries.detach() * (beta * LOG2E)
+    pat, val = patterns.detach().contiguous(), values.detach().contiguous()
+    acc, den, top = kernels.associate(x, pat, val, 0, pat.shape[0], underflow_bits(x.dtype))
+    lse = (top + torch.log2(den)).mul_(math.log(2.0)).squeeze(-1) if need_lse else None
+    return acc / den, lse, None
 
 
 def _chunks(
