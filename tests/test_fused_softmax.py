@@ -166,3 +166,17 @@ def test_nan_and_inf_reach_the_result_check(calls, bad, where):
         with pytest.raises(ValueError, match=where):
             am.retrieve(xi, q, 2.0, values=v)
     assert calls
+
+
+def test_a_memory_with_leading_dimensions_of_one_takes_one_pass(calls):
+    """A static layer's memory given for one query, ``(1, K, d)`` (expanded, not copied): the same one pass."""
+    g = torch.Generator().manual_seed(6)
+    xi, q = torch.randn(200, 16, generator=g, dtype=F64), torch.randn(1, 1, 16, generator=g, dtype=F64)
+    with torch.no_grad():
+        out, lse, _ = stream(
+            q, xi.expand(1, 200, 16), xi[None], 4.0, None, None, need_lse=True, need_weights=False
+        )
+    assert calls == [(0, 200)] and out.shape == (1, 1, 16) and lse.shape == (1, 1)
+    want, want_lse = reference(q[0], xi, xi, 4.0)
+    torch.testing.assert_close(out[0], want, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(lse[0], want_lse, rtol=1e-13, atol=1e-13)

@@ -216,8 +216,8 @@ def stream(
     device = x.device
     kernels = fused_kernels() if inplace and device.type == "cpu" and x.dtype in FUSED_DTYPES else None
     one_pass = (
-        kernels is not None and given is None and mask is None and not need_weights and not fold.own
-        and rows <= FUSED_ROWS and not tensor_beta
+        kernels is not None and given is None and mask is None and not need_weights and rows <= FUSED_ROWS
+        and not tensor_beta and math.prod(fold.own) == 1
     )  # fmt: skip
     if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
@@ -229,8 +229,8 @@ def stream(
         1, min(threads, len(starts) // SPLIT_CHUNKS)
     )  # contiguous parts, SPLIT_CHUNKS chunks each at least
     bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
-    if one_pass:
-        x, pat, val = (t.detach().contiguous() for t in (x, pat, val))
+    if one_pass:  # one memory (leading dimensions of size 1 dropped: a static layer's memory for one query)
+        x, pat, val = (t.detach().reshape(-1, t.shape[-1]).contiguous() for t in (x, pat, val))
         work = [
             lambda lo=lo, hi=hi: kernels.associate(x, pat, val, lo, hi, underflow_bits(x.dtype))
             for lo, hi in itertools.pairwise(bounds)
@@ -242,6 +242,8 @@ def stream(
         ]
     parts = work[0]() if threads == 1 else in_threads(work)  # several threads: one part each, or one for all
     acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+    if one_pass and fold.own:
+        acc, den, running = (t.view(*fold.own, *t.shape) for t in (acc, den, running))
     empty = None
     if mask is not None:  # a row the mask hides entirely: den = 0 (and acc = 0), out 0, lse -inf
         empty = den == 0
