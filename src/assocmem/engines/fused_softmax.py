@@ -1,25 +1,27 @@
-"""The online softmax's elementwise work in compiled loops (numba, CPU): one pass per chunk of scores, and the whole
-association in one pass over the memory for a few queries (docs/reference.md §2 and §8).
+"""The association of a few queries in one compiled pass over the memory (numba, CPU): docs/reference.md §2 and §8.
 
-:mod:`assocmem.engines.online_softmax` defines the arithmetic; the loops here compute the same quantities with
-fewer passes over the scores and without PyTorch's fixed cost per operation:
+:mod:`assocmem.engines.online_softmax` defines the arithmetic (scores in base 2, a running maximum, weights below
+``2^-b`` of it set to exactly 0, partial sums merged); :func:`associate_rows` computes the same for queries that
+are each a matrix-vector product, bound by the memory's bandwidth. Per block of patterns (64 KiB: it stays in the
+core's cache between its two uses) and per query: the scores, their maximum (the running maximum rises, and what
+was summed so far is rescaled, or dropped below ``2^-b``), the weights and their sum, the weighted sum of the
+values. The memory is read once from main memory, where the two matrix products read it twice, and the call costs
+one compiled function instead of a dozen PyTorch operations (a small memory notices those: 10^4 patterns are a
+tenth of a millisecond).
 
-- :func:`weigh_chunk`: a chunk of scores (base 2) of many queries, after its matrix product: the maximum of each
-  row, then in one pass the weights ``2^(s - R)`` (``R`` the running maximum), set to exactly 0 below
-  ``2^-b`` (:func:`~assocmem.engines.online_softmax.underflow_bits`), written in place, and their sum; PyTorch
-  needs five passes and six operations for the same;
-- :func:`associate_rows`: a few queries (a matrix-vector product per query, bound by the memory's bandwidth): per
-  block of patterns (a few KiB, in the L1 cache), the scores, the running maximum, the weights and the weighted sum
-  of the values, so the memory is read once from main memory (the two matrix products read it twice).
+**The exponential.** ``2^t`` for ``-b <= t <= 0``: ``t = n + f`` with ``n = floor(t)``, ``0 <= f < 1``; ``2^f``
+by a polynomial (:data:`POLY32`, :data:`POLY64`), ``2^n`` by writing the exponent's bits (exact: ``n >= -b`` is a
+normal number). Both vectorise, where libm's ``exp2`` would be one call per element. NaN and ``-inf`` scores: a
+NaN weight and a weight of 0, as PyTorch's ``exp2``; every weight multiplies its value, 0 included, so that a NaN
+or Inf anywhere in the values reaches the result (and the result's check), as it would through a matrix product.
 
-**The exponential.** ``2^t`` for ``-b <= t <= 0``: ``t = n + f`` with ``n = round(t)``, ``|f| <= 1/2``,
-``2^f`` by a polynomial (float32: degree 6, relative error below ``3e-9``, far below float32's rounding of
-``6e-8``; float64: ``math.exp2``), ``2^n`` from a table (exact: ``n >= -200`` is a normal number). The loop
-vectorises (libm's ``exp2`` would be a call per element). NaN scores give NaN weights (the result's check then
-names the input); ``-inf`` scores weigh 0, as in PyTorch's ``exp2``.
+**Threads.** The loop starts no thread and releases the GIL: the engine's parts
+(:func:`~assocmem.engines.online_softmax.in_threads`) run it side by side on their own threads.
 
-**Threads.** The loops start no thread of their own and release the GIL: the engine's parts
-(:func:`~assocmem.engines.online_softmax.in_threads`) run them side by side on their own threads.
+**Tried and left out.** The same loop for the chunks of many queries (the maximum, the weights and their sum of a
+``64 x 2048`` chunk in one call instead of five PyTorch passes) was slower than PyTorch there (116 against 76 us
+per chunk on one thread): numba does not vectorise a row's maximum, and PyTorch's passes over a chunk in the cache
+are already near 0.1 ns per score each.
 
 Imported only on CPU when numba is installed (numba compiles on the first call, seconds, then caches the machine
 code on disk by ``cache=True``).
@@ -50,12 +52,12 @@ POLY64 = (0.9999999999999979, 0.6931471805602021, 0.24022650695287723, 0.0555041
           9.398596982161208e-08, 1.0962442805369689e-08, -3.104408582051595e-10)  # fmt: skip
 #: The NumPy scalar type of each dtype the loops take.
 NUMPY_DTYPES = {torch.float32: np.float32, torch.float64: np.float64}
-#: Patterns of a block of :func:`associate_rows` (their bytes at most this, so that the block stays in L1).
-BLOCK_BYTES = 16 << 10
+#: Patterns of a block of :func:`associate_rows` (their bytes at most this: the block stays in the L1/L2 cache).
+BLOCK_BYTES = 64 << 10
 
 
 def _fraction(f):
-    """``2^f`` for ``|f| <= 1/2`` in ``f``'s dtype, by the polynomial of that dtype."""
+    """``2^f`` for ``0 <= f < 1`` in ``f``'s dtype, by the polynomial of that dtype."""
     raise NotImplementedError  # pragma: no cover - compiled only (overloaded below)
 
 
@@ -112,7 +114,7 @@ def associate_rows(x, pat, val, lo, hi, floor, res):
     """The association of the queries ``x (rows, d)`` (scaled by ``beta log2(e)``) with patterns ``lo:hi`` of
     ``pat (K, d)`` and ``val (K, d_v)`` into ``res (rows, d_v + 2)``: the weighted sum of the values, the weights'
     sum, both relative to the maximum score (base 2), and that maximum; one pass over the patterns, a block of
-    them at a time (read from main memory for the scores, from the L1 cache for the sum)."""
+    them at a time (read from main memory for the scores, from the cache for the sum)."""
     rows, d = x.shape
     dv = val.shape[1]
     block = max(8, BLOCK_BYTES // (d * pat.itemsize))
@@ -127,16 +129,14 @@ def associate_rows(x, pat, val, lo, hi, floor, res):
         n = stop - start
         for r in range(rows):
             xr = x[r]
+            top = res[r, dv + 1]
+            m = top
             for j in range(n):
                 t = zero
                 for k in range(d):
                     t += xr[k] * pat[start + j, k]
                 s[j] = t
-            top = res[r, dv + 1]
-            m = top
-            for j in range(n):  # a NaN score is skipped here: its weight is NaN whatever the maximum
-                v = s[j]
-                m = v if v > m else m
+                m = t if t > m else m  # a NaN score is skipped here: its weight is NaN whatever the maximum
             a[:] = res[r, :dv]
             scale = 1.0
             if m > top:  # the running maximum rises: what was summed so far is rescaled (or dropped)
