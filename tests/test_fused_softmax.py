@@ -180,3 +180,13 @@ def test_a_memory_with_leading_dimensions_of_one_takes_one_pass(calls):
     want, want_lse = reference(q[0], xi, xi, 4.0)
     torch.testing.assert_close(out[0], want, rtol=1e-13, atol=1e-13)
     torch.testing.assert_close(lse[0], want_lse, rtol=1e-13, atol=1e-13)
+
+
+def test_a_strided_memory_is_read_in_place_by_the_chunks(calls):
+    """The one pass reads contiguous memories only: a transposed view takes the chunks (no copy of the memory)."""
+    g = torch.Generator().manual_seed(7)
+    xi_t, q = torch.randn(16, 300, generator=g, dtype=F64), torch.randn(1, 16, generator=g, dtype=F64)
+    with torch.no_grad():
+        out = am.retrieve(xi_t.T, q, 2.0)
+    assert not calls
+    torch.testing.assert_close(out, reference(q, xi_t.T, xi_t.T, 2.0)[0], rtol=1e-13, atol=1e-13)

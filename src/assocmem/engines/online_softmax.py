@@ -22,6 +22,9 @@ is docs/reference.md §8):
   least; a smaller memory is one part), one per thread, each part's operations run on its own thread, and the
   parts are merged once at the end (:func:`in_threads`): PyTorch's own threads would meet at a barrier after every
   operation on every chunk, and on a loaded machine each barrier waits milliseconds for a descheduled thread;
+- one query against one contiguous memory (no mask, no gradients, a float ``beta``, the chunks left to the engine)
+  is one compiled pass over the memory (:mod:`assocmem.engines.fused_softmax`, when numba is installed): the same
+  arithmetic per block of patterns, the memory read once instead of by two matrix-vector products;
 - a pattern matrix shared by many queries (a 2-D memory, or per-head patterns shared by the batch) is one
   matrix product per chunk for all of them: the dimensions along which the patterns are shared are folded into
   the rows of the queries (:class:`Fold`), so nothing is copied or expanded per batch item or per head.
@@ -196,6 +199,7 @@ def stream(
         chunk is None and mask is None and not need_weights and not isinstance(beta, Tensor)
         and queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2 and queries.shape[0] <= FUSED_ROWS
         and queries.device.type == "cpu" and queries.dtype in FUSED_DTYPES and torch.get_num_threads() == 1
+        and patterns.is_contiguous() and values.is_contiguous()  # read in place, never copied
         and not (torch.is_grad_enabled() and (queries.requires_grad or patterns.requires_grad or values.requires_grad))
     ):  # fmt: skip
         kernels = fused_kernels()
@@ -217,7 +221,7 @@ def stream(
     kernels = fused_kernels() if inplace and device.type == "cpu" and x.dtype in FUSED_DTYPES else None
     one_pass = (
         kernels is not None and given is None and mask is None and not need_weights and rows <= FUSED_ROWS
-        and not tensor_beta and math.prod(fold.own) == 1
+        and not tensor_beta and math.prod(fold.own) == 1 and pat.is_contiguous() and val.is_contiguous()
     )  # fmt: skip
     if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
