@@ -22,6 +22,9 @@ is docs/reference.md §8):
   least; a smaller memory is one part), one per thread, each part's operations run on its own thread, and the
   parts are merged once at the end (:func:`in_threads`): PyTorch's own threads would meet at a barrier after every
   operation on every chunk, and on a loaded machine each barrier waits milliseconds for a descheduled thread;
+- one query against one contiguous memory (no mask, no gradients, a float ``beta``, the chunks left to the engine)
+  is one compiled pass over the memory (:mod:`assocmem.engines.fused_softmax`, when numba is installed): the same
+  arithmetic per block of patterns, the memory read once instead of by two matrix-vector products;
 - a pattern matrix shared by many queries (a 2-D memory, or per-head patterns shared by the batch) is one
   matrix product per chunk for all of them: the dimensions along which the patterns are shared are folded into
   the rows of the queries (:class:`Fold`), so nothing is copied or expanded per batch item or per head.
@@ -42,10 +45,13 @@ import itertools
 import math
 import threading
 from collections.abc import Callable
+from types import ModuleType
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
+
+from assocmem.engines.binary.sweeps import numba_available
 
 #: log2(e): scores in base 2 are ``log2(e)`` times the natural ones.
 LOG2E = 1.0 / math.log(2.0)
@@ -69,6 +75,26 @@ SPLIT_CHUNKS = 4
 
 #: Partial results merged at once (their buffers, ``GROUP x queries x d_v``, at most the size of a chunk of scores).
 GROUP = 32
+
+
+#: The dtypes of the compiled kernels (:mod:`assocmem.engines.fused_softmax`).
+FUSED_DTYPES = (torch.float32, torch.float64)
+
+#: Up to this many query rows against one memory (measured: 1), an association is one compiled pass over the memory
+#: (:func:`assocmem.engines.fused_softmax.associate_rows`) instead of two matrix-vector products.
+FUSED_ROWS = 1
+
+#: Whether the compiled kernels are used when they can be (tests turn them off to compare the two paths).
+use_fused = True
+
+
+def fused_kernels() -> ModuleType | None:
+    """:mod:`assocmem.engines.fused_softmax` when numba is installed and :data:`use_fused`, else ``None``."""
+    if not use_fused or not numba_available():
+        return None
+    from assocmem.engines import fused_softmax
+
+    return fused_softmax
 
 
 def underflow_bits(dtype: torch.dtype) -> int:
@@ -169,7 +195,17 @@ def stream(
     :func:`chunk_rows`; ``need_weights`` takes the whole score matrix as one chunk). Shapes and returns as
     :func:`assocmem.engines.association.associate`. A row that ``mask`` hides entirely is an empty part
     (docs/reference.md §8): ``out = 0``, ``lse = -inf``, weights 0 and zero gradients, never NaN."""
-    tensor_beta = isinstance(beta, Tensor)
+    if (  # a few queries against one memory on one thread: one compiled pass, nothing else to plan
+        chunk is None and mask is None and not need_weights and not isinstance(beta, Tensor)
+        and queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2 and queries.shape[0] <= FUSED_ROWS
+        and queries.device.type == "cpu" and queries.dtype in FUSED_DTYPES and torch.get_num_threads() == 1
+        and patterns.is_contiguous() and values.is_contiguous()  # read in place, never copied
+        and not (torch.is_grad_enabled() and (queries.requires_grad or patterns.requires_grad or values.requires_grad))
+    ):  # fmt: skip
+        kernels = fused_kernels()
+        if kernels is not None:
+            return _one_pass(kernels, queries, patterns, values, float(beta), need_lse)
+    tensor_beta, given = isinstance(beta, Tensor), chunk
     fold = Fold(queries * beta if tensor_beta else queries, patterns, values)
     x, pat, val = fold.queries, fold.patterns, fold.values
     k = pat.shape[-2]
@@ -181,10 +217,15 @@ def stream(
     inplace = not torch.is_grad_enabled() or not any(
         isinstance(t, Tensor) and t.requires_grad for t in (queries, patterns, values, beta, mask)
     )
-    if chunk >= k:
+    device = x.device
+    kernels = fused_kernels() if inplace and device.type == "cpu" and x.dtype in FUSED_DTYPES else None
+    one_pass = (
+        kernels is not None and given is None and mask is None and not need_weights and rows <= FUSED_ROWS
+        and not tensor_beta and math.prod(fold.own) == 1 and pat.is_contiguous() and val.is_contiguous()
+    )  # fmt: skip
+    if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
         return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
-    device = x.device
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
     starts = list(range(0, k, chunk))
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
@@ -192,12 +233,21 @@ def stream(
         1, min(threads, len(starts) // SPLIT_CHUNKS)
     )  # contiguous parts, SPLIT_CHUNKS chunks each at least
     bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
-    work = [
-        lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
-        for lo, hi in itertools.pairwise(bounds)
-    ]
+    if one_pass:  # one memory (leading dimensions of size 1 dropped: a static layer's memory for one query)
+        x, pat, val = (t.detach().reshape(-1, t.shape[-1]).contiguous() for t in (x, pat, val))
+        work = [
+            lambda lo=lo, hi=hi: kernels.associate(x, pat, val, lo, hi, underflow_bits(x.dtype))
+            for lo, hi in itertools.pairwise(bounds)
+        ]
+    else:
+        work = [
+            lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
+            for lo, hi in itertools.pairwise(bounds)
+        ]
     parts = work[0]() if threads == 1 else in_threads(work)  # several threads: one part each, or one for all
     acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+    if one_pass and fold.own:
+        acc, den, running = (t.view(*fold.own, *t.shape) for t in (acc, den, running))
     empty = None
     if mask is not None:  # a row the mask hides entirely: den = 0 (and acc = 0), out 0, lse -inf
         empty = den == 0
@@ -208,6 +258,17 @@ def stream(
         lse = (running + torch.log2(den)) * math.log(2.0)
         lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     return out, lse, None
+
+
+def _one_pass(
+    kernels: ModuleType, queries: Tensor, patterns: Tensor, values: Tensor, beta: float, need_lse: bool
+) -> tuple[Tensor, Tensor | None, None]:
+    """:func:`stream` for queries ``(rows, d)`` against one memory in one compiled pass on this thread."""
+    x = queries.detach() * (beta * LOG2E)
+    pat, val = patterns.detach().contiguous(), values.detach().contiguous()
+    acc, den, top = kernels.associate(x, pat, val, 0, pat.shape[0], underflow_bits(x.dtype))
+    lse = (top + torch.log2(den)).mul_(math.log(2.0)).squeeze(-1) if need_lse else None
+    return acc / den, lse, None
 
 
 def _chunks(
