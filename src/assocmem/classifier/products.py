@@ -28,7 +28,6 @@ import torch
 from torch import Tensor
 
 from assocmem.classifier.class_update import one_thread
-from assocmem.engines.binary.threads import helper_pool
 
 __all__ = ["addmm_rows"]
 
@@ -91,6 +90,8 @@ def addmm_rows(
         i, j = unit * step, min(rows, (unit + 1) * step)
         part = input if input.dim() == 1 else input[i:j]
         torch.addmm(part, mat1[i:j], mat2, beta=beta, alpha=alpha, out=out[i:j])
+
+    from assocmem.engines.binary.threads import helper_pool  # imports numba: only when threads are used
 
     claims = _Claims(units)
     with one_thread():  # PyTorch on one thread in every block, whichever thread runs it
