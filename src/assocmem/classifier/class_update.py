@@ -153,10 +153,10 @@ def compile_problem() -> str | None:
 def one_thread() -> Iterator[None]:
     """PyTorch on one thread inside the block (the count restored after; process-wide, as torch.set_num_threads).
 
-    The classifier's elementwise work runs here and only its matrix products on every thread: each parallel
-    elementwise operation ends at a barrier that, on a loaded machine, waits for a thread the machine has
-    descheduled (an epoch on two threads took 2.5x as long as on one, docs/classifier.md). Its compiled kernels are
-    built for one thread whatever the count (:class:`Fused`)."""
+    The classifier's elementwise work runs here: each parallel elementwise operation ends at a barrier that, on a
+    loaded machine, waits for a thread the machine has descheduled (an epoch on two threads took 2.5x as long as
+    on one, docs/classifier.md). Its compiled kernels are built for one thread whatever the count (:class:`Fused`);
+    its matrix products use the threads as row blocks that each thread computes on one (:mod:`.products`)."""
     threads = torch.get_num_threads()
     if threads == 1:
         yield

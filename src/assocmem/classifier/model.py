@@ -33,6 +33,7 @@ from assocmem.checks import (
     where_not_finite,
 )
 from assocmem.classifier.class_update import Kernels, class_fields
+from assocmem.classifier.products import addmm_rows
 from assocmem.lagrangians import AdditiveLagrangian, Polynomial, RePU
 from assocmem.models.interaction import interaction
 
@@ -180,12 +181,18 @@ class DAMClassifier(nn.Module):
         return images.reshape(images.shape[0], self.pixels)
 
     def scaled_inputs(self, images: Tensor) -> tuple[Tensor, Tensor]:
-        """``hs = h / T`` ``(B, K)`` and ``ds = -2 x0 xi_classes^T / T`` ``(C, K)``: one matrix product."""
+        """``hs = h / T`` ``(B, K)`` and ``ds = -2 x0 xi_classes^T / T`` ``(C, K)``: one matrix product (in row
+        blocks claimed by the threads, :func:`.products.addmm_rows`, unless autograd records it)."""
         v = self._visible(images)
         xi = self.memories
         pixels, classes = xi[:, : self.pixels], xi[:, self.pixels :]
         x0, inv_t = self.class_state, 1.0 / self.temperature
-        hs = torch.addmm(classes.sum(1), v, pixels.T, beta=x0 * inv_t, alpha=inv_t)
+        if torch.is_grad_enabled() and (xi.requires_grad or v.requires_grad):  # autograd: one plain product
+            hs = torch.addmm(classes.sum(1), v, pixels.T, beta=x0 * inv_t, alpha=inv_t)
+        else:  # the same product in row blocks claimed by the threads (.products)
+            hs = v.new_empty(v.shape[0], xi.shape[0])
+            threads = torch.get_num_threads()
+            addmm_rows(classes.sum(1), v, pixels.T, beta=x0 * inv_t, alpha=inv_t, out=hs, threads=threads)
         return hs, (classes.T * (-2.0 * x0 * inv_t)).contiguous()
 
     def fields(self, images: Tensor) -> Tensor:

@@ -28,6 +28,7 @@ from assocmem.checks import is_count, positive_float, require_tensor, value_chec
 from assocmem.classifier.class_update import Fused, one_thread
 from assocmem.classifier.data import Data
 from assocmem.classifier.model import DAMClassifier
+from assocmem.classifier.products import addmm_rows
 
 #: KH16's settings for large n (docs/reference.md §3: m ~ 30, T constant 500-700; the notebook's values at n = 20).
 LARGE_N = {"m": 30, "momentum": 0.6, "temperature": 540.0, "final_temperature": 540.0, "ramp_epochs": 0}
@@ -336,7 +337,9 @@ def loss_gradient(
         v = images.reshape(images.shape[0], model.pixels)
         if grad_pixels is None:
             grad_pixels = hs.new_empty(model.num_memories, model.pixels)
-        torch.addmm(grad_pixels, dhs.T, v, beta=0.0, alpha=inv_t, out=grad_pixels)
+        addmm_rows(
+            grad_pixels, dhs.T, v, beta=0.0, alpha=inv_t, out=grad_pixels, threads=torch.get_num_threads()
+        )
         with one_thread():
             grad_classes = dhs_total[:, None] * (x0 * inv_t) - dds.T * (2.0 * x0 * inv_t)
             scale = scale.double()

@@ -178,6 +178,16 @@ def _forget_pool() -> None:
 os.register_at_fork(after_in_child=_forget_pool)
 
 
+def helper_pool(helpers: int) -> ThreadPoolExecutor:
+    """The process's pool of sleeping helper threads, with room for at least ``helpers`` (made on first use)."""
+    global _pool
+    if _pool is None or _pool[1] < helpers:
+        if _pool is not None:
+            _pool[0].shutdown(wait=False)
+        _pool = (ThreadPoolExecutor(helpers, thread_name_prefix="assocmem-spins"), helpers)
+    return _pool[0]
+
+
 def run_units(kernel: Callable[..., int], args: tuple, units: int, threads: int) -> None:
     """``kernel(*args, status, counter, finish)`` on ``threads`` threads until all ``units`` are done.
 
@@ -185,16 +195,12 @@ def run_units(kernel: Callable[..., int], args: tuple, units: int, threads: int)
     :func:`begin_writing` / :func:`mark_done`; with ``finish`` (the calling thread) it then computes every unit
     not yet done and returns how many another thread is still copying out.
     """
-    global _pool
     status = np.zeros(units, dtype=np.int64)
     counter = np.zeros(1, dtype=np.int64)
     helpers = []
     if threads > 1:
-        if _pool is None or _pool[1] < threads - 1:
-            if _pool is not None:
-                _pool[0].shutdown(wait=False)
-            _pool = (ThreadPoolExecutor(threads - 1, thread_name_prefix="assocmem-spins"), threads - 1)
-        helpers = [_pool[0].submit(kernel, *args, status, counter, False) for _ in range(threads - 1)]
+        pool = helper_pool(threads - 1)
+        helpers = [pool.submit(kernel, *args, status, counter, False) for _ in range(threads - 1)]
     pending = kernel(*args, status, counter, True)
     for helper in helpers:
         helper.cancel()  # not started yet: not needed; running: it drops whatever it holds
