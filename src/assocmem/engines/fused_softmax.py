@@ -151,12 +151,10 @@ def associate_rows(x, pat, val, lo, hi, floor, res):
                 s[j] = w
                 total += w
             res[r, dv] = res[r, dv] * scale + total
-            for j in range(
-                0, n - 3, 4
-            ):  # four patterns at a time (independent sums); weights of 0 too, so that
-                i = (
-                    start + j
-                )  # a NaN or Inf in the values reaches the result (0 * Inf is NaN), as in a product
+            # four patterns at a time (independent sums); weights of 0 too, so that a NaN or Inf in the values
+            # reaches the result (0 * Inf is NaN), as in a product
+            for j in range(0, n - 3, 4):
+                i = start + j
                 w0, w1, w2, w3 = s[j], s[j + 1], s[j + 2], s[j + 3]
                 for k in range(dv):
                     a[k] += (w0 * val[i, k] + w1 * val[i + 1, k]) + (w2 * val[i + 2, k] + w3 * val[i + 3, k])
