@@ -192,6 +192,25 @@ class Fold:
         return (t if self.trivial else t.permute(self.perm)).reshape(*self.own, self.rows, t.shape[-1])
 
 
+def _fits_one_pass(
+    x: Tensor,
+    pat: Tensor,
+    val: Tensor,
+    beta: float | Tensor,
+    mask: Tensor | None,
+    chunk: int | None,
+    weights: bool,
+) -> bool:
+    """Whether queries ``(..., rows, d)`` against one memory can be one compiled pass: no mask, no weights asked
+    for, the chunks left to the engine, a float ``beta``, up to :data:`FUSED_ROWS` rows, a dtype of the kernels on
+    the CPU, and the memory contiguous (read in place, never copied). The caller checks the rest: one memory, no
+    gradients, the kernels installed."""
+    return (
+        chunk is None and mask is None and not weights and not isinstance(beta, Tensor) and x.shape[-2] <= FUSED_ROWS
+        and x.device.type == "cpu" and x.dtype in FUSED_DTYPES and pat.is_contiguous() and val.is_contiguous()
+    )  # fmt: skip
+
+
 def stream(
     queries: Tensor,
     patterns: Tensor,
@@ -208,11 +227,9 @@ def stream(
     :func:`assocmem.engines.association.associate`. A row that ``mask`` hides entirely is an empty part
     (docs/reference.md §8): ``out = 0``, ``lse = -inf``, weights 0 and zero gradients, never NaN."""
     if (  # a few queries against one memory, in one part: one compiled pass, nothing else to plan
-        chunk is None and mask is None and not need_weights and not isinstance(beta, Tensor)
-        and queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2 and queries.shape[0] <= FUSED_ROWS
-        and queries.device.type == "cpu" and queries.dtype in FUSED_DTYPES
+        queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2
+        and _fits_one_pass(queries, patterns, values, beta, mask, chunk, need_weights)
         and (torch.get_num_threads() == 1 or patterns.numel() * patterns.element_size() < 2 * SPLIT_BYTES)
-        and patterns.is_contiguous() and values.is_contiguous()  # read in place, never copied
         and not (torch.is_grad_enabled() and (queries.requires_grad or patterns.requires_grad or values.requires_grad))
     ):  # fmt: skip
         kernels = fused_kernels()
@@ -233,22 +250,22 @@ def stream(
     device = x.device
     kernels = fused_kernels() if inplace and device.type == "cpu" and x.dtype in FUSED_DTYPES else None
     one_pass = (
-        kernels is not None and given is None and mask is None and not need_weights and rows <= FUSED_ROWS
-        and not tensor_beta and math.prod(fold.own) == 1 and pat.is_contiguous() and val.is_contiguous()
+        kernels is not None and math.prod(fold.own) == 1
+        and _fits_one_pass(x, pat, val, beta, mask, given, need_weights)
     )  # fmt: skip
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
     by_rows = 1
-    by_rows = _row_parts(fold, threads, k, pat.shape[-1], mask, need_lse or need_weights)
+    by_rows = _row_parts(fold, threads, k, pat.shape[-1], mask, need_weights)
     cuts = [x.shape[0] * i // by_rows for i in range(by_rows + 1)]
     mine = (lambda t, a, b: t[a:b]) if fold.own else (lambda t, a, b: t)  # per item: its own memory
     if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
-        if by_rows == 1:
+        if by_rows == 1 or need_lse:
             return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
         work = [  # a memory in one chunk, the rows (or the items) split: each part one softmax of its own
             lambda a=a, b=b: _whole(
                 _FLAT, scaled[a:b], mine(pat, a, b), mine(val, a, b), None, inplace, False, False
-            )
+            )[0]
             for a, b in itertools.pairwise(cuts)
         ]
         return fold.unfold(torch.cat(in_threads(work))), None, None  # type: ignore[arg-type]
@@ -314,8 +331,8 @@ _FLAT = _Flat()
 def _row_parts(fold: Fold, threads: int, k: int, width: int, mask: Tensor | None, whole: bool) -> int:
     """How many parts of the query rows (one memory) or of the items (per-item memories, one leading dimension)
     to run on threads of their own, each against its whole memory: one when there is one thread, a mask, one
-    leading dimension too many, too little work (:data:`SPLIT_MACS` a part) or ``whole`` (the weights or the
-    log-partition of one chunk are asked for)."""
+    leading dimension too many, too little work (:data:`SPLIT_MACS` a part) or ``whole`` (the weights asked for:
+    the score matrix in one piece)."""
     if threads == 1 or mask is not None or whole or len(fold.own) > 1:
         return 1
     n = fold.own[0] if fold.own else fold.rows
