@@ -19,12 +19,19 @@ is docs/reference.md §8):
 - without gradients every pass is in place in buffers made once per call, and the partial results of up to
   :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one;
 - with several PyTorch threads, the memory is split into contiguous parts (:data:`SPLIT_CHUNKS` chunks each at
-  least; a smaller memory is one part), one per thread, each part's operations run on its own thread, and the
-  parts are merged once at the end (:func:`in_threads`): PyTorch's own threads would meet at a barrier after every
-  operation on every chunk, and on a loaded machine each barrier waits milliseconds for a descheduled thread;
+  least), one per thread, each part's operations run on its own thread, and the parts are merged once at the end
+  (:func:`in_threads`, on the process's sleeping helper threads, :mod:`assocmem.pool`): PyTorch's own threads
+  would meet at a barrier after every operation on every chunk, and on a loaded machine each barrier waits
+  milliseconds for a descheduled thread. A memory too small for that is split by its query rows instead (per-item
+  memories: by their items), each part against the whole memory and the parts joined, not merged, when each part
+  has :data:`SPLIT_MACS` multiply-adds at least (:func:`_row_parts`; no mask, no weights asked for); smaller
+  calls run on the calling thread alone;
 - one query against one contiguous memory (no mask, no gradients, a float ``beta``, the chunks left to the engine)
   is one compiled pass over the memory (:mod:`assocmem.engines.fused_softmax`, when numba is installed): the same
-  arithmetic per block of patterns, the memory read once instead of by two matrix-vector products;
+  arithmetic per block of patterns, the memory read once instead of by two matrix-vector products; with several
+  threads the memory is split into parts of :data:`SPLIT_BYTES` at least, one pass each (a smaller memory is one
+  pass on the calling thread). A call of one pass makes two tensors and one compiled call: the queries are scaled
+  and the sum normalised inside the loop (each PyTorch operation costs a small call a microsecond or more);
 - a pattern matrix shared by many queries (a 2-D memory, or per-head patterns shared by the batch) is one
   matrix product per chunk for all of them: the dimensions along which the patterns are shared are folded into
   the rows of the queries (:class:`Fold`), so nothing is copied or expanded per batch item or per head.
@@ -79,11 +86,15 @@ SPLIT_CHUNKS = 4
 
 #: With several PyTorch threads, the fewest bytes of patterns a thread's part of a one-pass memory has (fewer: one
 #: thread for all; measured, docs/benchmarks.md).
-SPLIT_BYTES = 1 << 20
+SPLIT_BYTES = 16 << 20
 
 #: With several PyTorch threads and a memory too small to split, the fewest multiply-adds of one product that a part
 #: of the query rows (or of the items) has (fewer: one thread for all; measured, docs/benchmarks.md).
 SPLIT_MACS = 1 << 22
+
+#: A part a helper thread holds when this thread has done its own is waited for at most this fraction of the time
+#: this thread took, then computed here (:func:`assocmem.pool.run_claimed`): a descheduled helper costs one part.
+PATIENCE = 0.5
 
 #: Partial results merged at once (their buffers, ``GROUP x queries x d_v``, at most the size of a chunk of scores).
 GROUP = 32
@@ -298,7 +309,7 @@ def stream(
                 lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
                 for lo, hi in itertools.pairwise(bounds)
             ]
-    parts = work[0]() if len(work) == 1 else in_threads(work, torch_ops=not one_pass)  # one part each
+    parts = work[0]() if threads == 1 else in_threads(work, torch_ops=not one_pass)  # one part each
     if by_rows > 1:
         acc, den, running = (torch.cat(t) for t in zip(*parts, strict=True))
     else:
@@ -434,8 +445,10 @@ _SPLIT = threading.Lock()
 
 def in_threads(work: list[Callable[[], T]], *, torch_ops: bool = True) -> list[T]:
     """Run the parts on this thread and helpers (:func:`assocmem.pool.run_claimed`: each part claimed by one thread,
-    this one computing whatever nobody has claimed), each part's operations on that one thread; ``torch_ops=False``:
-    the parts are compiled loops (PyTorch's thread count left as it is).
+    this one computing whatever nobody has claimed, and a part a helper still holds :data:`PATIENCE` after this
+    thread is done), each part's operations on that one thread; ``torch_ops=False``: the parts are compiled loops
+    (PyTorch's thread count left as it is). Each part returns new tensors (nothing shared that a late helper
+    could write into).
 
     With PyTorch's threads every operation on a chunk is a parallel region that ends at a barrier; on a loaded
     machine each barrier waits for a thread the machine has descheduled (milliseconds, for microseconds of work:
@@ -443,8 +456,17 @@ def in_threads(work: list[Callable[[], T]], *, torch_ops: bool = True) -> list[T
     end; a memory too small to split (one part) runs on this thread alone, with no barrier at all. PyTorch's thread
     count is process-wide: it is 1 for the call's duration and restored after (a call made meanwhile from another
     thread runs its parts one after the other, as it is)."""
-    if len(work) == 1:
+    if len(work) == 1 and not torch_ops:
         return [work[0]()]
+    if (
+        len(work) == 1
+    ):  # one part on this thread alone: PyTorch's threads would meet at a barrier per operation
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return [work[0]()]
+        finally:
+            torch.set_num_threads(threads)
     if not _SPLIT.acquire(blocking=False):
         return [w() for w in work]
     threads, inference = torch.get_num_threads(), torch.is_inference_mode_enabled()
@@ -453,21 +475,28 @@ def in_threads(work: list[Callable[[], T]], *, torch_ops: bool = True) -> list[T
     def compute(i: int) -> None:
         results[i] = work[i]()
 
+    gate, call = threading.Lock(), [True]  # whether the call is still running (a helper may start late)
+
     def helper(i: int) -> None:  # grad mode and PyTorch's thread count are the helper thread's own
-        if torch_ops and torch.get_num_threads() != 1:
-            torch.set_num_threads(1)
+        with gate:
+            if not call[0]:  # the caller computed this part itself and went on: nothing to do
+                return
+            if torch_ops and torch.get_num_threads() != 1:
+                torch.set_num_threads(1)  # (process-wide, 1 for the call's duration anyway)
         with torch.inference_mode(inference), torch.no_grad():
             results[i] = work[i]()
 
     try:
         if torch_ops:
             torch.set_num_threads(1)
-        run_claimed(len(work), compute, helper, min(threads, len(work)))
+        run_claimed(len(work), compute, helper, min(threads, len(work)), patience=PATIENCE)
     finally:
-        if torch_ops:
-            torch.set_num_threads(threads)
+        with gate:
+            call[0] = False
+            if torch_ops:
+                torch.set_num_threads(threads)
         _SPLIT.release()
-    return results  # type: ignore[return-value]
+    return list(results)  # type: ignore[arg-type]  (a copy: a late helper writes only into its own list)
 
 
 def _combine(parts: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:
