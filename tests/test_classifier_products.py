@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from assocmem.classifier import products
-from assocmem.classifier.products import _Claims, addmm_rows
+from assocmem.classifier.products import addmm_rows
 from assocmem.classifier.training import Step, TrainConfig, targets
+from assocmem.pool import Claims
 
 
 def operands(dtype: torch.dtype, rows: int = 203, inner: int = 311, cols: int = 290, seed: int = 0):
@@ -72,7 +73,7 @@ def test_results_do_not_depend_on_the_thread_count_and_equal_one_addmm():
 
 def test_a_slow_helper_delays_only_its_block_and_no_block_is_computed_twice():
     """A helper stuck in its first block: the caller computes every other block, then waits for that one."""
-    claims, seen, lock = _Claims(6), [], threading.Lock()
+    claims, seen, lock = Claims(6), [], threading.Lock()
     stuck = threading.Event()
 
     def compute(unit: int) -> None:

@@ -48,7 +48,8 @@ def test_the_exponential_is_exact_to_rounding(dtype):
                    * bits, torch.tensor([-bits - 0.5, -bits - 40.0, -math.inf], dtype=F64)])  # fmt: skip
     pat = t.to(dtype)[:, None]
     val = torch.eye(t.shape[0], dtype=dtype)
-    acc, den, top = fused_softmax.associate(torch.ones(1, 1, dtype=dtype), pat, val, 0, t.shape[0], bits)
+    acc, stats = fused_softmax.associate(torch.ones(1, 1, dtype=dtype), pat, val, 0, t.shape[0], bits)
+    den, top = stats[:, :1], stats[:, 1:]
     want = torch.exp2(pat.double()[:, 0])
     want[-3:] = 0.0
     tol = 1.5e-7 if dtype == torch.float32 else 2e-14
@@ -104,14 +105,16 @@ def test_blocks_that_underflow_entirely(calls, order, dtype):
     assert len(calls) == 2
 
 
-def test_parts_on_threads_equal_one_pass(monkeypatch):
-    """Two threads: the memory split in two parts, each one compiled pass on its own thread, merged once."""
+@pytest.mark.parametrize(("split_bytes", "parts"), [(25600, [(0, 200), (200, 400)]), (25601, [(0, 400)])])
+def test_parts_on_threads_equal_one_pass(monkeypatch, split_bytes, parts):
+    """Two threads: a memory of at least two parts of ``SPLIT_BYTES`` (400 x 16 doubles: 51,200 bytes) is split
+    in two parts, each one compiled pass on a thread, merged once; a smaller one is one pass on this thread."""
     g = torch.Generator().manual_seed(3)
     pat, q = torch.randn(400, 16, generator=g, dtype=F64), torch.randn(1, 16, generator=g, dtype=F64)
     seen = []
     real = fused_softmax.associate
     monkeypatch.setattr(fused_softmax, "associate", lambda *a: seen.append(a[3:5]) or real(*a))
-    monkeypatch.setattr(online_softmax, "chunk_rows", lambda *a: 25)
+    monkeypatch.setattr(online_softmax, "SPLIT_BYTES", split_bytes)
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
@@ -119,7 +122,7 @@ def test_parts_on_threads_equal_one_pass(monkeypatch):
             out, lse, _ = stream(q, pat, pat, 30.0, None, None, need_lse=True, need_weights=False)
     finally:
         torch.set_num_threads(threads)
-    assert sorted(seen) == [(0, 200), (200, 400)]
+    assert sorted(seen) == parts
     want, want_lse = reference(q, pat, pat, 30.0)
     torch.testing.assert_close(out, want, rtol=1e-13, atol=1e-13)
     torch.testing.assert_close(lse, want_lse, rtol=1e-13, atol=1e-13)

@@ -39,6 +39,7 @@ LEVELS: dict[str, int] = {
     "files": 0,
     "allocator": 0,
     "provenance": 0,
+    "pool": 0,
     "data": 1,
     "lagrangians": 1,
     "network": 2,

@@ -8,7 +8,7 @@ time from the process's own share (measured: an epoch's products on two threads 
 
 :func:`addmm_rows` computes ``out = beta input + alpha mat1 @ mat2`` in :data:`UNITS` blocks of rows of ``mat1``
 and ``out``, fixed by the shapes alone: the calling thread and ``threads - 1`` helpers
-(:func:`~assocmem.engines.binary.threads.helper_pool`) claim blocks from a shared counter and compute each with
+(:func:`assocmem.pool.helper_pool`) claim blocks from a shared counter and compute each with
 PyTorch on one thread; a thread that is descheduled delays only the block it holds, which the others do not wait
 for until the counter is spent. The caller then sleeps (without spinning) until the blocks still held are done,
 so no block is computed twice and no CPU time is spent waiting.
@@ -22,12 +22,11 @@ another device keep a single ``addmm`` (on one thread for small products).
 
 from __future__ import annotations
 
-import threading
-
 import torch
 from torch import Tensor
 
 from assocmem.classifier.class_update import one_thread
+from assocmem.pool import run_claimed
 
 __all__ = ["addmm_rows"]
 
@@ -35,37 +34,6 @@ __all__ = ["addmm_rows"]
 UNITS = 4
 #: Products with fewer multiply-adds run as one ``addmm`` on one thread (a block would cost more to hand out).
 MIN_FLOPS = 1 << 24
-
-
-class _Claims:
-    """The blocks of one call: a counter to claim from, how many are done, the first error."""
-
-    def __init__(self, units: int) -> None:
-        self.units, self.next, self.done = units, 0, 0
-        self.cond = threading.Condition()
-        self.error: BaseException | None = None
-
-    def work(self, compute: object) -> None:
-        """Claim blocks and compute them until none is left (run by the caller and by each helper)."""
-        while True:
-            with self.cond:
-                unit, self.next = self.next, self.next + 1
-            if unit >= self.units:
-                return
-            try:
-                compute(unit)
-            except BaseException as err:  # re-raised by the caller
-                self.error = self.error or err
-            finally:
-                with self.cond:
-                    self.done += 1
-                    self.cond.notify_all()
-
-    def wait(self) -> None:
-        """Sleep until every claimed block is done (a helper computing one is not interrupted)."""
-        with self.cond:
-            while self.done < self.units:
-                self.cond.wait()
 
 
 def addmm_rows(
@@ -91,16 +59,6 @@ def addmm_rows(
         part = input if input.dim() == 1 else input[i:j]
         torch.addmm(part, mat1[i:j], mat2, beta=beta, alpha=alpha, out=out[i:j])
 
-    from assocmem.engines.binary.threads import helper_pool  # imports numba: only when threads are used
-
-    claims = _Claims(units)
     with one_thread():  # PyTorch on one thread in every block, whichever thread runs it
-        pool = helper_pool(threads - 1)
-        helpers = [pool.submit(claims.work, compute) for _ in range(threads - 1)]
-        claims.work(compute)
-        for helper in helpers:
-            helper.cancel()  # not started: not needed (a late one finds the counter spent)
-        claims.wait()
-    if claims.error is not None:
-        raise claims.error
+        run_claimed(units, compute, compute, threads)
     return out

@@ -110,26 +110,33 @@ def _weight(s, m, floor):
 
 
 @nb.njit(fastmath=FASTMATH, cache=True, nogil=True)
-def associate_rows(x, pat, val, lo, hi, floor, res):
-    """The association of the queries ``x (rows, d)`` (scaled by ``beta log2(e)``) with patterns ``lo:hi`` of
-    ``pat (K, d)`` and ``val (K, d_v)`` into ``res (rows, d_v + 2)``: the weighted sum of the values, the weights'
-    sum, both relative to the maximum score (base 2), and that maximum; one pass over the patterns, a block of
-    them at a time (read from main memory for the scores, from the cache for the sum)."""
+def associate_rows(x, pat, val, lo, hi, floor, out, stats, beta2, normalize):
+    """The association of the queries ``x (rows, d)`` times ``beta2`` (``beta log2(e)``, or 1 for queries already
+    scaled) with patterns ``lo:hi`` of ``pat (K, d)`` and ``val (K, d_v)``: the weighted sum of the values into
+    ``out (rows, d_v)``, the weights' sum and the maximum score (base 2) into ``stats (rows, 2)``, the sums relative
+    to that maximum;
+    one pass over the patterns, a block of them at a time (read from main memory for the scores, from the cache
+    for the sum). With ``normalize`` the weighted sum is divided by the weights' sum at the end (the association
+    itself: what a call of one part would do next, without another operation)."""
     rows, d = x.shape
     dv = val.shape[1]
     block = max(8, BLOCK_BYTES // (d * pat.itemsize))
     s = np.zeros(block, dtype=x.dtype)
     zero = s[0]  # 0 in the queries' dtype: the dot products in it
-    a = np.zeros(dv, dtype=res.dtype)  # this row's sum (local: the compiler sees that nothing else writes it)
+    a = np.zeros(dv, dtype=out.dtype)  # this row's sum (local: the compiler sees that nothing else writes it)
+    xs = np.empty((rows, d), dtype=x.dtype)  # the scaled queries (the same rounding as PyTorch's x * scale)
     for r in range(rows):
-        res[r, :] = 0.0
-        res[r, dv + 1] = -np.inf
+        for k in range(d):
+            xs[r, k] = x[r, k] * beta2
+        out[r, :] = 0.0
+        stats[r, 0] = 0.0
+        stats[r, 1] = -np.inf
     for start in range(lo, hi, block):
         stop = min(start + block, hi)
         n = stop - start
         for r in range(rows):
-            xr = x[r]
-            top = res[r, dv + 1]
+            xr = xs[r]
+            top = stats[r, 1]
             m = top
             for j in range(n):
                 t = zero
@@ -137,20 +144,20 @@ def associate_rows(x, pat, val, lo, hi, floor, res):
                     t += xr[k] * pat[start + j, k]
                 s[j] = t
                 m = t if t > m else m  # a NaN score is skipped here: its weight is NaN whatever the maximum
-            a[:] = res[r, :dv]
+            a[:] = out[r]
             scale = 1.0
             if m > top:  # the running maximum rises: what was summed so far is rescaled (or dropped)
                 shift = top - m
                 scale = math.exp2(shift) if shift >= floor else 0.0
                 for k in range(dv):
                     a[k] *= scale
-                res[r, dv + 1] = m
+                stats[r, 1] = m
             total = floor - floor
             for j in range(n):
                 w = _weight(s[j], m, floor)
                 s[j] = w
                 total += w
-            res[r, dv] = res[r, dv] * scale + total
+            stats[r, 0] = stats[r, 0] * scale + total
             # four patterns at a time (independent sums); weights of 0 too, so that a NaN or Inf in the values
             # reaches the result (0 * Inf is NaN), as in a product
             for j in range(0, n - 3, 4):
@@ -162,17 +169,32 @@ def associate_rows(x, pat, val, lo, hi, floor, res):
                 w0 = s[j]
                 for k in range(dv):
                     a[k] += w0 * val[start + j, k]
-            res[r, :dv] = a
+            out[r] = a
+    if normalize:
+        for r in range(rows):
+            den = stats[r, 0]
+            for k in range(dv):
+                out[r, k] /= den
 
 
 def associate(
-    x: Tensor, pat: Tensor, val: Tensor, lo: int, hi: int, bits: int
-) -> tuple[Tensor, Tensor, Tensor]:
+    x: Tensor,
+    pat: Tensor,
+    val: Tensor,
+    lo: int,
+    hi: int,
+    bits: int,
+    beta2: float = 1.0,
+    normalize: bool = False,
+) -> tuple[Tensor, Tensor]:
     """:func:`associate_rows` on tensors (``x``, ``pat``, ``val`` contiguous, without gradients): patterns ``lo`` to
-    ``hi`` for the queries ``x (rows, d)`` (scaled to base 2), ``2^-bits`` the threshold of the weights; returns
-    ``(numerator, denominator, maximum)``, ``(rows, d_v)``, ``(rows, 1)``, ``(rows, 1)``, the sums relative to the
-    maximum."""
-    dv = val.shape[-1]
-    res = torch.empty(x.shape[0], dv + 2, dtype=x.dtype)
-    associate_rows(x.numpy(), pat.numpy(), val.numpy(), lo, hi, NUMPY_DTYPES[x.dtype](-bits), res.numpy())
-    return res[:, :dv], res[:, dv : dv + 1], res[:, dv + 1 :]
+    ``hi`` for the queries ``x (rows, d)`` times ``beta2`` (to base 2), ``2^-bits`` the threshold of the weights;
+    returns ``(numerator, stats)``, ``(rows, d_v)`` and ``(rows, 2)``: the weighted sum of the values (with
+    ``normalize`` divided by the weights' sum: the association), the weights' sum and the maximum score, the sums
+    relative to the maximum. Two tensors, no views of them: a small call notices each operation."""
+    out = torch.empty(x.shape[0], val.shape[-1], dtype=x.dtype)
+    stats = torch.empty(x.shape[0], 2, dtype=x.dtype)
+    kind, p = NUMPY_DTYPES[x.dtype], pat.numpy()
+    v = p if val is pat else val.numpy()
+    associate_rows(x.numpy(), p, v, lo, hi, kind(-bits), out.numpy(), stats.numpy(), kind(beta2), normalize)
+    return out, stats

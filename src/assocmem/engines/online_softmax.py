@@ -19,12 +19,19 @@ is docs/reference.md §8):
 - without gradients every pass is in place in buffers made once per call, and the partial results of up to
   :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one;
 - with several PyTorch threads, the memory is split into contiguous parts (:data:`SPLIT_CHUNKS` chunks each at
-  least; a smaller memory is one part), one per thread, each part's operations run on its own thread, and the
-  parts are merged once at the end (:func:`in_threads`): PyTorch's own threads would meet at a barrier after every
-  operation on every chunk, and on a loaded machine each barrier waits milliseconds for a descheduled thread;
+  least), one per thread, each part's operations run on its own thread, and the parts are merged once at the end
+  (:func:`in_threads`, on the process's sleeping helper threads, :mod:`assocmem.pool`): PyTorch's own threads
+  would meet at a barrier after every operation on every chunk, and on a loaded machine each barrier waits
+  milliseconds for a descheduled thread. A memory too small for that is split by its query rows instead (per-item
+  memories: by their items), each part against the whole memory and the parts joined, not merged, when each part
+  has :data:`SPLIT_MACS` multiply-adds at least (:func:`_row_parts`; no mask, no weights asked for); smaller
+  calls run on the calling thread alone;
 - one query against one contiguous memory (no mask, no gradients, a float ``beta``, the chunks left to the engine)
   is one compiled pass over the memory (:mod:`assocmem.engines.fused_softmax`, when numba is installed): the same
-  arithmetic per block of patterns, the memory read once instead of by two matrix-vector products;
+  arithmetic per block of patterns, the memory read once instead of by two matrix-vector products; with several
+  threads the memory is split into parts of :data:`SPLIT_BYTES` at least, one pass each (a smaller memory is one
+  pass on the calling thread). A call of one pass makes two tensors and one compiled call: the queries are scaled
+  and the sum normalised inside the loop (each PyTorch operation costs a small call a microsecond or more);
 - a pattern matrix shared by many queries (a 2-D memory, or per-head patterns shared by the batch) is one
   matrix product per chunk for all of them: the dimensions along which the patterns are shared are folded into
   the rows of the queries (:class:`Fold`), so nothing is copied or expanded per batch item or per head.
@@ -46,12 +53,16 @@ import math
 import threading
 from collections.abc import Callable
 from types import ModuleType
+from typing import TypeVar
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
 from assocmem.engines.binary.sweeps import numba_available
+from assocmem.pool import run_claimed
+
+T = TypeVar("T")
 
 #: log2(e): scores in base 2 are ``log2(e)`` times the natural ones.
 LOG2E = 1.0 / math.log(2.0)
@@ -72,6 +83,18 @@ MIN_CHUNK = 256
 
 #: With several PyTorch threads, the fewest chunks a thread's part of the memory has (fewer: one thread for all).
 SPLIT_CHUNKS = 4
+
+#: With several PyTorch threads, the fewest bytes of patterns a thread's part of a one-pass memory has (fewer: one
+#: thread for all; measured, docs/benchmarks.md).
+SPLIT_BYTES = 16 << 20
+
+#: With several PyTorch threads and a memory too small to split, the fewest multiply-adds of one product that a part
+#: of the query rows (or of the items) has (fewer: one thread for all; measured, docs/benchmarks.md).
+SPLIT_MACS = 1 << 22
+
+#: A part a helper thread holds when this thread has done its own is waited for at most this fraction of the time
+#: this thread took, then computed here (:func:`assocmem.pool.run_claimed`): a descheduled helper costs one part.
+PATIENCE = 0.5
 
 #: Partial results merged at once (their buffers, ``GROUP x queries x d_v``, at most the size of a chunk of scores).
 GROUP = 32
@@ -180,6 +203,25 @@ class Fold:
         return (t if self.trivial else t.permute(self.perm)).reshape(*self.own, self.rows, t.shape[-1])
 
 
+def _fits_one_pass(
+    x: Tensor,
+    pat: Tensor,
+    val: Tensor,
+    beta: float | Tensor,
+    mask: Tensor | None,
+    chunk: int | None,
+    weights: bool,
+) -> bool:
+    """Whether queries ``(..., rows, d)`` against one memory can be one compiled pass: no mask, no weights asked
+    for, the chunks left to the engine, a float ``beta``, up to :data:`FUSED_ROWS` rows, a dtype of the kernels on
+    the CPU, and the memory contiguous (read in place, never copied). The caller checks the rest: one memory, no
+    gradients, the kernels installed."""
+    return (
+        chunk is None and mask is None and not weights and not isinstance(beta, Tensor) and x.shape[-2] <= FUSED_ROWS
+        and x.device.type == "cpu" and x.dtype in FUSED_DTYPES and pat.is_contiguous() and val.is_contiguous()
+    )  # fmt: skip
+
+
 def stream(
     queries: Tensor,
     patterns: Tensor,
@@ -195,11 +237,10 @@ def stream(
     :func:`chunk_rows`; ``need_weights`` takes the whole score matrix as one chunk). Shapes and returns as
     :func:`assocmem.engines.association.associate`. A row that ``mask`` hides entirely is an empty part
     (docs/reference.md §8): ``out = 0``, ``lse = -inf``, weights 0 and zero gradients, never NaN."""
-    if (  # a few queries against one memory on one thread: one compiled pass, nothing else to plan
-        chunk is None and mask is None and not need_weights and not isinstance(beta, Tensor)
-        and queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2 and queries.shape[0] <= FUSED_ROWS
-        and queries.device.type == "cpu" and queries.dtype in FUSED_DTYPES and torch.get_num_threads() == 1
-        and patterns.is_contiguous() and values.is_contiguous()  # read in place, never copied
+    if (  # a few queries against one memory, in one part: one compiled pass, nothing else to plan
+        queries.dim() == 2 and patterns.dim() == 2 and values.dim() == 2
+        and _fits_one_pass(queries, patterns, values, beta, mask, chunk, need_weights)
+        and (torch.get_num_threads() == 1 or patterns.numel() * patterns.element_size() < 2 * SPLIT_BYTES)
         and not (torch.is_grad_enabled() and (queries.requires_grad or patterns.requires_grad or values.requires_grad))
     ):  # fmt: skip
         kernels = fused_kernels()
@@ -220,32 +261,59 @@ def stream(
     device = x.device
     kernels = fused_kernels() if inplace and device.type == "cpu" and x.dtype in FUSED_DTYPES else None
     one_pass = (
-        kernels is not None and given is None and mask is None and not need_weights and rows <= FUSED_ROWS
-        and not tensor_beta and math.prod(fold.own) == 1 and pat.is_contiguous() and val.is_contiguous()
+        kernels is not None and math.prod(fold.own) == 1
+        and _fits_one_pass(x, pat, val, beta, mask, given, need_weights)
     )  # fmt: skip
+    threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
+    by_rows = 1
+    by_rows = _row_parts(fold, threads, k, pat.shape[-1], mask, need_weights)
+    cuts = [x.shape[0] * i // by_rows for i in range(by_rows + 1)]
+    mine = (lambda t, a, b: t[a:b]) if fold.own else (lambda t, a, b: t)  # per item: its own memory
     if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
-        return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
+        if by_rows == 1 or need_lse:
+            return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
+        work = [  # a memory in one chunk, the rows (or the items) split: each part one softmax of its own
+            lambda a=a, b=b: _whole(
+                _FLAT, scaled[a:b], mine(pat, a, b), mine(val, a, b), None, inplace, False, False
+            )[0]
+            for a, b in itertools.pairwise(cuts)
+        ]
+        return fold.unfold(torch.cat(in_threads(work))), None, None  # type: ignore[arg-type]
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
-    starts = list(range(0, k, chunk))
-    threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
-    split = max(
-        1, min(threads, len(starts) // SPLIT_CHUNKS)
-    )  # contiguous parts, SPLIT_CHUNKS chunks each at least
-    bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
     if one_pass:  # one memory (leading dimensions of size 1 dropped: a static layer's memory for one query)
         x, pat, val = (t.detach().reshape(-1, t.shape[-1]).contiguous() for t in (x, pat, val))
+        split = max(1, min(threads, pat.numel() * pat.element_size() // SPLIT_BYTES))  # SPLIT_BYTES a part
+        bounds = [k * i // split for i in range(split + 1)]
+        bits = underflow_bits(x.dtype)
         work = [
-            lambda lo=lo, hi=hi: kernels.associate(x, pat, val, lo, hi, underflow_bits(x.dtype))
+            lambda lo=lo, hi=hi: _split_stats(*kernels.associate(x, pat, val, lo, hi, bits))
             for lo, hi in itertools.pairwise(bounds)
         ]
     else:
-        work = [
-            lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
-            for lo, hi in itertools.pairwise(bounds)
-        ]
-    parts = work[0]() if threads == 1 else in_threads(work)  # several threads: one part each, or one for all
-    acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+        starts = list(range(0, k, chunk))
+        split = max(
+            1, min(threads, len(starts) // SPLIT_CHUNKS)
+        )  # contiguous parts, SPLIT_CHUNKS chunks each
+        by_rows = by_rows if split == 1 else 1
+        if by_rows > 1:  # a memory too small to split: the rows (or the items) split instead, each whole
+            work = [
+                lambda a=a, b=b: _chunks(
+                    fold, x[a:b], mine(pat, a, b), mine(val, a, b), None, chunk, 0, k, inplace
+                )
+                for a, b in itertools.pairwise(cuts)
+            ]
+        else:
+            bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
+            work = [
+                lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
+                for lo, hi in itertools.pairwise(bounds)
+            ]
+    parts = work[0]() if threads == 1 else in_threads(work, torch_ops=not one_pass)  # one part each
+    if by_rows > 1:
+        acc, den, running = (torch.cat(t) for t in zip(*parts, strict=True))
+    else:
+        acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
     if one_pass and fold.own:
         acc, den, running = (t.view(*fold.own, *t.shape) for t in (acc, den, running))
     empty = None
@@ -260,15 +328,44 @@ def stream(
     return out, lse, None
 
 
+class _Flat:
+    """The fold of a part of the rows: its results are kept flat (unfolded once, after the parts are joined)."""
+
+    @staticmethod
+    def unfold(t: Tensor) -> Tensor:
+        return t
+
+
+_FLAT = _Flat()
+
+
+def _row_parts(fold: Fold, threads: int, k: int, width: int, mask: Tensor | None, whole: bool) -> int:
+    """How many parts of the query rows (one memory) or of the items (per-item memories, one leading dimension)
+    to run on threads of their own, each against its whole memory: one when there is one thread, a mask, one
+    leading dimension too many, too little work (:data:`SPLIT_MACS` a part) or ``whole`` (the weights asked for:
+    the score matrix in one piece)."""
+    if threads == 1 or mask is not None or whole or len(fold.own) > 1:
+        return 1
+    n = fold.own[0] if fold.own else fold.rows
+    macs = n * (fold.rows if fold.own else 1) * k * width
+    return max(1, min(threads, n, macs // SPLIT_MACS))
+
+
 def _one_pass(
     kernels: ModuleType, queries: Tensor, patterns: Tensor, values: Tensor, beta: float, need_lse: bool
 ) -> tuple[Tensor, Tensor | None, None]:
     """:func:`stream` for queries ``(rows, d)`` against one memory in one compiled pass on this thread."""
-    x = queries.detach() * (beta * LOG2E)
-    pat, val = patterns.detach().contiguous(), values.detach().contiguous()
-    acc, den, top = kernels.associate(x, pat, val, 0, pat.shape[0], underflow_bits(x.dtype))
-    lse = (top + torch.log2(den)).mul_(math.log(2.0)).squeeze(-1) if need_lse else None
-    return acc / den, lse, None
+    x = queries.detach() if queries.requires_grad else queries  # (a tensor that wants gradients, in no_grad)
+    pat = patterns.detach() if patterns.requires_grad else patterns
+    val = pat if values is patterns else values.detach() if values.requires_grad else values
+    bits = underflow_bits(x.dtype)
+    out, stats = kernels.associate(x, pat, val, 0, pat.shape[0], bits, beta * LOG2E, True)
+    return out, (stats[:, 1] + torch.log2(stats[:, 0])).mul_(math.log(2.0)) if need_lse else None, None
+
+
+def _split_stats(acc: Tensor, stats: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """A compiled part's ``(numerator, stats)`` as ``(numerator, denominator, maximum)``."""
+    return acc, stats[:, :1], stats[:, 1:]
 
 
 def _chunks(
@@ -284,9 +381,9 @@ def _chunks(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2)."""
     dtype, device = x.dtype, x.device
-    rows = math.prod(fold.own) * fold.rows
+    rows = math.prod(x.shape[:-1])  # x: (*own, rows, d), or a part of its rows or items
     floor = -float(underflow_bits(dtype))
-    stat = (*fold.own, fold.rows, 1)
+    stat = (*x.shape[:-1], 1)
     starts = range(lo, hi, chunk)
     group = min(GROUP, len(starts), max(1, chunk // val.shape[-1]))  # partial results: no larger than a chunk
     if (
@@ -346,10 +443,12 @@ def _chunks(
 _SPLIT = threading.Lock()
 
 
-def in_threads(
-    work: list[Callable[[], tuple[Tensor, Tensor, Tensor]]],
-) -> list[tuple[Tensor, Tensor, Tensor]]:
-    """Run each part on a thread of its own (the first on this one), each part's operations on that one thread.
+def in_threads(work: list[Callable[[], T]], *, torch_ops: bool = True) -> list[T]:
+    """Run the parts on this thread and helpers (:func:`assocmem.pool.run_claimed`: each part claimed by one thread,
+    this one computing whatever nobody has claimed, and a part a helper still holds :data:`PATIENCE` after this
+    thread is done), each part's operations on that one thread; ``torch_ops=False``: the parts are compiled loops
+    (PyTorch's thread count left as it is). Each part returns new tensors (nothing shared that a late helper
+    could write into).
 
     With PyTorch's threads every operation on a chunk is a parallel region that ends at a barrier; on a loaded
     machine each barrier waits for a thread the machine has descheduled (milliseconds, for microseconds of work:
@@ -357,33 +456,47 @@ def in_threads(
     end; a memory too small to split (one part) runs on this thread alone, with no barrier at all. PyTorch's thread
     count is process-wide: it is 1 for the call's duration and restored after (a call made meanwhile from another
     thread runs its parts one after the other, as it is)."""
+    if len(work) == 1 and not torch_ops:
+        return [work[0]()]
+    if (
+        len(work) == 1
+    ):  # one part on this thread alone: PyTorch's threads would meet at a barrier per operation
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return [work[0]()]
+        finally:
+            torch.set_num_threads(threads)
     if not _SPLIT.acquire(blocking=False):
         return [w() for w in work]
     threads, inference = torch.get_num_threads(), torch.is_inference_mode_enabled()
-    results: list[tuple[Tensor, Tensor, Tensor] | None] = [None] * len(work)
-    errors: list[BaseException] = []
+    results: list[T | None] = [None] * len(work)
 
-    def run(i: int) -> None:
-        try:
-            with torch.inference_mode(inference), torch.no_grad():
-                results[i] = work[i]()
-        except BaseException as e:  # raised again by the caller
-            errors.append(e)
+    def compute(i: int) -> None:
+        results[i] = work[i]()
+
+    gate, call = threading.Lock(), [True]  # whether the call is still running (a helper may start late)
+
+    def helper(i: int) -> None:  # grad mode and PyTorch's thread count are the helper thread's own
+        with gate:
+            if not call[0]:  # the caller computed this part itself and went on: nothing to do
+                return
+            if torch_ops and torch.get_num_threads() != 1:
+                torch.set_num_threads(1)  # (process-wide, 1 for the call's duration anyway)
+        with torch.inference_mode(inference), torch.no_grad():
+            results[i] = work[i]()
 
     try:
-        torch.set_num_threads(1)
-        pool = [threading.Thread(target=run, args=(i,)) for i in range(1, len(work))]
-        for t in pool:
-            t.start()
-        run(0)
-        for t in pool:
-            t.join()
+        if torch_ops:
+            torch.set_num_threads(1)
+        run_claimed(len(work), compute, helper, min(threads, len(work)), patience=PATIENCE)
     finally:
-        torch.set_num_threads(threads)
+        with gate:
+            call[0] = False
+            if torch_ops:
+                torch.set_num_threads(threads)
         _SPLIT.release()
-    if errors:
-        raise errors[0]
-    return [r for r in results if r is not None]
+    return list(results)  # type: ignore[arg-type]  (a copy: a late helper writes only into its own list)
 
 
 def _combine(parts: list[tuple[Tensor, Tensor, Tensor]]) -> tuple[Tensor, Tensor, Tensor]:

@@ -26,16 +26,16 @@ every chunk is done, so on a loaded machine one descheduled worker stalls the wh
 # ruff: noqa: ANN001, ANN201 - numba compiles these for the NumPy arrays and scalars it is given
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
+
+from assocmem.pool import helper_pool
 
 #: Unit status: not started, claimed by a thread, results being copied out, done.
 FREE, TAKEN, WRITING, DONE = 0, 1, 2, 3
@@ -165,27 +165,6 @@ def unfinished(status):
         if peek(status, index) != DONE:
             count += 1
     return count
-
-
-_pool: tuple[ThreadPoolExecutor, int] | None = None  # the helpers and their number, made on first use
-
-
-def _forget_pool() -> None:
-    global _pool  # a forked child has none of its parent's threads
-    _pool = None
-
-
-os.register_at_fork(after_in_child=_forget_pool)
-
-
-def helper_pool(helpers: int) -> ThreadPoolExecutor:
-    """The process's pool of sleeping helper threads, with room for at least ``helpers`` (made on first use)."""
-    global _pool
-    if _pool is None or _pool[1] < helpers:
-        if _pool is not None:
-            _pool[0].shutdown(wait=False)
-        _pool = (ThreadPoolExecutor(helpers, thread_name_prefix="assocmem-spins"), helpers)
-    return _pool[0]
 
 
 def run_units(kernel: Callable[..., int], args: tuple, units: int, threads: int) -> None:

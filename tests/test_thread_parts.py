@@ -1,0 +1,124 @@
+"""How the association splits among threads (assocmem.engines.online_softmax): a memory too small to split is
+split by its query rows (a shared memory) or by its items (per-item memories) above SPLIT_MACS multiply-adds and
+runs on this thread below, and every split equals the unchunked float64 computation; the helper pool's claimed
+units (assocmem.pool), and a unit held by a stalled helper taken over by the caller."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+from assocmem.engines import online_softmax
+from assocmem.engines.online_softmax import stream
+from assocmem.pool import run_claimed
+
+F64 = torch.float64
+
+
+def reference(q, k, v, beta):
+    s = beta * q @ k.transpose(-1, -2)
+    return torch.softmax(s, -1) @ v, torch.logsumexp(s, -1)
+
+
+@pytest.fixture
+def two_threads(monkeypatch):
+    """Two PyTorch threads; records the number of parts of each split call."""
+    parts: list[int] = []
+    real = online_softmax.in_threads
+
+    def counted(work, **kw):
+        parts.append(len(work))
+        return real(work, **kw)
+
+    monkeypatch.setattr(online_softmax, "in_threads", counted)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield parts
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("beta", [1.0, 200.0, 3000.0])
+@pytest.mark.parametrize("chunk", [None, 7, 29])
+@pytest.mark.parametrize("per_item", [False, True])
+@pytest.mark.parametrize("split_macs", [1, 10**9])
+def test_row_and_item_parts_equal_the_unchunked_computation(two_threads, monkeypatch, beta, chunk, per_item,
+                                                            split_macs):  # fmt: skip
+    """Queries (3, 5, 6) against one memory (30, 6) (the rows split) or per item (3, 30, 6) (the items split),
+    in one chunk (a softmax per part) or several (too few to split the memory): both sides of SPLIT_MACS give the
+    unchunked answer, and the log-partition where asked for (it is not split in one chunk). At beta = 3000 most
+    chunks of a row underflow entirely."""
+    monkeypatch.setattr(online_softmax, "SPLIT_MACS", split_macs)
+    g = torch.Generator().manual_seed(int(beta) + (chunk or 0))
+    k = torch.randn(*((3,) if per_item else ()), 30, 6, generator=g, dtype=F64)
+    v = torch.randn(*k.shape[:-1], 4, generator=g, dtype=F64)
+    q = torch.randn(3, 5, 6, generator=g, dtype=F64)
+    with torch.no_grad():
+        out, lse, _ = stream(q, k, v, beta, None, chunk, need_lse=chunk is not None, need_weights=False)
+    want, want_lse = reference(q, k, v, beta)
+    torch.testing.assert_close(out, want, rtol=1e-13, atol=1e-13)
+    if chunk is not None:
+        torch.testing.assert_close(lse, want_lse, rtol=1e-13, atol=1e-13)
+    assert max(two_threads, default=1) == (2 if split_macs == 1 else 1)  # parts in a call (one: no split)
+    assert torch.get_num_threads() == 2
+
+
+def test_a_mask_or_the_weights_keep_one_part(two_threads, monkeypatch):
+    """A mask, or the weights asked for, are not split by rows (one thread for all)."""
+    monkeypatch.setattr(online_softmax, "SPLIT_MACS", 1)
+    g = torch.Generator().manual_seed(1)
+    k, q = torch.randn(30, 6, generator=g, dtype=F64), torch.randn(5, 6, generator=g, dtype=F64)
+    mask = torch.zeros(5, 30, dtype=F64)
+    mask[:, 3] = -math.inf
+    with torch.no_grad():
+        out, _, _ = stream(q, k, k, 2.0, mask, None, need_lse=False, need_weights=False)
+        _, _, w = stream(q, k, k, 2.0, None, None, need_lse=False, need_weights=True)
+    want = torch.softmax(2.0 * q @ k.T + mask, -1) @ k
+    torch.testing.assert_close(out, want, rtol=1e-13, atol=1e-13)
+    torch.testing.assert_close(w, torch.softmax(2.0 * q @ k.T, -1), rtol=1e-13, atol=1e-13)
+    assert max(two_threads, default=1) == 1
+
+
+def test_claimed_units_run_once_each_and_the_first_error_is_raised():
+    """Every unit runs exactly once, on this thread or a helper; an error in a unit is raised by the caller."""
+    seen: list[int] = []
+    lock = threading.Lock()
+
+    def compute(unit: int) -> None:
+        with lock:
+            seen.append(unit)
+
+    run_claimed(9, compute, compute, 2)
+    assert sorted(seen) == list(range(9))
+
+    def bad(unit: int) -> None:
+        if unit == 3:
+            raise RuntimeError("unit 3")
+
+    with pytest.raises(RuntimeError, match="unit 3"):
+        run_claimed(5, bad, bad, 2)
+
+
+def test_a_part_held_by_a_stalled_helper_is_computed_by_the_caller():
+    """With ``patience``, a unit that a helper claimed and holds (here: blocked) is computed by the calling thread
+    after a bounded wait, and the call returns without the helper; without it, the caller would wait."""
+    stalled, caller = threading.Event(), threading.get_ident()
+    done: list[tuple[int, bool]] = []
+
+    def compute(unit: int) -> None:
+        time.sleep(0.05)  # long enough for the helper to wake and claim the other unit
+        done.append((unit, threading.get_ident() == caller))
+
+    def helper(unit: int) -> None:
+        stalled.wait(5.0)  # a descheduled helper
+
+    start = time.perf_counter()
+    try:
+        run_claimed(2, compute, helper, 2, patience=0.5)
+        elapsed = time.perf_counter() - start
+    finally:
+        stalled.set()
+    assert sorted(done) == [(0, True), (1, True)] and elapsed < 2.0
