@@ -44,6 +44,7 @@ def main() -> None:
     p.add_argument("name")
     p.add_argument("settings", help="JSON object of recipe settings to change")
     p.add_argument("--root", default="/work/runs/repertoire-grid")
+    p.add_argument("--seed", type=int, default=0, help="the grid's data seed (its split and the run's seed)")
     p.add_argument("--recipe", default=str(REPO / "recipes" / "repertoire" / "attention.json"))
     p.add_argument("--log", default="/work/runs/repertoire-lowrate/log.jsonl")
     p.add_argument("--fresh", action="store_true", help="print the fresh model's witness share and stop")
@@ -53,8 +54,10 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     settings = json.loads(args.settings)
-    bags, _ = load_split(Path(args.root) / "data" / f"rate{args.rate}-seed0-bags200-size10000", 0)
-    config = RepertoireConfig.from_dict({**RepertoireConfig.load(args.recipe).to_dict(), **settings})
+    data = Path(args.root) / "data" / f"rate{args.rate}-seed{args.seed}-bags200-size10000"
+    bags, _ = load_split(data, args.seed)
+    recipe = RepertoireConfig.load(args.recipe).to_dict()
+    config = RepertoireConfig.from_dict({**recipe, "seed": args.seed, **settings})
     positives = [b for b in bags["validation"] if b.label == 1]
     if args.saved:
         run = repertoire_run.load_run(args.saved)
@@ -89,8 +92,8 @@ def main() -> None:
     # the first of equals, as the runs select
     best = max(log, key=lambda r: (r["validation_auc"], -r["epoch"]))
     result = {
-        "name": args.name, "rate": float(args.rate), "settings": settings, "selected_epoch": best["epoch"],
-        "validation_auc": best["validation_auc"], "test_auc": best["test_auc"],
+        "name": args.name, "rate": float(args.rate), "data_seed": args.seed, "settings": settings,
+        "selected_epoch": best["epoch"], "validation_auc": best["validation_auc"], "test_auc": best["test_auc"],
         "seconds": time.perf_counter() - start, "per_epoch": log,
     }  # fmt: skip
     print("RESULT", json.dumps({k: v for k, v in result.items() if k != "per_epoch"}), flush=True)

@@ -44,6 +44,8 @@ LAGRANGIANS = {
     "Additive": (lambda: am.Additive(torch.sin), Bad(lambda: am.Additive(3), "F")),
     "LayerNorm": (am.LayerNorm, Bad(lambda: am.LayerNorm(gamma=NAN), "gamma")),
     "LogSumExp": (am.LogSumExp, Bad(lambda: am.LogSumExp(beta=0.0), "beta")),
+    "Sparsemax": (am.Sparsemax, Bad(lambda: am.Sparsemax(beta=-1.0), "beta")),
+    "Entmax15": (am.Entmax15, Bad(lambda: am.Entmax15(beta=NAN), "beta")),
     "Spherical": (am.Spherical, None),
 }
 for cls, (make, option) in LAGRANGIANS.items():

@@ -22,6 +22,8 @@ def all_lagrangians(shape):
         ("Exp", L.Exp(beta=0.8)),
         ("LogSumExp", L.LogSumExp(beta=2.0)),
         ("LogSumExp-dim1", L.LogSumExp(beta=0.5, dim=1)),
+        ("Sparsemax", L.Sparsemax(beta=1.3)),
+        ("Entmax15", L.Entmax15(beta=0.7)),
         ("Spherical", L.Spherical()),
         ("LayerNorm", L.LayerNorm(gamma=1.3)),
         ("LayerNorm-bias", L.LayerNorm(gamma=0.7, delta=delta)),

@@ -25,6 +25,7 @@ from assocmem.laboratory import overlap
 from assocmem.lagrangians import (
     Abs,
     Additive,
+    Entmax15,
     Exp,
     Identity,
     Lagrangian,
@@ -35,6 +36,7 @@ from assocmem.lagrangians import (
     RePU,
     Sigmoid,
     Softmax,
+    Sparsemax,
     Spherical,
     Tanh,
 )
@@ -68,6 +70,7 @@ __all__ = [
     "DenseSynapse",
     "DivergenceError",
     "EnergyTerm",
+    "Entmax15",
     "Exp",
     "FixedPoint",
     "FunctionTerm",
@@ -91,6 +94,7 @@ __all__ = [
     "Retrieval",
     "Sigmoid",
     "Softmax",
+    "Sparsemax",
     "Spherical",
     "Synapse",
     "Tanh",

@@ -1,7 +1,7 @@
 """Lagrangians of neuron layers: ``L(x)`` per sample, closed-form activation ``g = dL/dx``, and convexity.
 
-See docs/reference.md §1, §2 and 4. Every activation is checked in the tests against automatic
-differentiation of its Lagrangian, on single samples and batches.
+See docs/reference.md §1, §2, §4 and §7 (the sparse separations). Every activation is checked in the tests
+against automatic differentiation of its Lagrangian, on single samples and batches.
 """
 
 from assocmem.lagrangians.additive import (
@@ -19,6 +19,7 @@ from assocmem.lagrangians.additive import (
 from assocmem.lagrangians.base import Lagrangian, hessian_vector
 from assocmem.lagrangians.layernorm import LayerNorm
 from assocmem.lagrangians.softmax import LogSumExp
+from assocmem.lagrangians.sparse import Entmax15, Sparsemax
 from assocmem.lagrangians.spherical import Spherical
 
 #: The softmax activation's Lagrangian, under the name deep-learning readers look for.
@@ -28,6 +29,7 @@ __all__ = [
     "Abs",
     "Additive",
     "AdditiveLagrangian",
+    "Entmax15",
     "Exp",
     "Identity",
     "Lagrangian",
@@ -38,6 +40,7 @@ __all__ = [
     "RePU",
     "Sigmoid",
     "Softmax",
+    "Sparsemax",
     "Spherical",
     "Tanh",
     "hessian_vector",

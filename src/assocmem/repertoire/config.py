@@ -17,6 +17,7 @@ from pathlib import Path
 from assocmem.checks import known_settings
 
 POOLINGS = ("attention", "mean", "max")
+SEPARATIONS = ("softmax", "sparsemax", "entmax15")
 ACTIVATIONS = ("selu", "relu")
 DTYPES = ("float32", "float64")
 
@@ -31,6 +32,9 @@ class RepertoireConfig:
     activation: str = "selu"
     heads: int = 4  #: "attention": learned queries, each giving one pooled vector ("mean", "max": unused)
     beta: float | None = None  #: "attention": inverse temperature (None: 1/sqrt(dim))
+    separation: str = (
+        "softmax"  #: "attention": softmax, or the sparse "sparsemax" / "entmax15" (reference §7)
+    )
     abundance: bool = False  #: weight each sequence by its count (attention: log count added to the scores)
     hidden: int = 32  #: units of the output network's hidden layer (0: a linear output)
     chunk: int = 4096  #: sequences embedded (and pooled) per chunk: the bound on memory beyond the embeddings
@@ -80,6 +84,7 @@ class RepertoireConfig:
                 setattr(self, name, float(v))
 
         choice("pooling", POOLINGS)
+        choice("separation", SEPARATIONS)
         choice("activation", ACTIVATIONS)
         choice("dtype", DTYPES)
         for name in ("dim", "kernel", "heads", "chunk", "epochs", "bags_per_step"):
@@ -94,6 +99,12 @@ class RepertoireConfig:
         for name in ("abundance", "balanced"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{who}: {name} must be true or false, got {getattr(self, name)!r}")
+        if self.separation != "softmax" and (self.pooling != "attention" or self.abundance):
+            raise ValueError(
+                f"{who}: separation {self.separation!r} is a setting of the attention pooling without abundance "
+                f"(a log count is 'repeated copies' only under the softmax), got pooling {self.pooling!r}, "
+                f"abundance {self.abundance}"
+            )
         if self.balanced and self.bags_per_step % 2:
             raise ValueError(
                 f"{who}: balanced steps need an even bags_per_step (as many positive as negative bags), "

@@ -58,6 +58,7 @@ class RepertoireClassifier(nn.Module):
                 config.inverse_temperature,
                 abundance=config.abundance,
                 chunk=config.chunk,
+                separation=config.separation,
             )
         elif config.pooling == "mean":
             self.pool = MeanPooling(abundance=config.abundance)

@@ -27,6 +27,17 @@ backend's do (the answer's gradient averaged over ranks, the rows' gradients kep
 embedding across ranks then needs its parameter gradients summed over the group, which the training loop here
 does not do (it trains one process on whole bags).
 
+Sparse separation (``separation="sparsemax"`` or ``"entmax15"``, docs/reference.md §7): the softmax over the bag
+is replaced by :class:`~assocmem.lagrangians.Sparsemax` or :class:`~assocmem.lagrangians.Entmax15`, so
+``w_k = sparsemax(beta q_k . h_1 .. beta q_k . h_n)``: the sequences whose score lies below a threshold ``tau_k``
+get weight exactly zero, and only the few at the top of the bag receive gradient, from the first step on (the
+softmax starts near uniform over 10^4 sequences, where a single witness holds a weight of 10^-4). The threshold
+needs every score of the bag, so the pooling makes two passes over the chunks: the scores ``(heads, n)`` (no larger
+than the embeddings ``(n, d)`` for ``heads <= d``), then the weighted sum of each chunk's embeddings. A bag split into
+parts has no exact merge of ``(a_s, lse_s)`` pairs here (the threshold is not a log-partition), so the sparse
+separations refuse ``group=`` and :meth:`AttentionPooling.part`; abundance too (adding ``log c_i`` to a score is
+"``c_i`` copies" only under the softmax).
+
 Mean: ``a = sum_i c_i h_i / sum_i c_i`` (``c_i = 1`` without abundance); its weights are those fractions.
 Max: ``a_j = max_i h_ij``, per feature; no weights.
 """
@@ -40,6 +51,10 @@ from torch import Tensor, nn
 
 from assocmem.engines.association import associate
 from assocmem.engines.bank.sharded import ShardedBackend
+from assocmem.lagrangians import Entmax15, Sparsemax
+
+#: the separation functions of the attention pooling; the sparse ones by their Lagrangian (docs/reference.md §7)
+SEPARATIONS = {"softmax": None, "sparsemax": Sparsemax, "entmax15": Entmax15}
 
 
 def score_mask(counts: Tensor | None, abundance: bool, like: Tensor) -> Tensor | None:
@@ -61,20 +76,48 @@ class AttentionPooling(nn.Module):
         abundance: bool = False,
         chunk: int = 4096,
         group: object = None,
+        separation: str = "softmax",
     ) -> None:
         super().__init__()
+        if separation not in SEPARATIONS:
+            raise ValueError(
+                f"AttentionPooling: separation must be one of {', '.join(map(repr, SEPARATIONS))}, got {separation!r}"
+            )
+        if separation != "softmax" and (group is not None or abundance):
+            raise ValueError(
+                f"AttentionPooling: separation={separation!r} needs the whole bag's scores in one process and no "
+                f"abundance (group={group!r}, abundance={abundance}); only the softmax merges over parts and reads a "
+                f"log count as repeated copies"
+            )
         self.dim, self.heads, self.abundance, self.chunk, self.group = dim, heads, abundance, chunk, group
+        self.separation = separation
         self.beta = float(beta) if beta is not None else 1.0 / math.sqrt(dim)
+        make = SEPARATIONS[separation]
+        self.sparse = None if make is None else make(self.beta)
         self.queries = nn.Parameter(torch.empty(heads, dim))
         nn.init.normal_(self.queries, std=1.0)
 
     def extra_repr(self) -> str:
-        return f"dim={self.dim}, heads={self.heads}, beta={self.beta:g}, abundance={self.abundance}, chunk={self.chunk}"
+        return (
+            f"dim={self.dim}, heads={self.heads}, beta={self.beta:g}, abundance={self.abundance}, chunk={self.chunk}, "
+            f"separation={self.separation!r}"
+        )
+
+    def scores(self, embeddings: Tensor) -> Tensor:
+        """``q_k . h_i (heads, n)`` for every sequence of the bag, chunk by chunk (beta not applied)."""
+        q = self.queries.to(embeddings.dtype)
+        return torch.cat([q @ h.T for h in embeddings.split(self.chunk)], 1)
 
     def part(self, embeddings: Tensor, counts: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(a (heads, d), lse (heads,))`` over these embeddings ``(n, d)`` alone: merged over the parts of a
         bag with :func:`~assocmem.engines.bank.merge.merge`, they give the whole bag's. With a ``group``, these
-        are this rank's part of the bag and the answer is already the whole bag's, the same on every rank."""
+        are this rank's part of the bag and the answer is already the whole bag's, the same on every rank. The
+        softmax only."""
+        if self.sparse is not None:
+            raise ValueError(
+                f"AttentionPooling.part: separation={self.separation!r} has no merge of parts (its threshold needs "
+                f"the whole bag's scores); call the pooling on the whole bag"
+            )
         q = self.queries.to(embeddings.dtype)
         mask = score_mask(counts, self.abundance, embeddings)
         if self.group is not None:  # this rank's part of the bag; merged over the group's ranks (§8)
@@ -87,7 +130,13 @@ class AttentionPooling(nn.Module):
         return out, lse
 
     def weights(self, embeddings: Tensor, counts: Tensor | None, lse: Tensor) -> Tensor:
-        """``w (heads, n)``: every sequence's weight in every head, ``exp(beta q . h + m - lse)``, by chunks."""
+        """``w (heads, n)``: every sequence's weight in every head, ``exp(beta q . h + m - lse)``, by chunks (the
+        softmax's; a sparse separation's weights come from :meth:`forward`)."""
+        if self.sparse is not None:
+            raise ValueError(
+                f"AttentionPooling.weights: separation={self.separation!r} has no log-partition; its weights are "
+                f"the second output of the pooling itself"
+            )
         q = self.queries.to(embeddings.dtype)
         rows = []
         for start in range(0, embeddings.shape[0], self.chunk):
@@ -99,6 +148,12 @@ class AttentionPooling(nn.Module):
 
     def forward(self, embeddings: Tensor, counts: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """``(pooled (heads, d), weights (heads, n))``."""
+        if self.sparse is not None:  # two passes: every score, then each chunk's share of the weighted sum
+            w = self.sparse.activation(self.scores(embeddings))
+            out = sum(
+                wc @ h for wc, h in zip(w.split(self.chunk, 1), embeddings.split(self.chunk), strict=True)
+            )
+            return out, w
         out, lse = self.part(embeddings, counts)
         return out, self.weights(embeddings, counts, lse)
 
