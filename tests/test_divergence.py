@@ -8,6 +8,7 @@ import torch
 
 import assocmem as am
 from assocmem.dynamics.divergence import Watch
+from tests.trainable_networks import blobs, ham
 
 F64 = torch.float64
 
@@ -68,3 +69,28 @@ def test_a_rise_beyond_rounding_is_still_the_integrators():
     assert float(watch.rise.max()) >= 1.0
     message = str(watch.blew_up(net, {}, energy, speed, "the state became non-finite at t=9", state))
     assert "after the energy rose" in message and "smaller dt" in message
+
+
+def test_a_run_that_cycles_with_a_rising_energy_is_told_as_the_step_not_an_unbounded_energy():
+    """A certified-bounded network (ReLU hidden, sparsemax labels, label weights 40x the trainable networks' scale)
+    whose fixed point exp_euler at dt = 0.5 overshoots on one input: the state falls into a 2-cycle between
+    sparsemax supports, its speed grows and the energy ends below its start, which looks like a run-away; but the
+    energy rose beyond rounding on every other step, so the error names the step, not a missing lower bound.
+    dt = 0.1 settles the same input (to E = -96.1)."""
+    net = ham(am.ReLU(), am.Sparsemax())
+    with torch.no_grad():
+        net.synapses[1].weight.mul_(40.0)
+    assert am.bounded_below(net, clamp={"v": True}).bounded
+    x, _ = blobs(256, seed=2)
+    state = net.zero_state(1, dtype=F64)
+    state["v"] = x[176:177]
+    run = {"clamp": {"v": True}, "gradient": None, "method": "exp_euler", "tol": 1e-5, "t_max": 1000.0}
+    try:
+        am.relax(net, state, dt=0.5, strict=True, **run)
+    except am.DivergenceError as err:
+        message = str(err)
+    else:
+        raise AssertionError("dt = 0.5 settled: the case no longer cycles")
+    assert "energy rose between two steps" in message and "smaller dt" in message
+    assert "not bounded below" not in message
+    assert am.relax(net, state, dt=0.1, strict=True, **run).converged.all()

@@ -34,7 +34,7 @@ from assocmem.network import ManyBodyTerm, Network, Synapse
 from assocmem.network.state import Clamp, check_clamp
 from assocmem.network.term import EnergyTerm
 
-_BOUNDED = (L.Tanh, L.Sigmoid, L.LogSumExp, L.Spherical, L.LayerNorm, L.Abs)
+_BOUNDED = (L.Tanh, L.Sigmoid, L.LogSumExp, L.Sparsemax, L.Entmax15, L.Spherical, L.LayerNorm, L.Abs)
 
 
 def growth(lagrangian: L.Lagrangian) -> tuple[str, float]:
@@ -132,7 +132,7 @@ def _couplings(network: Network, kinds: Mapping[str, tuple[str, float]]) -> tupl
         else:
             reasons.append(
                 f"{_describe(term)} touches free layer(s) {touched} with unbounded activations; give them bounded "
-                f"Lagrangians (Tanh, Sigmoid, LogSumExp, Spherical, LayerNorm) to certify it"
+                f"Lagrangians (Tanh, Sigmoid, LogSumExp, Sparsemax, Entmax15, Spherical, LayerNorm) to certify it"
             )
     return couplings, reasons
 

@@ -98,6 +98,15 @@ class Watch:
         late = speed.detach() > tol
         away = self.running_away(energy, speed) & late
         count, total = int(late.sum()), late.numel()
+        rose = late & (self.rise > 0)
+        if bool(rose.any()):  # the integrator's failure, whatever the energy's bound: say so first
+            b = int(torch.where(rose, self.rise, -1.0).argmax())
+            return DivergenceError(
+                f"relax: {int(rose.sum())} of {total} samples did not settle by t={t:.4g} and their energy rose "
+                f"between two steps (by up to {float(self.rise[b]):.3g}, sample {b}, beyond the rounding of its "
+                f"terms), which the exact dynamics never do: the step is beyond the integrator's stability, so the "
+                f"state cycles or wanders instead of settling. Use a smaller dt, or an adaptive method ('dopri5')"
+            )
         if bool(away.any()):
             b = int(torch.where(away, speed.detach(), -1.0).argmax())
             return DivergenceError(
@@ -213,7 +222,7 @@ def _bounding_advice(network: Network, clamp: Mapping[str, object], fell: bool) 
     return (
         f"The energy is not bounded below along this path, so the network has no fixed point there and is not an "
         f"associative memory ({why}). Bound it: give the layers with unbounded activations (ReLU, Identity) "
-        f"bounded Lagrangians (Tanh, Sigmoid, LogSumExp, Spherical, LayerNorm), or keep their coupling norm below 1 "
-        f"(assocmem.dynamics.CouplingBound after every optimizer step); docs/dynamics.md, 'Training through the "
-        f"dynamics'"
+        f"bounded Lagrangians (Tanh, Sigmoid, LogSumExp, Sparsemax, Entmax15, Spherical, LayerNorm), or keep their "
+        f"coupling norm below 1 (assocmem.dynamics.CouplingBound after every optimizer step); docs/dynamics.md, "
+        f"'Training through the dynamics'"
     )
