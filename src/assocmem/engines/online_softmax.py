@@ -89,8 +89,10 @@ SPLIT_CHUNKS = 4
 SPLIT_BYTES = 16 << 20
 
 #: With several PyTorch threads and a memory too small to split, the fewest multiply-adds of one product that a part
-#: of the query rows (or of the items) has (fewer: one thread for all; measured, docs/benchmarks.md).
-SPLIT_MACS = 1 << 22
+#: of the query rows (or of the items) has (fewer: one thread for all). Off by default (2^40: no call here reaches
+#: it): on a quiet 2-core machine the split at 2^22 lost to one thread on every row it touched (docs/benchmarks.md,
+#: "Small calls and small memories on two threads"); lower it where more cores or memory bandwidth make it pay.
+SPLIT_MACS = 1 << 40
 
 #: A part a helper thread holds when this thread has done its own is waited for at most this fraction of the time
 #: this thread took, then computed here (:func:`assocmem.pool.run_claimed`): a descheduled helper costs one part.
