@@ -1,0 +1,364 @@
+"""Why the convolutional HAM trails its feed-forward twin (issue 13; docs/ham.md, "Why the memory trails its
+twin"): four measurements on a trained run's checkpoint (``conv`` recipe without a hidden layer).
+
+1. ``accuracy``: test accuracy read feed-forward (one bottom-up pass: convolution, ReLU, pooling, ReLU, read-out;
+   no feedback) against the converged fixed point (``HAMClassifier.settle``, strict), and the same on the first
+   ``--size`` training images (overfitting?); also the fixed point without the label layer's feedback (the
+   features - pooled loop relaxed alone, then read out).
+2. ``gain``: the largest eigenvalue ``lambda`` of the fixed-point map's Jacobian ``J = du/dx`` on the free layers
+   (power iteration on ``J^T J^T``: the chain features - pooled - labels is bipartite, so the spectrum is real and
+   symmetric, ``+-lambda``), with and without the label feedback, per sample, against the steps each sample takes
+   to settle (exponential Euler at the recipe's ``dt``: the slowest mode keeps ``e^-dt + (1 - e^-dt) lambda`` of
+   itself per step).
+3. ``gradient``: the implicit gradient at the recipe's ``tol`` and ``adjoint_tol`` against a reference (float64,
+   relaxed to ``1e-8``, adjoint to ``1e-10``), a tight adjoint, a tight relaxation, and the unrolled gradient
+   (float64, backpropagated through every step to ``1e-8``), on a few training minibatches.
+4. ``flips``: the test images the fixed point gets wrong that the feed-forward read-out gets right and the
+   reverse: how far their fixed points move from the bottom-up pass, and whether the label feedback is what flips
+   them.
+
+    ASSOCMEM_DATA=../shared/data python experiments/ham_conv_gap.py /work/runs/conv-fashion-e8/run
+
+One thread; about 15 minutes of CPU for the default sizes (two strict relaxations of 10000 images dominate).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from assocmem.dynamics import Implicit, relax
+from assocmem.ham import HAMClassifier, load_checkpoint, load_images
+
+FREE = ("features", "pooled", "labels")
+
+
+class Maps:
+    """The recipe's maps written out (checked against ``Network.evaluate`` at the fixed point in :func:`check`)."""
+
+    def __init__(self, model: HAMClassifier) -> None:
+        c = model.config
+        if c.architecture != "conv" or c.hidden:
+            raise SystemExit("ham_conv_gap: only the conv recipe without a hidden layer")
+        syn = model.network.synapses
+        self.conv, self.read = syn[0].weight.detach(), syn[2].weight.detach()
+        self.b = {n: model.biases[n].detach() for n in FREE}
+        self.k, self.stride, self.pool, self.beta = c.kernel, c.stride, c.pool, c.label_beta
+
+    def drive(self, images: Tensor) -> Tensor:
+        """The clamped image's input to the features, with their bias."""
+        x = images.reshape(-1, 1, 28, 28).to(self.conv.dtype)
+        return F.conv2d(x, self.conv, stride=self.stride, padding=self.k // 2) + self.b["features"]
+
+    def spread(self, y: Tensor) -> Tensor:  # the pooling's adjoint
+        p = self.pool
+        return y.repeat_interleave(p, 2).repeat_interleave(p, 3) / (p * p)
+
+    def u(self, x: dict[str, Tensor], drive: Tensor, feedback: bool = True) -> dict[str, Tensor]:
+        """The inputs ``u(x)`` of the free layers (``feedback=False``: no label feedback into ``pooled``)."""
+        gf, gp = F.relu(x["features"]), F.relu(x["pooled"])
+        gl = torch.softmax(self.beta * x["labels"], 1)
+        down = (gl @ self.read).reshape(gp.shape) if feedback else 0.0
+        return {
+            "features": drive + self.spread(gp),
+            "pooled": F.avg_pool2d(gf, self.pool) + self.b["pooled"] + down,
+            "labels": gp.flatten(1) @ self.read.T + self.b["labels"],
+        }
+
+    def feedforward(self, images: Tensor) -> dict[str, Tensor]:
+        """One bottom-up pass, no feedback (the twin's read-out on the memory's weights)."""
+        f = self.drive(images)
+        p = F.avg_pool2d(F.relu(f), self.pool) + self.b["pooled"]
+        return {"features": f, "pooled": p, "labels": F.relu(p).flatten(1) @ self.read.T + self.b["labels"]}
+
+    def relax(
+        self, images: Tensor, dt: float, tol: float, feedback: bool = True, limit: int = 20000
+    ) -> tuple[dict[str, Tensor], Tensor, Tensor]:
+        """Exponential Euler from zero to ``max |u - x| <= tol`` per sample: (state, steps per sample, the
+        speed's ratio over each sample's last 10 steps, per step)."""
+        drive = self.drive(images)
+        n = drive.shape[0]
+        x = {
+            "features": torch.zeros_like(drive),
+            "pooled": torch.zeros(n, *drive.shape[1:2], *(s // self.pool for s in drive.shape[2:])),
+            "labels": torch.zeros(n, 10),
+        }
+        x = {k: v.to(drive.dtype) for k, v in x.items()}
+        e = math.exp(-dt)
+        steps = torch.full((n,), -1, dtype=torch.long)
+        history: list[Tensor] = []
+        for step in range(limit):
+            u = self.u(x, drive, feedback)
+            speed = torch.stack([(u[k] - x[k]).flatten(1).abs().amax(1) for k in FREE], 1).amax(1)
+            history.append(speed)
+            steps[(steps < 0) & (speed <= tol)] = step
+            if bool((steps >= 0).all()):
+                break
+            x = {k: e * x[k] + (1 - e) * u[k] for k in FREE}
+        s = torch.stack(history)
+        idx = steps.clamp_min(10)
+        tail = (s[idx, torch.arange(n)] / s[idx - 10, torch.arange(n)]) ** 0.1
+        return x, steps, tail
+
+
+def load(folder: str) -> HAMClassifier:
+    run, _ = load_checkpoint(folder)
+    model = run.model
+    model.eval()
+    return model
+
+
+def fixed_points(model: HAMClassifier, images: Tensor, batch: int) -> tuple[dict[str, Tensor], list[int]]:
+    """The library's strict relaxation (the recorded evaluation's), in minibatches of ``batch``."""
+    out: dict[str, list[Tensor]] = {n: [] for n in FREE}
+    steps = []
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            traj = model.settle(images[i : i + batch], None, strict=True)
+            for n in FREE:
+                out[n].append(traj.states[n])
+            steps.append(int(traj.steps.max()))
+    return {n: torch.cat(v) for n, v in out.items()}, steps
+
+
+def check(model: HAMClassifier, maps: Maps, images: Tensor, states: dict[str, Tensor]) -> float:
+    """Largest difference between :class:`Maps`' ``u`` and ``Network.evaluate``'s at the given states."""
+    full = {"image": images.reshape(-1, 1, 28, 28), **states}
+    ev = model.network.evaluate(full, dict(model.biases.items()), model.clamp)
+    mine = maps.u(states, maps.drive(images))
+    return max(float((ev.u[n] - mine[n]).abs().max()) for n in FREE)
+
+
+def accuracy_part(model: HAMClassifier, maps: Maps, images: Tensor, labels: Tensor, name: str) -> dict:
+    t = time.process_time()
+    with torch.no_grad():
+        ff = maps.feedforward(images)
+        fp, steps = fixed_points(model, images, model.config.batch_size)
+        nofb, nofb_steps, _ = maps.relax(images, model.config.dt, model.config.tol, feedback=False)
+    mismatch = check(model, maps, images[:256], {n: fp[n][:256] for n in FREE})
+    res = {
+        "name": name,
+        "n": len(labels),
+        "feedforward": float((ff["labels"].argmax(1) == labels).float().mean()),
+        "fixed_point": float((fp["labels"].argmax(1) == labels).float().mean()),
+        "no_label_feedback": float((nofb["labels"].argmax(1) == labels).float().mean()),
+        "mean_steps": sum(steps) / len(steps),
+        "max_steps": max(steps),
+        "no_feedback_max_steps": int(nofb_steps.max()),
+        "maps_mismatch": mismatch,
+        "cpu_s": time.process_time() - t,
+        "ff": ff,
+        "fp": fp,
+        "nofb": nofb,
+        "labels": labels,
+    }
+    print(
+        f"[accuracy] {name} ({res['n']} images): feed-forward {100 * res['feedforward']:.2f}%, fixed point "
+        f"{100 * res['fixed_point']:.2f}% (steps per minibatch mean {res['mean_steps']:.0f} / max "
+        f"{res['max_steps']}), without the label feedback {100 * res['no_label_feedback']:.2f}% (max steps "
+        f"{res['no_feedback_max_steps']}); |u_maps - u_network| {mismatch:.1e}; {res['cpu_s']:.0f} s CPU",
+        flush=True,
+    )
+    return res
+
+
+def top_eigenvalue(maps: Maps, x: dict[str, Tensor], drive: Tensor, feedback: bool, iters: int) -> Tensor:
+    """Per sample, the largest |eigenvalue| of ``J = du/dx`` at ``x`` (power iteration on ``(J^T)^2``)."""
+    leaves = {k: v.detach().clone().requires_grad_(True) for k, v in x.items()}
+    u = maps.u(leaves, drive, feedback)
+    outs, ins = [u[k] for k in FREE], [leaves[k] for k in FREE]
+    gen = torch.Generator().manual_seed(0)
+    v = [torch.randn(t.shape, generator=gen, dtype=t.dtype) for t in ins]
+
+    def norm(w: list[Tensor]) -> Tensor:
+        return torch.sqrt(sum(t.flatten(1).pow(2).sum(1) for t in w))
+
+    def jt(w: list[Tensor]) -> list[Tensor]:
+        got = torch.autograd.grad(outs, ins, w, retain_graph=True, allow_unused=True)
+        return [torch.zeros_like(i) if g is None else g for i, g in zip(ins, got, strict=True)]
+
+    lam2 = torch.zeros(drive.shape[0], dtype=drive.dtype)
+    for _ in range(iters):
+        nv = norm(v).clamp_min(1e-30)
+        v = [t / nv.view(-1, *([1] * (t.dim() - 1))) for t in v]
+        w = jt(jt(v))
+        lam2 = sum((a * b).flatten(1).sum(1) for a, b in zip(v, w, strict=True))
+        v = w
+    return lam2.clamp_min(0).sqrt()
+
+
+def gain_part(model: HAMClassifier, maps: Maps, images: Tensor, name: str, iters: int) -> dict:
+    c = model.config
+    t = time.process_time()
+    with torch.no_grad():
+        x, steps, tail = maps.relax(images, c.dt, c.tol)
+        probs = torch.softmax(c.label_beta * x["labels"], 1).amax(1)
+    drive = maps.drive(images)
+    lam = top_eigenvalue(maps, x, drive, True, iters)
+    lam0 = top_eigenvalue(maps, x, drive, False, iters)
+    e = math.exp(-c.dt)
+    rate = e + (1 - e) * lam
+    q = torch.tensor([0.5, 0.9, 1.0], dtype=lam.dtype)
+
+    def qs(v: Tensor) -> str:
+        return " / ".join(f"{float(a):.3f}" for a in torch.quantile(v.double(), q.double()))
+
+    corr = float(torch.corrcoef(torch.stack([lam.double(), steps.double()]))[0, 1])
+    gap = (1 - lam).clamp_min(1e-6)
+    corr_log = float(torch.corrcoef(torch.stack([(-gap.log()).double(), steps.double()]))[0, 1])
+    confident = float(torch.corrcoef(torch.stack([lam.double(), probs.double()]))[0, 1])
+    print(
+        f"[gain] {name} ({len(images)} images; median / 90% / max): lambda {qs(lam)}; without the label feedback "
+        f"{qs(lam0)}; steps to settle {qs(steps.double())}; predicted rate per step e^-dt + (1 - e^-dt) lambda "
+        f"{qs(rate)}, measured over each sample's last 10 steps {qs(tail)}; corr(lambda, steps) {corr:.2f}, "
+        f"corr(-log(1 - lambda), steps) {corr_log:.2f}, corr(lambda, top label probability) {confident:.2f}; "
+        f"{time.process_time() - t:.0f} s CPU",
+        flush=True,
+    )
+    return {"lambda": lam, "lambda_nofb": lam0, "steps": steps, "tail": tail, "rate": rate}
+
+
+def flat_grad(model: HAMClassifier) -> Tensor:
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def gradient(
+    model: HAMClassifier, images: Tensor, labels: Tensor, tol: float, gradient_mode: object, t_max: float
+) -> Tensor:
+    model.zero_grad()
+    c = model.config
+    traj = relax(
+        model.network,
+        model.start(images.to(next(model.parameters()).dtype)),
+        clamp=model.clamp,
+        inputs=dict(model.biases.items()),
+        method=c.method,
+        dt=c.dt,
+        tol=tol,
+        t_max=t_max,
+        gradient=gradient_mode,
+        record=False,
+    )
+    F.cross_entropy(traj.states["labels"], labels).backward()
+    return flat_grad(model).double()
+
+
+def gradient_part(folder: str, images: Tensor, labels: Tensor, batch: int) -> None:
+    c32 = load(folder)
+    c64 = load(folder).double()
+    c = c32.config
+    for i in range(0, len(images), batch):
+        x, y = images[i : i + batch], labels[i : i + batch]
+        t = time.process_time()
+        ref = gradient(c64, x.double(), y, 1e-8, Implicit(tol=1e-10, max_steps=5000), 1e5)
+        rows = {
+            "recipe (float32, tol 1e-3, adjoint 1e-3)": gradient(
+                c32, x, y, c.tol, Implicit(tol=c.adjoint_tol), 1e5
+            ),
+            "tight adjoint (float32, tol 1e-3, adjoint 1e-5)": gradient(
+                c32, x, y, c.tol, Implicit(tol=1e-5, max_steps=2000), 1e5
+            ),
+            "tight relaxation (float64, tol 1e-6, adjoint 1e-3)": gradient(
+                c64, x.double(), y, 1e-6, Implicit(tol=c.adjoint_tol), 1e5
+            ),
+            "unrolled (float64, tol 1e-8)": gradient(c64, x.double(), y, 1e-8, "unrolled", 1e5),
+        }
+        parts = [p.numel() for p in c32.parameters()]
+        names = [n for n, _ in c32.named_parameters()]
+        for label, g in rows.items():
+            cos = float(F.cosine_similarity(g, ref, 0))
+            rel = float((g - ref).norm() / ref.norm())
+            per = []
+            for n, a, b in zip(names, g.split(parts), ref.split(parts), strict=True):
+                per.append(f"{n.split('.')[-2] if 'synapses' in n else n.split('.')[-1]} {float((a - b).norm() / b.norm()):.1e}")
+            print(
+                f"[gradient] minibatch {i // batch} ({len(y)} training images): {label}: cosine {cos:.6f}, "
+                f"relative error {rel:.2e} ({', '.join(per)})",
+                flush=True,
+            )
+        print(f"[gradient] minibatch {i // batch}: {time.process_time() - t:.0f} s CPU", flush=True)
+
+
+def flips_part(res: dict) -> None:
+    y = res["labels"]
+    ff, fp, nofb = res["ff"], res["fp"], res["nofb"]
+    a_ff, a_fp, a_no = (s["labels"].argmax(1) for s in (ff, fp, nofb))
+    lost = (a_ff == y) & (a_fp != y)
+    won = (a_ff != y) & (a_fp == y)
+    moved = (F.relu(fp["pooled"]) - F.relu(ff["pooled"])).flatten(1).norm(dim=1) / F.relu(ff["pooled"]).flatten(
+        1
+    ).norm(dim=1).clamp_min(1e-12)
+    top2 = ff["labels"].topk(2, 1).values
+    margin = top2[:, 0] - top2[:, 1]
+    probs = torch.softmax(fp["labels"], 1)
+    groups = {"all": torch.ones_like(lost), "lost": lost, "won": won, "both wrong": (a_ff != y) & (a_fp != y)}
+    print(
+        f"[flips] {res['name']}: the fixed point loses {int(lost.sum())} images the feed-forward read gets right "
+        f"and wins {int(won.sum())} (net {int(won.sum()) - int(lost.sum())}); answers that differ: "
+        f"{int((a_ff != a_fp).sum())}",
+        flush=True,
+    )
+    for g, m in groups.items():
+        if not bool(m.any()):
+            continue
+        med = lambda v: float(v[m].median())  # noqa: E731
+        same_no = float((a_no[m] == a_ff[m]).float().mean())
+        to_second = float((a_fp[m] == ff["labels"][m].topk(2, 1).indices[:, 1]).float().mean())
+        print(
+            f"[flips]   {g} ({int(m.sum())}): |g_pooled(fixed point) - g_pooled(feed-forward)| / |g_pooled(ff)| "
+            f"median {med(moved):.3f}; feed-forward logit margin median {med(margin):.2f}; top label probability "
+            f"at the fixed point median {med(probs.amax(1)):.3f}; without the label feedback the answer is the "
+            f"feed-forward one for {100 * same_no:.1f}%; the fixed point's answer is the feed-forward runner-up "
+            f"for {100 * to_second:.1f}%",
+            flush=True,
+        )
+    # how the label feedback changes the logits: the fixed point against the no-label-feedback fixed point
+    shift = fp["labels"] - nofb["labels"]
+    toward = (shift.gather(1, a_fp[:, None]) - shift.mean(1, keepdim=True)).squeeze(1)
+    print(
+        f"[flips]   the label feedback raises the fixed point's answer's logit (less the mean shift) by median "
+        f"{float(toward.median()):.2f} over all images, {float(toward[lost].median()) if lost.any() else 0:.2f} "
+        f"over the lost ones",
+        flush=True,
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("run", help="a conv run folder (checkpoint.safetensors)")
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--size", type=int, default=10000, help="test images (and training images) to relax")
+    parser.add_argument("--gain-images", type=int, default=256)
+    parser.add_argument("--grad-images", type=int, default=24)
+    parser.add_argument("--grad-batch", type=int, default=8)
+    parser.add_argument("--power-iterations", type=int, default=200)
+    parser.add_argument("--parts", default="accuracy,gain,gradient,flips")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    parts = set(args.parts.split(","))
+    model = load(args.run)
+    maps = Maps(model)
+    c = model.config
+    data = load_images(c.dataset, data_dir=args.data_dir)
+    print(f"run {args.run}: {c.channels} channels, dt {c.dt:g}, tol {c.tol:g}, adjoint_tol {c.adjoint_tol:g}")
+    test_x, test_y = data.test_images[: args.size], data.test_labels[: args.size]
+    if "accuracy" in parts or "flips" in parts:
+        res = accuracy_part(model, maps, test_x, test_y, "test")
+        if "accuracy" in parts:
+            accuracy_part(model, maps, data.train_images[: args.size], data.train_labels[: args.size], "train")
+        if "flips" in parts:
+            flips_part(res)
+    if "gain" in parts:
+        gain_part(model, maps, test_x[: args.gain_images], "test", args.power_iterations)
+    if "gradient" in parts:
+        n = args.grad_images
+        gradient_part(args.run, data.train_images[:n], data.train_labels[:n], args.grad_batch)
+
+
+if __name__ == "__main__":
+    main()
