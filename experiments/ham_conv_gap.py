@@ -131,7 +131,7 @@ def check(model: HAMClassifier, maps: Maps, images: Tensor, states: dict[str, Te
     full = {"image": images.reshape(-1, 1, 28, 28), **states}
     ev = model.network.evaluate(full, dict(model.biases.items()), model.clamp)
     mine = maps.u(states, maps.drive(images))
-    return max(float((ev.u[n] - mine[n]).abs().max()) for n in FREE)
+    return max(float((ev.u[n].detach() - mine[n]).abs().max()) for n in FREE)
 
 
 def accuracy_part(model: HAMClassifier, maps: Maps, images: Tensor, labels: Tensor, name: str) -> dict:
@@ -248,40 +248,142 @@ def gradient(
     return flat_grad(model).double()
 
 
-def gradient_part(folder: str, images: Tensor, labels: Tensor, batch: int) -> None:
+def gradient_part(folder: str, images: Tensor, labels: Tensor, batch: int, unrolled: int) -> None:
+    """Implicit gradients at several settings against the float64 reference, per minibatch of ``batch``; the
+    unrolled gradient (its memory grows with the steps) on the first ``unrolled`` images of each."""
     c32 = load(folder)
     c64 = load(folder).double()
     c = c32.config
+    parts = [p.numel() for p in c32.parameters()]
+    names = [n.split(".")[-2] if "synapses" in n else n.split(".")[-1] for n, _ in c32.named_parameters()]
+    names = [{"0": "conv", "2": "read-out"}.get(n, n) for n in names]
+
+    def report(i: int, n: int, label: str, g: Tensor, ref: Tensor) -> None:
+        cos = float(F.cosine_similarity(g, ref, 0))
+        rel = float((g - ref).norm() / ref.norm())
+        per = ", ".join(
+            f"{n_} {float((a - b).norm() / b.norm()):.1e}"
+            for n_, a, b in zip(names, g.split(parts), ref.split(parts), strict=True)
+        )
+        print(
+            f"[gradient] minibatch {i} ({n} training images): {label}: cosine {cos:.6f}, relative error "
+            f"{rel:.2e} ({per})",
+            flush=True,
+        )
+
+    refs: list[Tensor] = []
+    errors: dict[str, list[Tensor]] = {}
     for i in range(0, len(images), batch):
         x, y = images[i : i + batch], labels[i : i + batch]
         t = time.process_time()
         ref = gradient(c64, x.double(), y, 1e-8, Implicit(tol=1e-10, max_steps=5000), 1e5)
         rows = {
-            "recipe (float32, tol 1e-3, adjoint 1e-3)": gradient(
-                c32, x, y, c.tol, Implicit(tol=c.adjoint_tol), 1e5
+            f"recipe (float32, tol {c.tol:g}, adjoint {c.adjoint_tol:g})": (
+                c32,
+                x,
+                c.tol,
+                Implicit(tol=c.adjoint_tol),
             ),
-            "tight adjoint (float32, tol 1e-3, adjoint 1e-5)": gradient(
-                c32, x, y, c.tol, Implicit(tol=1e-5, max_steps=2000), 1e5
+            f"tight adjoint (float32, tol {c.tol:g}, adjoint 1e-5)": (
+                c32,
+                x,
+                c.tol,
+                Implicit(tol=1e-5, max_steps=2000),
             ),
-            "tight relaxation (float64, tol 1e-6, adjoint 1e-3)": gradient(
-                c64, x.double(), y, 1e-6, Implicit(tol=c.adjoint_tol), 1e5
+            f"float64 (tol {c.tol:g}, adjoint {c.adjoint_tol:g})": (
+                c64,
+                x.double(),
+                c.tol,
+                Implicit(tol=c.adjoint_tol),
             ),
-            "unrolled (float64, tol 1e-8)": gradient(c64, x.double(), y, 1e-8, "unrolled", 1e5),
+            f"float32, tol 1e-4, adjoint {c.adjoint_tol:g}": (c32, x, 1e-4, Implicit(tol=c.adjoint_tol)),
+            f"float32, tol 1e-5, adjoint {c.adjoint_tol:g}": (c32, x, 1e-5, Implicit(tol=c.adjoint_tol)),
         }
-        parts = [p.numel() for p in c32.parameters()]
-        names = [n for n, _ in c32.named_parameters()]
-        for label, g in rows.items():
-            cos = float(F.cosine_similarity(g, ref, 0))
-            rel = float((g - ref).norm() / ref.norm())
-            per = []
-            for n, a, b in zip(names, g.split(parts), ref.split(parts), strict=True):
-                per.append(f"{n.split('.')[-2] if 'synapses' in n else n.split('.')[-1]} {float((a - b).norm() / b.norm()):.1e}")
-            print(
-                f"[gradient] minibatch {i // batch} ({len(y)} training images): {label}: cosine {cos:.6f}, "
-                f"relative error {rel:.2e} ({', '.join(per)})",
-                flush=True,
+        refs.append(ref)
+        for label, (m, xx, tol, mode) in rows.items():
+            g = gradient(m, xx, y, tol, mode, 1e5)
+            errors.setdefault(label, []).append(g - ref)
+            report(i // batch, len(y), label, g, ref)
+        if unrolled and i == 0:
+            xs, ys = x[:unrolled].double(), y[:unrolled]
+            sub = gradient(c64, xs, ys, 1e-8, Implicit(tol=1e-10, max_steps=5000), 1e5)
+            report(
+                i // batch,
+                len(ys),
+                "unrolled (float64, tol 1e-8)",
+                gradient(c64, xs, ys, 1e-8, "unrolled", 1e5),
+                sub,
             )
+            rec = gradient(c32, x[:unrolled], ys, c.tol, Implicit(tol=c.adjoint_tol), 1e5)
+            report(i // batch, len(ys), "recipe on the same images", rec, sub)
         print(f"[gradient] minibatch {i // batch}: {time.process_time() - t:.0f} s CPU", flush=True)
+    # a bias adds up over minibatches, noise averages out: the error of the mean gradient, and how the error
+    # vectors of different minibatches line up
+    k = len(refs)
+    mean_ref = torch.stack(refs).mean(0)
+    noise = sum(float(F.cosine_similarity(refs[a], refs[b], 0)) for a in range(k) for b in range(a)) / max(
+        1, k * (k - 1) // 2
+    )
+    print(f"[gradient] reference gradients of different minibatches: mean cosine {noise:.3f}", flush=True)
+    for label, errs in errors.items():
+        mean_err = torch.stack(errs).mean(0)
+        align = sum(
+            float(F.cosine_similarity(errs[a], errs[b], 0)) for a in range(k) for b in range(a)
+        ) / max(1, k * (k - 1) // 2)
+        print(
+            f"[gradient] {label}: over {k} minibatches the mean gradient's relative error "
+            f"{float(mean_err.norm() / mean_ref.norm()):.2e} (single minibatches "
+            f"{sum(float(e.norm() / r.norm()) for e, r in zip(errs, refs, strict=True)) / k:.2e}); error vectors' "
+            f"mean cosine {align:.3f}; cosine of the mean error with the mean gradient "
+            f"{float(F.cosine_similarity(mean_err, mean_ref, 0)):.3f}",
+            flush=True,
+        )
+
+
+def sensitivity_part(
+    model: HAMClassifier, images: Tensor, labels: Tensor, train_x: Tensor, train_y: Tensor, lrs: list[float]
+) -> None:
+    """How far one optimiser step moves the answers: Adam's first step (``lr * sign(gradient)``, the recipe's
+    gradient on one training minibatch) from the checkpoint, read feed-forward and at the fixed point."""
+    c = model.config
+    x0 = {n: p.detach().clone() for n, p in model.named_parameters()}
+    model.zero_grad()
+    F.cross_entropy(model.logits(train_x, c.gradient), train_y).backward()
+    grads = {n: p.grad.detach().clone() for n, p in model.named_parameters()}
+
+    def read() -> tuple[Tensor, Tensor]:
+        with torch.no_grad():
+            ff = Maps(model).feedforward(images)["labels"]
+            fp = fixed_points(model, images, c.batch_size)[0]["labels"]
+        return ff - ff.mean(1, keepdim=True), fp - fp.mean(1, keepdim=True)
+
+    ff0, fp0 = read()
+    for lr in lrs:
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                p.copy_(x0[n] - lr * grads[n].sign())
+        ff, fp = read()
+        dff, dfp = (ff - ff0).abs().amax(1), (fp - fp0).abs().amax(1)
+        ratio = dfp / dff.clamp_min(1e-12)
+        q = torch.tensor([0.5, 0.9, 1.0], dtype=torch.float64)
+
+        def qs(v: Tensor) -> str:
+            return " / ".join(f"{float(a):.3g}" for a in torch.quantile(v.double(), q))
+
+        print(
+            f"[sensitivity] one step at lr {lr:g} ({len(images)} test images; median / 90% / max): the largest change "
+            f"of a logit (less the mean) feed-forward {qs(dff)}, at the fixed point {qs(dfp)}, ratio {qs(ratio)}; "
+            f"answers changed: feed-forward {int((ff.argmax(1) != ff0.argmax(1)).sum())}, fixed point "
+            f"{int((fp.argmax(1) != fp0.argmax(1)).sum())}; accuracy feed-forward "
+            f"{100 * float((ff0.argmax(1) == labels).float().mean()):.2f} -> "
+            f"{100 * float((ff.argmax(1) == labels).float().mean()):.2f}%, fixed point "
+            f"{100 * float((fp0.argmax(1) == labels).float().mean()):.2f} -> "
+            f"{100 * float((fp.argmax(1) == labels).float().mean()):.2f}%",
+            flush=True,
+        )
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            p.copy_(x0[n])
 
 
 def flips_part(res: dict) -> None:
@@ -290,9 +392,9 @@ def flips_part(res: dict) -> None:
     a_ff, a_fp, a_no = (s["labels"].argmax(1) for s in (ff, fp, nofb))
     lost = (a_ff == y) & (a_fp != y)
     won = (a_ff != y) & (a_fp == y)
-    moved = (F.relu(fp["pooled"]) - F.relu(ff["pooled"])).flatten(1).norm(dim=1) / F.relu(ff["pooled"]).flatten(
-        1
-    ).norm(dim=1).clamp_min(1e-12)
+    moved = (F.relu(fp["pooled"]) - F.relu(ff["pooled"])).flatten(1).norm(dim=1) / F.relu(
+        ff["pooled"]
+    ).flatten(1).norm(dim=1).clamp_min(1e-12)
     top2 = ff["labels"].topk(2, 1).values
     margin = top2[:, 0] - top2[:, 1]
     probs = torch.softmax(fp["labels"], 1)
@@ -334,10 +436,12 @@ def main() -> None:
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--size", type=int, default=10000, help="test images (and training images) to relax")
     parser.add_argument("--gain-images", type=int, default=256)
-    parser.add_argument("--grad-images", type=int, default=24)
-    parser.add_argument("--grad-batch", type=int, default=8)
+    parser.add_argument("--grad-images", type=int, default=512, help="training images for the gradient part")
+    parser.add_argument("--grad-batch", type=int, default=128, help="the training's minibatch")
+    parser.add_argument("--unrolled", type=int, default=8, help="images of each minibatch also unrolled")
+    parser.add_argument("--sensitivity-images", type=int, default=1024)
     parser.add_argument("--power-iterations", type=int, default=200)
-    parser.add_argument("--parts", default="accuracy,gain,gradient,flips")
+    parser.add_argument("--parts", default="accuracy,flips,gain,sensitivity,gradient")
     args = parser.parse_args()
     torch.set_num_threads(1)
     parts = set(args.parts.split(","))
@@ -350,14 +454,21 @@ def main() -> None:
     if "accuracy" in parts or "flips" in parts:
         res = accuracy_part(model, maps, test_x, test_y, "test")
         if "accuracy" in parts:
-            accuracy_part(model, maps, data.train_images[: args.size], data.train_labels[: args.size], "train")
+            accuracy_part(
+                model, maps, data.train_images[: args.size], data.train_labels[: args.size], "train"
+            )
         if "flips" in parts:
             flips_part(res)
     if "gain" in parts:
         gain_part(model, maps, test_x[: args.gain_images], "test", args.power_iterations)
+    if "sensitivity" in parts:
+        n = args.sensitivity_images
+        sensitivity_part(
+            model, test_x[:n], test_y[:n], data.train_images[:128], data.train_labels[:128], [0.002, 0.0005]
+        )
     if "gradient" in parts:
         n = args.grad_images
-        gradient_part(args.run, data.train_images[:n], data.train_labels[:n], args.grad_batch)
+        gradient_part(args.run, data.train_images[:n], data.train_labels[:n], args.grad_batch, args.unrolled)
 
 
 if __name__ == "__main__":
