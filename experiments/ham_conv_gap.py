@@ -367,7 +367,7 @@ def sensitivity_part(
         ratio = dfp / dff.clamp_min(1e-12)
         q = torch.tensor([0.5, 0.9, 1.0], dtype=torch.float64)
 
-        def qs(v: Tensor) -> str:
+        def qs(v: Tensor, q: Tensor = q) -> str:
             return " / ".join(f"{float(a):.3g}" for a in torch.quantile(v.double(), q))
 
         print(
@@ -408,7 +408,10 @@ def flips_part(res: dict) -> None:
     for g, m in groups.items():
         if not bool(m.any()):
             continue
-        med = lambda v: float(v[m].median())  # noqa: E731
+
+        def med(v: Tensor, m: Tensor = m) -> float:
+            return float(v[m].median())
+
         same_no = float((a_no[m] == a_ff[m]).float().mean())
         to_second = float((a_fp[m] == ff["labels"][m].topk(2, 1).indices[:, 1]).float().mean())
         print(
