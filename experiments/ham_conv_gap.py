@@ -1,25 +1,29 @@
 """Why the convolutional HAM trails its feed-forward twin (issue 13; docs/ham.md, "Why the memory trails its
-twin"): four measurements on a trained run's checkpoint (``conv`` recipe without a hidden layer).
+twin"): measurements on a trained run's checkpoint (``conv`` recipe without a hidden layer), chosen with
+``--parts`` (all by default):
 
-1. ``accuracy``: test accuracy read feed-forward (one bottom-up pass: convolution, ReLU, pooling, ReLU, read-out;
-   no feedback) against the converged fixed point (``HAMClassifier.settle``, strict), and the same on the first
-   ``--size`` training images (overfitting?); also the fixed point without the label layer's feedback (the
-   features - pooled loop relaxed alone, then read out).
-2. ``gain``: the largest eigenvalue ``lambda`` of the fixed-point map's Jacobian ``J = du/dx`` on the free layers
-   (power iteration on ``J^T J^T``: the chain features - pooled - labels is bipartite, so the spectrum is real and
-   symmetric, ``+-lambda``), with and without the label feedback, per sample, against the steps each sample takes
-   to settle (exponential Euler at the recipe's ``dt``: the slowest mode keeps ``e^-dt + (1 - e^-dt) lambda`` of
-   itself per step).
-3. ``gradient``: the implicit gradient at the recipe's ``tol`` and ``adjoint_tol`` against a reference (float64,
-   relaxed to ``1e-8``, adjoint to ``1e-10``), a tight adjoint, a tight relaxation, and the unrolled gradient
-   (float64, backpropagated through every step to ``1e-8``), on a few training minibatches.
-4. ``flips``: the test images the fixed point gets wrong that the feed-forward read-out gets right and the
-   reverse: how far their fixed points move from the bottom-up pass, and whether the label feedback is what flips
-   them.
+- ``accuracy``: test accuracy read feed-forward (one bottom-up pass: convolution, ReLU, pooling, ReLU, read-out;
+  no feedback) against the converged fixed point (``HAMClassifier.settle``, strict), and at the fixed point of
+  the features - pooled loop alone (the label layer's feedback cut); ``train``: the same on the first ``--size``
+  training images (overfitting?);
+- ``flips``: the test images the fixed point gets wrong that the feed-forward read-out gets right and the
+  reverse: how far their fixed points move from the bottom-up pass, and whether the label feedback flips them;
+- ``gain``: the largest eigenvalue ``lambda`` of the fixed-point map's Jacobian ``J = du/dx`` on the free layers
+  (power iteration on ``J^T J^T``: the chain features - pooled - labels is bipartite, so the spectrum is real and
+  symmetric, ``+-lambda``), with and without the label feedback, per sample, against the steps each sample takes
+  to settle (exponential Euler at the recipe's ``dt``: the slowest mode keeps ``e^-dt + (1 - e^-dt) lambda`` of
+  itself per step);
+- ``sensitivity``: how far one optimiser step (Adam's first: ``lr`` times the gradient's sign) moves the answers
+  read feed-forward and at the fixed point;
+- ``gradient``: the implicit gradient at the recipe's ``tol`` and ``adjoint_tol`` against a reference (float64,
+  relaxed to ``1e-8``, adjoint to ``1e-10``), with a tight adjoint, in float64, with tighter relaxations, and the
+  unrolled gradient (float64, backpropagated through every step to ``1e-8``) on a few images; whether its error
+  is a bias (it adds up over minibatches) or noise.
 
     ASSOCMEM_DATA=../shared/data python experiments/ham_conv_gap.py /work/runs/conv-fashion-e8/run
 
-One thread; about 15 minutes of CPU for the default sizes (two strict relaxations of 10000 images dominate).
+One thread; about 20 minutes of CPU for the default sizes (two strict relaxations of 10000 images and the
+gradients dominate).
 """
 
 from __future__ import annotations
@@ -444,7 +448,7 @@ def main() -> None:
     parser.add_argument("--unrolled", type=int, default=8, help="images of each minibatch also unrolled")
     parser.add_argument("--sensitivity-images", type=int, default=1024)
     parser.add_argument("--power-iterations", type=int, default=200)
-    parser.add_argument("--parts", default="accuracy,flips,gain,sensitivity,gradient")
+    parser.add_argument("--parts", default="accuracy,train,flips,gain,sensitivity,gradient")
     args = parser.parse_args()
     torch.set_num_threads(1)
     parts = set(args.parts.split(","))
@@ -456,7 +460,7 @@ def main() -> None:
     test_x, test_y = data.test_images[: args.size], data.test_labels[: args.size]
     if "accuracy" in parts or "flips" in parts:
         res = accuracy_part(model, maps, test_x, test_y, "test")
-        if "accuracy" in parts:
+        if "train" in parts:
             accuracy_part(
                 model, maps, data.train_images[: args.size], data.train_labels[: args.size], "train"
             )
