@@ -460,9 +460,8 @@ def in_threads(work: list[Callable[[], T]], *, torch_ops: bool = True) -> list[T
     thread runs its parts one after the other, as it is)."""
     if len(work) == 1 and not torch_ops:
         return [work[0]()]
-    if (
-        len(work) == 1
-    ):  # one part on this thread alone: PyTorch's threads would meet at a barrier per operation
+    # one part on this thread alone: PyTorch's threads would meet at a barrier per operation
+    if len(work) == 1:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
