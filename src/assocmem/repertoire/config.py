@@ -32,9 +32,8 @@ class RepertoireConfig:
     activation: str = "selu"
     heads: int = 4  #: "attention": learned queries, each giving one pooled vector ("mean", "max": unused)
     beta: float | None = None  #: "attention": inverse temperature (None: 1/sqrt(dim))
-    separation: str = (
-        "softmax"  #: "attention": softmax, or the sparse "sparsemax" / "entmax15" (reference §7)
-    )
+    #: "attention": softmax, or the sparse "sparsemax" / "entmax15" (reference §7)
+    separation: str = "softmax"
     abundance: bool = False  #: weight each sequence by its count (attention: log count added to the scores)
     hidden: int = 32  #: units of the output network's hidden layer (0: a linear output)
     chunk: int = 4096  #: sequences embedded (and pooled) per chunk: the bound on memory beyond the embeddings
