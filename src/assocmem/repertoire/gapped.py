@@ -10,9 +10,10 @@ codes ``c_0 .. c_{m-1}`` read at pattern ``p``'s ``m`` offsets, ``base(p)`` the 
 ``features(span, letters) = sum_p 20**len(p)`` ids (49 600 for span 5 and 3 letters).
 
 :class:`GappedEmbedding` is the convolution of :mod:`.embedding` with gapped k-mers in place of single letters:
-a window of ``span`` positions starting at ``s`` responds ``act(b + sum_p E[f_p(s)])``, the sum of a learned vector
-``E[f] (dim,)`` over the window's feature of each pattern ``p`` (``torch.nn.EmbeddingBag``; a pattern that runs past
-the sequence's end adds nothing), and the embedding is the maximum over the ``max(l - span + 1, 1)`` windows. A
+a window starting at ``s`` responds ``act(b + sum_p E[f_p(s)])``, the sum of a learned vector ``E[f] (dim,)`` over
+the window's feature of each pattern ``p`` (``torch.nn.EmbeddingBag``; a pattern that runs past the sequence's end
+adds nothing, so a short pattern is read up to the last letter), and the embedding is the maximum over the
+``max(l - 1, 1)`` starts. A
 single feature such as the motif's ``DW/H`` moves a window's response by itself from the first step, where a
 convolution's response is a sum over single letters. The model embeds a bag in chunks as it does with the
 convolution (:func:`.embedding.embed_chunks`).
@@ -90,10 +91,10 @@ def gapped_counts(
 
 def window_ids(codes: Tensor, lengths: Tensor, patterns: tuple[tuple[int, ...], ...], span: int) -> Tensor:
     """The feature ids of every pattern at every window start: int64 ``(n, windows, patterns)`` with ``windows =
-    max(L - span + 1, 1)``; a pattern that runs past its sequence's end holds ``feature_count(patterns)`` (the
-    padding id)."""
+    max(L - 1, 1)`` (the starts of a pair); a pattern that runs past its sequence's end holds
+    ``feature_count(patterns)`` (the padding id)."""
     width = codes.shape[1]
-    windows = max(width - span + 1, 1)
+    windows = max(width - 1, 1)
     wide = torch.nn.functional.pad(codes.to(torch.int64), (0, windows + span - 1 - width), value=0)
     pad = feature_count(patterns)
     starts = torch.arange(windows, device=codes.device)[None, :]
@@ -147,5 +148,5 @@ class GappedEmbedding(nn.Module):
         ids = window_ids(codes, lengths, self.patterns, self.span)  # (n, windows, patterns)
         n, windows, _ = ids.shape
         y = self.act(self.table(ids.reshape(n * windows, -1)).view(n, windows, -1) + self.bias)
-        valid = torch.arange(windows, device=ids.device) < (lengths - self.span + 1).clamp(min=1).unsqueeze(1)
+        valid = torch.arange(windows, device=ids.device) < (lengths - 1).clamp(min=1).unsqueeze(1)
         return y.masked_fill(~valid.unsqueeze(-1), float("-inf")).amax(1)
