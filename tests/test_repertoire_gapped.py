@@ -77,8 +77,8 @@ def test_ids_and_counts_equal_a_plain_python_reference(span, letters):
     for i, s in enumerate(sequences):
         for p, w, _ in reference_features(s, span, letters):
             expected[reference_id(p, w, span, letters)] += int(counts[i])
-    torch.testing.assert_close(gapped_counts(codes, lengths, counts, patterns), expected, rtol=0, atol=0)
-    unweighted = gapped_counts(codes, lengths, None, patterns)
+    torch.testing.assert_close(gapped_counts(codes, lengths, counts, span=span, letters=letters), expected, rtol=0, atol=0)
+    unweighted = gapped_counts(codes, lengths, span=span, letters=letters)
     assert int(unweighted.sum()) == sum(len(reference_features(s, span, letters)) for s in sequences)
 
 
@@ -139,9 +139,8 @@ def test_a_gapped_motif_is_found_by_its_own_feature():
     codes, lengths = encode(sequences)
     holds = motif.occurs(codes, lengths)
     assert int(holds.sum()) == len(planted)
-    patterns = gapped_patterns(5, 3)
     index = reference_id((0, 1, 3), "DWH", 5, 3)
-    assert int(gapped_counts(codes, lengths, None, patterns)[index]) == 25
+    assert int(gapped_counts(codes, lengths)[index]) == 25
     emb = GappedEmbedding(1, 5, 3, activation="relu").double()
     with torch.no_grad():
         emb.table.weight.zero_()
@@ -189,5 +188,5 @@ def test_kmer_baseline_on_gapped_features_finds_a_gapped_motif(tmp_path):
     for bad, match in ((1, "span must be an integer >= 2"), (True, "span must be"), (2.5, "span must be")):
         with pytest.raises(ValueError, match=match):
             kmer_baseline(ds, split, k=2, span=bad)
-    with pytest.raises(ValueError, match=r"k \(letters\) must lie in \[2, 3\]"):
+    with pytest.raises(ValueError, match=r"letters must be an integer in \[2, 3\]"):
         kmer_baseline(ds, split, k=4, span=3)

@@ -26,6 +26,9 @@ from itertools import combinations
 import torch
 from torch import Tensor, nn
 
+from assocmem.checks import is_count
+from assocmem.repertoire.alphabet import check_codes
+
 #: Feature ids of one pattern set beyond this are refused (the table holds one vector each).
 MAX_FEATURES = 1 << 24
 #: A CDR3's length in the middle of the usual 10 to 20, for the scale of a fresh embedding.
@@ -74,19 +77,40 @@ def gapped_ids(codes: Tensor, lengths: Tensor, patterns: tuple[tuple[int, ...], 
     return torch.cat(parts, 1) if parts else torch.full((n, 0), pad, dtype=torch.int64)
 
 
+def check_shape(span: object, letters: object, who: str) -> None:
+    """``span`` (an int >= 2) and ``letters`` (an int in ``[2, min(span, 4)]``), or a clear error."""
+    if not is_count(span) or span < 2:
+        raise ValueError(f"{who}: span must be an integer >= 2 (positions, gaps included), got {span!r}")
+    if not is_count(letters) or not 2 <= letters <= min(span, 4):
+        raise ValueError(
+            f"{who}: letters must be an integer in [2, {min(span, 4)}] (span {span}), got {letters!r}"
+        )
+
+
 def gapped_counts(
-    codes: Tensor, lengths: Tensor, counts: Tensor | None, patterns: tuple[tuple[int, ...], ...]
+    codes: Tensor, lengths: Tensor, counts: Tensor | None = None, *, span: int = 5, letters: int = 3
 ) -> Tensor:
-    """How often each gapped k-mer occurs in a bag: float64 ``(feature_count(patterns),)``, each window counting
-    ``counts[i]`` (1 when None)."""
-    ids = gapped_ids(codes, lengths, patterns)
+    """How often each gapped k-mer of 2 to ``letters`` letters within ``span`` positions occurs in one bag: float64
+    ``(features,)`` in the id order of the module docstring, each window counting ``counts[i]`` (1 when None).
+
+    >>> from assocmem.repertoire import encode
+    >>> c = gapped_counts(*encode(["RDWAH", "RDW"]), span=3, letters=3)
+    >>> int(c.sum()), int(c[800 + 14 * 400 + 2 * 20 + 18])   # 14 windows; "RDW" at (0, 1, 2) twice
+    (14, 2)
+    """
+    who = "gapped_counts"
+    codes, lengths = check_codes(codes, lengths, who)
+    check_shape(span, letters, who)
+    n = codes.shape[0]
+    if counts is not None and (not isinstance(counts, Tensor) or counts.shape != (n,)):
+        raise ValueError(f"{who}: counts must be a tensor ({n},), one per sequence")
+    patterns = gapped_patterns(span, letters)
     size = feature_count(patterns)
-    if counts is None:
-        w = None
-    else:
-        w = counts.to(torch.float64)[:, None].expand(ids.shape).reshape(-1)
-    found = torch.bincount(ids.reshape(-1), weights=w, minlength=size + 1)[:size]
-    return found.to(torch.float64)
+    if n == 0:
+        return torch.zeros(size, dtype=torch.float64, device=codes.device)
+    ids = gapped_ids(codes, lengths, patterns)
+    w = None if counts is None else counts.to(torch.float64)[:, None].expand(ids.shape).reshape(-1)
+    return torch.bincount(ids.reshape(-1), weights=w, minlength=size + 1)[:size].to(torch.float64)
 
 
 def window_ids(codes: Tensor, lengths: Tensor, patterns: tuple[tuple[int, ...], ...], span: int) -> Tensor:

@@ -27,7 +27,13 @@ from torch import Tensor
 from assocmem.checks import is_count
 from assocmem.repertoire.alphabet import check_codes
 from assocmem.repertoire.dataset import RepertoireDataset
-from assocmem.repertoire.gapped import MAX_FEATURES, feature_count, gapped_counts, gapped_patterns
+from assocmem.repertoire.gapped import (
+    MAX_FEATURES,
+    check_shape,
+    feature_count,
+    gapped_counts,
+    gapped_patterns,
+)
 from assocmem.repertoire.metrics import roc_auc
 
 #: The regularisation strengths tried, weakest to strongest.
@@ -86,7 +92,7 @@ def kmer_features(
         if span is None:
             c = kmer_counts(bag.codes, bag.lengths, counts, k=k)
         else:
-            c = gapped_counts(bag.codes, bag.lengths, counts, patterns)
+            c = gapped_counts(bag.codes, bag.lengths, counts, span=span, letters=k)
         rows[i] = (c / c.sum().clamp_min(1)).to(torch.float32)
         if progress is not None:
             progress(1)
@@ -197,14 +203,10 @@ def kmer_baseline(
     if not ks or any(not is_count(j) or j > 5 for j in ks):
         raise ValueError(f"kmer_baseline: k must be integers in [1, 5], got {k!r}")
     if span is not None:
-        if not is_count(span) or span < 2:
-            raise ValueError(f"kmer_baseline: span must be an integer >= 2 (positions) or None, got {span!r}")
-        if any(j < 2 or j > min(span, 4) for j in ks):
-            raise ValueError(
-                f"kmer_baseline: with span {span}, k (letters) must lie in [2, {min(span, 4)}], got {k!r}"
-            )
-        if any(feature_count(gapped_patterns(span, j)) > MAX_FEATURES for j in ks):
-            raise ValueError(f"kmer_baseline: span {span} with k {k!r} gives over {MAX_FEATURES} features")
+        for j in ks:
+            check_shape(span, j, "kmer_baseline")
+            if feature_count(gapped_patterns(span, j)) > MAX_FEATURES:
+                raise ValueError(f"kmer_baseline: span {span} with k {j} gives over {MAX_FEATURES} features")
     labels = dataset.labels
     for part, idx in split.items():
         if len(idx) == 0 or len(set(labels[idx].tolist()) - {-1}) < 2 or bool((labels[idx] < 0).any()):
