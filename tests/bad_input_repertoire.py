@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import torch
 
-from assocmem.repertoire import Motif, Repertoire, decode, encode, kmer_counts, roc_auc, roc_curve
+from assocmem.repertoire import (
+    Motif,
+    Repertoire,
+    decode,
+    encode,
+    gapped_counts,
+    kmer_counts,
+    roc_auc,
+    roc_curve,
+)
 from tests.bad_input_cases import INF, NAN, Bad, Result, meta, poke
 
 CODES, LENGTHS = encode(["CASSF", "CAW", "CSARDF"])
@@ -92,6 +101,20 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         "meta": Bad(lambda: kmer_counts(meta(CODES), LENGTHS), "meta"),
         "option": Bad(lambda: kmer_counts(CODES, LENGTHS, k=9), "k must"),
     },
+    "gapped_counts": {
+        "nan": INTEGERS,
+        "inf": INTEGERS,
+        "last_dim": Bad(lambda: gapped_counts(CODES, LENGTHS, COUNTS[:2]), "counts"),
+        "rank": Bad(lambda: gapped_counts(CODES[None], LENGTHS), "codes"),
+        "empty": Result(
+            lambda: gapped_counts(CODES[:0], LENGTHS[:0], span=2, letters=2),
+            lambda r: r.shape == (400,) and r.sum() == 0,
+            "zeros",
+        ),
+        "dtype": Bad(lambda: gapped_counts(CODES.float(), LENGTHS), "uint8"),
+        "meta": Bad(lambda: gapped_counts(meta(CODES), LENGTHS), "meta"),
+        "option": Bad(lambda: gapped_counts(CODES, LENGTHS, span=3, letters=4), "letters must"),
+    },
     "roc_auc": auc_rows(roc_auc),
     "roc_curve": auc_rows(roc_curve),
 }
@@ -108,5 +131,6 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "RepertoireDataset": "made by RepertoireDataset.open",
     "RepertoireDataset.open": "takes a folder; tests/test_repertoire_reader.py holds the table of malformed files",
     "RepertoireDataset.split": "takes a seed and fractions, no tensor (tests/test_repertoire_reader.py)",
-    "kmer_baseline": "takes a data set and a split, no tensor (tests/test_repertoire_data_cli.py)",
+    "kmer_baseline": "takes a data set and a split, no tensor (tests/test_repertoire_data_cli.py; span and k: "
+    "tests/test_repertoire_gapped.py)",
 }

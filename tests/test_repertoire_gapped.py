@@ -77,7 +77,8 @@ def test_ids_and_counts_equal_a_plain_python_reference(span, letters):
     for i, s in enumerate(sequences):
         for p, w, _ in reference_features(s, span, letters):
             expected[reference_id(p, w, span, letters)] += int(counts[i])
-    torch.testing.assert_close(gapped_counts(codes, lengths, counts, span=span, letters=letters), expected, rtol=0, atol=0)
+    weighted = gapped_counts(codes, lengths, counts, span=span, letters=letters)
+    torch.testing.assert_close(weighted, expected, rtol=0, atol=0)
     unweighted = gapped_counts(codes, lengths, span=span, letters=letters)
     assert int(unweighted.sum()) == sum(len(reference_features(s, span, letters)) for s in sequences)
 
@@ -190,3 +191,29 @@ def test_kmer_baseline_on_gapped_features_finds_a_gapped_motif(tmp_path):
             kmer_baseline(ds, split, k=2, span=bad)
     with pytest.raises(ValueError, match=r"letters must be an integer in \[2, 3\]"):
         kmer_baseline(ds, split, k=4, span=3)
+
+
+def test_a_gapped_run_trains_and_is_explained_without_attributions(tmp_path, capsys):
+    """The recipe file loads (the balanced attention recipe with the embedding changed), a gapped run trains and
+    loads back from the run folder, and ``explain`` refuses integrated gradients by name but explains the weights."""
+    from pathlib import Path
+
+    from assocmem.cli import main
+    from assocmem.repertoire.run import load_run, load_split, train
+    from assocmem.repertoire.simulate import simulate
+
+    recipes = Path(__file__).resolve().parents[1] / "recipes" / "repertoire"
+    gapped = RepertoireConfig.load(recipes / "attention-gapped.json").to_dict()
+    balanced = RepertoireConfig.load(recipes / "attention-balanced.json").to_dict()
+    assert gapped["embedding"] == "gapped" and balanced["embedding"] == "conv"
+    assert {k for k in gapped if gapped[k] != balanced[k]} == {"embedding"}
+    data = simulate(tmp_path / "sim", bags=10, bag_size=200, witness_rate=0.02, seed=3).folder
+    config = RepertoireConfig(embedding="gapped", dim=4, span=4, heads=2, hidden=4, epochs=1, seed=0)
+    bags, record = load_split(data, config.seed)
+    train(config, bags, tmp_path / "run", data=record)
+    run = load_run(tmp_path / "run")
+    assert run.config.embedding == "gapped" and run.epoch == 1
+    argv = ["repertoire", "explain", str(tmp_path / "run"), "--data", str(data), "--quiet"]
+    assert main([*argv, "--out", str(tmp_path / "e1")]) == 2
+    assert "argument --attribute" in capsys.readouterr().err
+    assert main([*argv, "--out", str(tmp_path / "e2"), "--attribute", "0"]) == 0
