@@ -29,6 +29,22 @@ def bag(**kw: object) -> Repertoire:
     return Repertoire(**args)
 
 
+def counting_rows(f: object, small: dict, bad: dict, match: str) -> dict:
+    """Rows of a bag's feature counts (k-mers, gapped k-mers): ``small`` settings give 400 features."""
+    return {
+        "nan": INTEGERS,
+        "inf": INTEGERS,
+        "last_dim": Bad(lambda: f(CODES, LENGTHS, COUNTS[:2]), "counts"),
+        "rank": Bad(lambda: f(CODES[None], LENGTHS), "codes"),
+        "empty": Result(
+            lambda: f(CODES[:0], LENGTHS[:0], **small), lambda r: r.shape == (400,) and r.sum() == 0, "zeros"
+        ),
+        "dtype": Bad(lambda: f(CODES.float(), LENGTHS), "uint8"),
+        "meta": Bad(lambda: f(meta(CODES), LENGTHS), "meta"),
+        "option": Bad(lambda: f(CODES, LENGTHS, **bad), match),
+    }
+
+
 def auc_rows(f: object) -> dict:
     return {
         "nan": Bad(lambda: f(poke(SCORES, NAN), LABELS), "scores"),
@@ -87,34 +103,10 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         "meta": Bad(lambda: Motif("SA").occurs(meta(CODES), LENGTHS), "meta"),
         "option": Bad(lambda: Motif("SA").occurs(CODES + 30, LENGTHS), "codes"),
     },
-    "kmer_counts": {
-        "nan": INTEGERS,
-        "inf": INTEGERS,
-        "last_dim": Bad(lambda: kmer_counts(CODES, LENGTHS, COUNTS[:2]), "counts"),
-        "rank": Bad(lambda: kmer_counts(CODES[None], LENGTHS), "codes"),
-        "empty": Result(
-            lambda: kmer_counts(CODES[:0], LENGTHS[:0], k=2),
-            lambda r: r.shape == (400,) and r.sum() == 0,
-            "zeros",
-        ),
-        "dtype": Bad(lambda: kmer_counts(CODES.float(), LENGTHS), "uint8"),
-        "meta": Bad(lambda: kmer_counts(meta(CODES), LENGTHS), "meta"),
-        "option": Bad(lambda: kmer_counts(CODES, LENGTHS, k=9), "k must"),
-    },
-    "gapped_counts": {
-        "nan": INTEGERS,
-        "inf": INTEGERS,
-        "last_dim": Bad(lambda: gapped_counts(CODES, LENGTHS, COUNTS[:2]), "counts"),
-        "rank": Bad(lambda: gapped_counts(CODES[None], LENGTHS), "codes"),
-        "empty": Result(
-            lambda: gapped_counts(CODES[:0], LENGTHS[:0], span=2, letters=2),
-            lambda r: r.shape == (400,) and r.sum() == 0,
-            "zeros",
-        ),
-        "dtype": Bad(lambda: gapped_counts(CODES.float(), LENGTHS), "uint8"),
-        "meta": Bad(lambda: gapped_counts(meta(CODES), LENGTHS), "meta"),
-        "option": Bad(lambda: gapped_counts(CODES, LENGTHS, span=3, letters=4), "letters must"),
-    },
+    "kmer_counts": counting_rows(kmer_counts, {"k": 2}, {"k": 9}, "k must"),
+    "gapped_counts": counting_rows(
+        gapped_counts, {"span": 2, "letters": 2}, {"span": 3, "letters": 4}, "letters must"
+    ),
     "roc_auc": auc_rows(roc_auc),
     "roc_curve": auc_rows(roc_curve),
 }
