@@ -5,7 +5,16 @@ from __future__ import annotations
 
 import torch
 
-from assocmem.repertoire import Motif, Repertoire, decode, encode, kmer_counts, roc_auc, roc_curve
+from assocmem.repertoire import (
+    Motif,
+    Repertoire,
+    decode,
+    encode,
+    gapped_counts,
+    kmer_counts,
+    roc_auc,
+    roc_curve,
+)
 from tests.bad_input_cases import INF, NAN, Bad, Result, meta, poke
 
 CODES, LENGTHS = encode(["CASSF", "CAW", "CSARDF"])
@@ -18,6 +27,22 @@ INTEGERS = "integer codes: no NaN or Inf exists"
 def bag(**kw: object) -> Repertoire:
     args = {"name": "r", "codes": CODES, "lengths": LENGTHS, "counts": COUNTS, "label": 1} | kw
     return Repertoire(**args)
+
+
+def counting_rows(f: object, small: dict, bad: dict, match: str) -> dict:
+    """Rows of a bag's feature counts (k-mers, gapped k-mers): ``small`` settings give 400 features."""
+    return {
+        "nan": INTEGERS,
+        "inf": INTEGERS,
+        "last_dim": Bad(lambda: f(CODES, LENGTHS, COUNTS[:2]), "counts"),
+        "rank": Bad(lambda: f(CODES[None], LENGTHS), "codes"),
+        "empty": Result(
+            lambda: f(CODES[:0], LENGTHS[:0], **small), lambda r: r.shape == (400,) and r.sum() == 0, "zeros"
+        ),
+        "dtype": Bad(lambda: f(CODES.float(), LENGTHS), "uint8"),
+        "meta": Bad(lambda: f(meta(CODES), LENGTHS), "meta"),
+        "option": Bad(lambda: f(CODES, LENGTHS, **bad), match),
+    }
 
 
 def auc_rows(f: object) -> dict:
@@ -78,20 +103,10 @@ TABLE: dict[str, dict[str, Bad | Result | str]] = {
         "meta": Bad(lambda: Motif("SA").occurs(meta(CODES), LENGTHS), "meta"),
         "option": Bad(lambda: Motif("SA").occurs(CODES + 30, LENGTHS), "codes"),
     },
-    "kmer_counts": {
-        "nan": INTEGERS,
-        "inf": INTEGERS,
-        "last_dim": Bad(lambda: kmer_counts(CODES, LENGTHS, COUNTS[:2]), "counts"),
-        "rank": Bad(lambda: kmer_counts(CODES[None], LENGTHS), "codes"),
-        "empty": Result(
-            lambda: kmer_counts(CODES[:0], LENGTHS[:0], k=2),
-            lambda r: r.shape == (400,) and r.sum() == 0,
-            "zeros",
-        ),
-        "dtype": Bad(lambda: kmer_counts(CODES.float(), LENGTHS), "uint8"),
-        "meta": Bad(lambda: kmer_counts(meta(CODES), LENGTHS), "meta"),
-        "option": Bad(lambda: kmer_counts(CODES, LENGTHS, k=9), "k must"),
-    },
+    "kmer_counts": counting_rows(kmer_counts, {"k": 2}, {"k": 9}, "k must"),
+    "gapped_counts": counting_rows(
+        gapped_counts, {"span": 2, "letters": 2}, {"span": 3, "letters": 4}, "letters must"
+    ),
     "roc_auc": auc_rows(roc_auc),
     "roc_curve": auc_rows(roc_curve),
 }
@@ -108,5 +123,6 @@ NO_TENSOR_INPUT: dict[str, str] = {
     "RepertoireDataset": "made by RepertoireDataset.open",
     "RepertoireDataset.open": "takes a folder; tests/test_repertoire_reader.py holds the table of malformed files",
     "RepertoireDataset.split": "takes a seed and fractions, no tensor (tests/test_repertoire_reader.py)",
-    "kmer_baseline": "takes a data set and a split, no tensor (tests/test_repertoire_data_cli.py)",
+    "kmer_baseline": "takes a data set and a split, no tensor (tests/test_repertoire_data_cli.py; span and k: "
+    "tests/test_repertoire_gapped.py)",
 }

@@ -192,6 +192,11 @@ def run_explain(args: argparse.Namespace) -> int:
         raise ValueError(
             f"argument run: {args.run} pools by max, which gives no attention weights to explain"
         )
+    if args.attribute and model.config.embedding != "conv":
+        raise ValueError(
+            f"argument --attribute: {args.run} embeds by {model.config.embedding!r}, which reads letter codes; "
+            "integrated gradients need the convolution (pass --attribute 0)"
+        )
     others = dict(_scorer(Path(f), args.part) for f in args.compare or [])
     dataset = RepertoireDataset.open(args.data)
     indices = _indices(dataset, args.run, model.config.seed, args.part)

@@ -5,9 +5,9 @@ fraction of them. ``alphabet.py`` (the amino-acid codes), ``bag.py`` (:class:`Re
 (:class:`Motif`), ``background.py`` and ``simulate.py`` (simulated data sets), ``airr.py`` (reading one AIRR or
 DeepRC file), ``cache.py`` (the encoded cache), ``dataset.py`` (:class:`RepertoireDataset`, the split),
 ``metrics.py`` (ROC curve and area), ``kmer.py`` (the k-mer logistic regression baseline). The model:
-``embedding.py`` (the sequence CNN), ``pooling.py`` (attention, mean, max), ``model.py``
-(:class:`RepertoireClassifier`), ``config.py`` (:class:`RepertoireConfig`), ``training.py`` and ``run.py`` (training
-runs with exact resume).
+``embedding.py`` (the sequence CNN), ``gapped.py`` (gapped k-mers: the features and an embedding from them),
+``pooling.py`` (attention, mean, max), ``model.py`` (:class:`RepertoireClassifier`), ``config.py``
+(:class:`RepertoireConfig`), ``training.py`` and ``run.py`` (training runs with exact resume).
 """
 
 from assocmem.repertoire.airr import FileFormatError
@@ -25,6 +25,7 @@ from assocmem.repertoire.explain import (
     write_weights,
 )
 from assocmem.repertoire.figures import logo_figure, roc_figure, witness_figure
+from assocmem.repertoire.gapped import gapped_counts
 from assocmem.repertoire.kmer import KmerResult, kmer_baseline, kmer_counts
 from assocmem.repertoire.metrics import roc_auc, roc_curve
 from assocmem.repertoire.model import RepertoireClassifier, RepertoireOutput
@@ -45,6 +46,7 @@ __all__ = [
     "RepertoireOutput",
     "decode",
     "encode",
+    "gapped_counts",
     "kmer_baseline",
     "kmer_counts",
     "roc_auc",

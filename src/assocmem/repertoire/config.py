@@ -19,6 +19,7 @@ from assocmem.checks import known_settings
 POOLINGS = ("attention", "mean", "max")
 SEPARATIONS = ("softmax", "sparsemax", "entmax15")
 ACTIVATIONS = ("selu", "relu")
+EMBEDDINGS = ("conv", "gapped")
 DTYPES = ("float32", "float64")
 
 
@@ -27,8 +28,12 @@ class RepertoireConfig:
     """The settings of a repertoire classifier and its training run."""
 
     pooling: str = "attention"
+    #: "conv": the 1-D convolution; "gapped": summed learned vectors of the gapped k-mers (:mod:`.gapped`)
+    embedding: str = "conv"
     dim: int = 32  #: d, the width of a sequence embedding (convolution kernels)
-    kernel: int = 5  #: the convolution's width in amino acids
+    kernel: int = 5  #: "conv": the convolution's width in amino acids
+    span: int = 5  #: "gapped": positions a gapped k-mer covers at most, gaps included
+    letters: int = 3  #: "gapped": letters of a gapped k-mer, 2 to this many
     activation: str = "selu"
     heads: int = 4  #: "attention": learned queries, each giving one pooled vector ("mean", "max": unused)
     beta: float | None = None  #: "attention": inverse temperature (None: 1/sqrt(dim))
@@ -83,12 +88,20 @@ class RepertoireConfig:
                 setattr(self, name, float(v))
 
         choice("pooling", POOLINGS)
+        choice("embedding", EMBEDDINGS)
         choice("separation", SEPARATIONS)
         choice("activation", ACTIVATIONS)
         choice("dtype", DTYPES)
         for name in ("dim", "kernel", "heads", "chunk", "epochs", "bags_per_step"):
             count(name)
         count("hidden", least=0)
+        count("span", least=2)
+        count("letters", least=2)
+        if self.letters > min(self.span, 4):
+            raise ValueError(
+                f"{who}: letters must be at most span and at most 4 (20**4 features a pattern), got letters "
+                f"{self.letters}, span {self.span}"
+            )
         count("seed", least=0)
         count("subsample", none=True)
         count("patience", none=True)

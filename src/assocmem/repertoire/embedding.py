@@ -71,17 +71,22 @@ class SequenceEmbedding(nn.Module):
         y = y.masked_fill(~valid.view(n, 1, -1), float("-inf"))
         return y.amax(-1)
 
+    def from_codes(self, codes: Tensor, lengths: Tensor, dtype: torch.dtype) -> Tensor:
+        """Embeddings ``(n, dim)`` of coded sequences ``(n, L)`` (``PAD`` after each end)."""
+        return self(one_hot(codes, dtype), lengths)
 
-def _embed_codes(embedding: SequenceEmbedding, codes: Tensor, lengths: Tensor, dtype: torch.dtype) -> Tensor:
+
+def _embed_codes(embedding: nn.Module, codes: Tensor, lengths: Tensor, dtype: torch.dtype) -> Tensor:
     width = int(lengths.max())
-    return embedding(one_hot(codes[:, :width], dtype), lengths)
+    return embedding.from_codes(codes[:, :width], lengths, dtype)
 
 
 def embed_chunks(
-    embedding: SequenceEmbedding, codes: Tensor, lengths: Tensor, chunk: int, dtype: torch.dtype
+    embedding: nn.Module, codes: Tensor, lengths: Tensor, chunk: int, dtype: torch.dtype
 ) -> Tensor:
-    """Embeddings ``(n, dim)`` of the coded sequences ``(n, L)``, ``chunk`` sequences at a time; while autograd
-    records, each chunk is recomputed in the backward pass (``torch.utils.checkpoint``) instead of kept."""
+    """Embeddings ``(n, dim)`` of the coded sequences ``(n, L)``, ``chunk`` sequences at a time, by ``embedding``'s
+    ``from_codes`` (the convolution here, or :class:`.gapped.GappedEmbedding`); while autograd records, each chunk is
+    recomputed in the backward pass (``torch.utils.checkpoint``) instead of kept."""
     record = torch.is_grad_enabled() and any(p.requires_grad for p in embedding.parameters())
     parts = []
     for start in range(0, codes.shape[0], chunk):

@@ -10,7 +10,9 @@ training bags by L-BFGS,
     minimise  mean_b log(1 + exp(-s_b (w . x_b + c)))  +  (l2 / 2) |w|^2,      s_b = +-1,
 
 for each ``l2`` of a grid and each ``k`` asked for; the pair with the best validation AUC scores the test bags.
-Counting is vectorised over a bag (one ``unfold`` and one ``bincount``), not a loop over sequences.
+Counting is vectorised over a bag (one ``unfold`` and one ``bincount``), not a loop over sequences. With ``span``
+the features are instead the gapped k-mers of 2 to ``k`` letters within ``span`` positions (:mod:`.gapped`, the
+conjunctions the gapped sequence embedding starts from), counted and scaled the same way.
 """
 
 from __future__ import annotations
@@ -25,6 +27,13 @@ from torch import Tensor
 from assocmem.checks import is_count
 from assocmem.repertoire.alphabet import check_codes
 from assocmem.repertoire.dataset import RepertoireDataset
+from assocmem.repertoire.gapped import (
+    MAX_FEATURES,
+    check_shape,
+    feature_count,
+    gapped_counts,
+    gapped_patterns,
+)
 from assocmem.repertoire.metrics import roc_auc
 
 #: The regularisation strengths tried, weakest to strongest.
@@ -69,12 +78,21 @@ def kmer_features(
     k: int = 4,
     weighted: bool = False,
     progress: Callable[[int], None] | None = None,
+    span: int | None = None,
 ) -> Tensor:
-    """The k-mer frequencies of every bag of ``dataset``: float32 ``(bags, 20**k)``, each row summing to 1."""
-    rows = torch.empty(len(dataset), 20**k, dtype=torch.float32)
+    """The k-mer frequencies of every bag of ``dataset``: float32 ``(bags, 20**k)``, each row summing to 1 (with
+    ``span``: the gapped k-mers of 2 to ``k`` letters within ``span`` positions, ``(bags, features)``)."""
+    patterns = gapped_patterns(span, k) if span is not None else ()
+    rows = torch.empty(
+        len(dataset), feature_count(patterns) if span is not None else 20**k, dtype=torch.float32
+    )
     for i in range(len(dataset)):
         bag = dataset[i]
-        c = kmer_counts(bag.codes, bag.lengths, bag.counts if weighted else None, k=k)
+        counts = bag.counts if weighted else None
+        if span is None:
+            c = kmer_counts(bag.codes, bag.lengths, counts, k=k)
+        else:
+            c = gapped_counts(bag.codes, bag.lengths, counts, span=span, letters=k)
         rows[i] = (c / c.sum().clamp_min(1)).to(torch.float32)
         if progress is not None:
             progress(1)
@@ -120,11 +138,12 @@ class KmerResult:
     test_labels: Tensor
     validation_aucs: dict[str, float] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    span: int | None = None  #: None: contiguous k-mers; else gapped k-mers of 2 to k letters within span
 
     def to_dict(self) -> dict:
         """The result as plain numbers and lists (for metrics.json)."""
         return {
-            "k": self.k, "weighted": self.weighted, "l2": self.l2, "train_auc": self.train_auc,
+            "k": self.k, "span": self.span, "weighted": self.weighted, "l2": self.l2, "train_auc": self.train_auc,
             "validation_auc": self.validation_auc, "test_auc": self.test_auc,
             "validation_auc_by_setting": self.validation_aucs,
             "test_scores": self.test_scores.tolist(), "test_labels": self.test_labels.tolist(),
@@ -139,11 +158,12 @@ def _candidates(
     weighted: bool,
     l2_grid: Sequence[float],
     progress: Callable[[int], None] | None,
+    span: int | None,
 ) -> list[dict]:
     """One fit per ``l2`` on the k-mer features of length ``k``: its AUCs and test scores."""
     labels = dataset.labels
     train, val, test = split["train"], split["validation"], split["test"]
-    x = kmer_features(dataset, k=k, weighted=weighted, progress=progress).sqrt_()
+    x = kmer_features(dataset, k=k, weighted=weighted, progress=progress, span=span).sqrt_()
     x -= x[train].mean(0)
     x /= x[train].std().clamp_min(1e-12) * x.shape[1] ** 0.5  # one common scale: a training row has norm ~1
     out = []
@@ -164,10 +184,13 @@ def kmer_baseline(
     weighted: bool = False,
     l2_grid: Sequence[float] = L2_GRID,
     progress: Callable[[int], None] | None = None,
+    span: int | None = None,
 ) -> KmerResult:
     """Fit the k-mer logistic regression on ``split["train"]`` for every ``k`` (one length or several) and ``l2``,
     choose the pair with the best AUC on ``split["validation"]`` (ties: the smaller ``k``, the larger ``l2``) and
-    score ``split["test"]`` with it (a split from :meth:`RepertoireDataset.split`)."""
+    score ``split["test"]`` with it (a split from :meth:`RepertoireDataset.split`). ``span``: the features are the
+    gapped k-mers of 2 to ``k`` letters (``k`` in [2, 4]) within ``span`` positions, gaps included (:mod:`.gapped`);
+    None: the contiguous k-mers of length ``k``."""
     if not isinstance(dataset, RepertoireDataset):
         raise TypeError(f"kmer_baseline: dataset must be a RepertoireDataset, got {type(dataset).__name__}")
     if not isinstance(split, dict) or set(split) != {"train", "validation", "test"}:
@@ -179,6 +202,11 @@ def kmer_baseline(
     ks = [k] if not isinstance(k, Sequence) else list(k)
     if not ks or any(not is_count(j) or j > 5 for j in ks):
         raise ValueError(f"kmer_baseline: k must be integers in [1, 5], got {k!r}")
+    if span is not None:
+        for j in ks:
+            check_shape(span, j, "kmer_baseline")
+            if feature_count(gapped_patterns(span, j)) > MAX_FEATURES:
+                raise ValueError(f"kmer_baseline: span {span} with k {j} gives over {MAX_FEATURES} features")
     labels = dataset.labels
     for part, idx in split.items():
         if len(idx) == 0 or len(set(labels[idx].tolist()) - {-1}) < 2 or bool((labels[idx] < 0).any()):
@@ -187,12 +215,12 @@ def kmer_baseline(
     found, seconds = [], {}
     for j in sorted(set(ks)):
         t = time.perf_counter()
-        found += _candidates(dataset, parts, j, weighted, l2_grid, progress)
+        found += _candidates(dataset, parts, j, weighted, l2_grid, progress, span)
         seconds[f"k={j}"] = time.perf_counter() - t
     best = max(found, key=lambda c: c["validation"])  # the first of equals: the smaller k, the larger l2
     return KmerResult(
         k=best["k"], weighted=weighted, l2=best["l2"], train_auc=best["train"], validation_auc=best["validation"],
         test_auc=roc_auc(best["scores"], labels[parts["test"]]), test_scores=best["scores"],
-        test_labels=labels[parts["test"]], seconds=seconds,
+        test_labels=labels[parts["test"]], seconds=seconds, span=span,
         validation_aucs={f"k={c['k']} l2={c['l2']:g}": c["validation"] for c in found},
     )  # fmt: skip

@@ -18,6 +18,7 @@ from assocmem.repertoire.alphabet import check_codes
 from assocmem.repertoire.bag import Repertoire
 from assocmem.repertoire.config import RepertoireConfig
 from assocmem.repertoire.embedding import LETTERS, SequenceEmbedding, embed_chunks
+from assocmem.repertoire.gapped import GappedEmbedding
 from assocmem.repertoire.pooling import AttentionPooling, MaxPooling, MeanPooling
 
 
@@ -50,7 +51,12 @@ class RepertoireClassifier(nn.Module):
         self.pooling = config.pooling
         self.chunk = config.chunk
         self.dtype = getattr(torch, config.dtype)
-        self.embedding = SequenceEmbedding(config.dim, config.kernel, config.activation)
+        if config.embedding == "gapped":
+            self.embedding: nn.Module = GappedEmbedding(
+                config.dim, config.span, config.letters, config.activation
+            )
+        else:
+            self.embedding = SequenceEmbedding(config.dim, config.kernel, config.activation)
         if config.pooling == "attention":
             self.pool: nn.Module = AttentionPooling(
                 config.dim,
@@ -76,9 +82,12 @@ class RepertoireClassifier(nn.Module):
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw every weight from ``generator``: N(0, 1) queries, LeCun-normal (``N(0, 1/fan_in)``) for the
-        convolution and the output network (SELU's initialisation), zero biases."""
+        convolution and the output network (SELU's initialisation), zero biases; the gapped embedding's table
+        ``N(0, 1)`` (:meth:`.gapped.GappedEmbedding.reset_parameters`)."""
         with torch.no_grad():
             for name, p in self.named_parameters():
+                if name.startswith("embedding.") and isinstance(self.embedding, GappedEmbedding):
+                    continue
                 if name.endswith("bias"):
                     p.zero_()
                 elif name == "pool.queries":
@@ -86,6 +95,8 @@ class RepertoireClassifier(nn.Module):
                 else:
                     fan_in = p[0].numel()
                     p.copy_(torch.randn(p.shape, generator=generator) / fan_in**0.5)
+            if isinstance(self.embedding, GappedEmbedding):
+                self.embedding.reset_parameters(generator)
 
     def _check(self, codes: object, lengths: object, counts: object, who: str) -> None:
         codes, lengths = check_codes(codes, lengths, who)
@@ -113,6 +124,11 @@ class RepertoireClassifier(nn.Module):
         """Sequence embeddings ``(n, dim)`` of one-hot sequences ``(n, L, 20)`` (rows past each end zero; any real
         values along a path, for integrated gradients): differentiable with respect to ``onehot``."""
         who = "RepertoireClassifier.embed_onehot"
+        if not isinstance(self.embedding, SequenceEmbedding):
+            raise ValueError(
+                f"{who}: the {self.config.embedding!r} embedding reads letter codes, not one-hot rows; integrated "
+                "gradients need embedding 'conv'"
+            )
         onehot = require_tensor(onehot, "onehot", who)
         lengths = require_tensor(lengths, "lengths", who, floating=False)
         if onehot.dim() != 3 or onehot.shape[-1] != LETTERS or onehot.shape[0] == 0 or onehot.shape[1] == 0:
