@@ -311,30 +311,20 @@ def _update_row(xi, velocity, gp, gc, scale, log_scale, log_p, eps, tiny, row, v
 
 
 @nb.njit(nogil=True, fastmath=FASTMATH, cache=True)
-def update_rows(
-    xi,
-    velocity,
-    gp,
-    gc,
-    scale,
-    log_scale,
-    log_p,
-    eps,
-    tiny,
-    new_xi,
-    new_v,
-    new_log,
-    finite,
-    status,
-    counter,
-    finish,
-):
-    """The momentum step of training (training.Step) per block of :data:`UPDATE_ROWS` memories.
+def update_rows(xi, velocity, gp, gc, scale, log_scale, log_p, eps, tiny, finite, status, counter, finish):
+    """The momentum step of training (training.Step) per block of :data:`UPDATE_ROWS` memories, in place.
 
     ``V <- keep V - add grad`` with ``keep = e^(s + log p - s')``, ``add = e^(g - s')``, ``s' = max(s + log p, g)``
     (``g = scale`` for a memory whose gradient is not all zero, else ``-inf``); ``xi <- clip(xi + eps V /
-    max(max|V|, tiny), -1, 1)``. Writes ``new_xi``, ``new_v`` ``(K, P + C)``, ``new_log (K,)`` and ``finite`` per
-    unit (whether its new memories are all finite)."""
+    max(max|V|, tiny), -1, 1)``. Overwrites ``xi``, ``velocity`` ``(K, P + C)`` and ``log_scale (K,)``, and writes
+    ``finite`` per unit (whether its new memories are all finite).
+
+    In place: a unit reads and writes only its own rows, computed into private buffers and published once
+    (:func:`begin_writing`). A thread that computes a unit another thread is publishing (the calling thread
+    finishing a unit a descheduled helper holds, or that helper waking late) may read rows half overwritten, but
+    its own publication is then refused and its results dropped; no unit reads rows of another. Writing over the
+    inputs saves two fresh ``(K, P + C)`` outputs per step: their pages and the memory traffic of filling them
+    (the update is bound by memory bandwidth)."""
     k, width = xi.shape
     v = np.empty((UPDATE_ROWS, width), dtype=xi.dtype)
     out = np.empty((UPDATE_ROWS, width), dtype=xi.dtype)
@@ -351,9 +341,9 @@ def update_rows(
             )
             ok = ok and good
         if begin_writing(status, unit):
-            new_xi[r0:r1] = out[: r1 - r0]
-            new_v[r0:r1] = v[: r1 - r0]
-            new_log[r0:r1] = logs[: r1 - r0]
+            xi[r0:r1] = out[: r1 - r0]
+            velocity[r0:r1] = v[: r1 - r0]
+            log_scale[r0:r1] = logs[: r1 - r0]
             finite[unit] = ok
             mark_done(status, unit)
         unit = next_unit(status, counter, finish, scan)

@@ -434,30 +434,32 @@ class Step:
         return g.loss, g.c
 
     def _fused_update(self, g: Gradient, eps: float) -> None:
-        """The update of :meth:`__call__` in one pass per block of memories (:func:`.fused.update_rows`)."""
+        """The update of :meth:`__call__` in one pass per block of memories (:func:`.fused.update_rows`), writing
+        the memories, ``velocity`` and ``log_scale`` in place."""
         from assocmem.classifier import fused
 
         xi = self.model.memories
+        if not xi.is_contiguous():
+            xi.data = xi.detach().contiguous()
+        self.velocity = self.velocity.contiguous()
+        self.log_scale = self.log_scale.contiguous()
         dtype = xi.dtype
-        new_xi, new_v = torch.empty_like(xi.detach()), torch.empty_like(self.velocity)
-        new_log = torch.empty_like(self.log_scale)
         units = -(-xi.shape[0] // fused.UPDATE_ROWS)
         finite = torch.zeros(units, dtype=torch.bool)
         args = (
-            xi.detach().contiguous().numpy(),
-            self.velocity.contiguous().numpy(),
+            xi.detach().numpy(),
+            self.velocity.numpy(),
             g.pixels.contiguous().numpy(),
             g.classes.to(dtype).contiguous().numpy(),
             g.scale.contiguous().numpy(),
-            self.log_scale.contiguous().numpy(),
+            self.log_scale.numpy(),
             self._log_p,
             torch.tensor(eps, dtype=dtype).numpy()[()],  # scalars of the memories' dtype, as in _update
             torch.tensor(TINY, dtype=dtype).numpy()[()],
+            finite.numpy(),
         )
-        outs = (new_xi.numpy(), new_v.numpy(), new_log.numpy(), finite.numpy())
-        fused.run_units(fused.update_rows, args + outs, units, torch.get_num_threads())
-        self.velocity, self.log_scale, self.finite = new_v, new_log, finite.all()
-        xi.data = new_xi
+        fused.run_units(fused.update_rows, args, units, torch.get_num_threads())
+        self.finite = finite.all()
 
 
 def train_epoch(
