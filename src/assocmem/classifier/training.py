@@ -29,6 +29,7 @@ from assocmem.classifier.class_update import Fused, one_thread
 from assocmem.classifier.data import Data
 from assocmem.classifier.model import DAMClassifier
 from assocmem.classifier.products import addmm_rows
+from assocmem.pool import ThreadShare
 
 #: KH16's settings for large n (docs/reference.md §3: m ~ 30, T constant 500-700; the notebook's values at n = 20).
 LARGE_N = {"m": 30, "momentum": 0.6, "temperature": 540.0, "final_temperature": 540.0, "ramp_epochs": 0}
@@ -401,9 +402,31 @@ class Step:
         #: Whether the memories after the last step are all finite (0-d bool tensor; checked by train_epoch).
         self.finite = torch.ones((), dtype=torch.bool)
         self._log_p = math.log(config.momentum) if config.momentum > 0 else -math.inf
+        #: How many of torch's threads the steps use (all, unless they get no CPU time: :meth:`__call__`).
+        self.share = ThreadShare()
 
     def __call__(self, images: Tensor, t: Tensor, eps: float) -> tuple[float, Tensor]:
-        """Train on one minibatch; returns its loss and the class neurons ``c`` before the update."""
+        """Train on one minibatch; returns its loss and the class neurons ``c`` before the update.
+
+        On a CPU the step runs on one thread instead of several while the extra threads get no CPU time
+        (:class:`assocmem.pool.ThreadShare`; the results do not depend on the thread count)."""
+        if images.device.type != "cpu":
+            return self._step(images, t, eps)
+        requested = torch.get_num_threads()
+        threads = self.share.threads(requested)
+        wall, cpu = time.perf_counter(), time.process_time()
+        if threads == requested:
+            result = self._step(images, t, eps)
+        else:
+            torch.set_num_threads(threads)
+            try:
+                result = self._step(images, t, eps)
+            finally:
+                torch.set_num_threads(requested)
+        self.share.record(threads, time.process_time() - cpu, time.perf_counter() - wall)
+        return result
+
+    def _step(self, images: Tensor, t: Tensor, eps: float) -> tuple[float, Tensor]:
         g = loss_gradient(self.model, images, t, self.config.m, self.grad_pixels)
         if self.fused:
             self._fused_update(g, eps)
