@@ -6,7 +6,8 @@ from a shared counter (:class:`Claims`): a thread that the operating system has 
 holds, and the calling thread computes every unit nobody has claimed yet, so it never waits for a helper that has
 not started. Users: the binary engine's numba loops (:mod:`assocmem.engines.binary.threads`, with their own counter
 in compiled code), the chunked association's parts (:func:`assocmem.engines.online_softmax.in_threads`) and the
-classifier's matrix products (:mod:`assocmem.classifier.products`).
+classifier's matrix products (:mod:`assocmem.classifier.products`). :class:`ThreadShare` decides when a repeated
+step (the classifier's training step) is better off on one thread: when its extra threads get no CPU time.
 """
 
 from __future__ import annotations
