@@ -1,7 +1,7 @@
 """How the association splits among threads (assocmem.engines.online_softmax): a memory too small to split is
 split by its query rows (a shared memory) or by its items (per-item memories) above SPLIT_MACS multiply-adds and
 runs on this thread below, and every split equals the unchunked float64 computation; the helper pool's claimed
-units (assocmem.pool), and a unit held by a stalled helper taken over by the caller."""
+units (assocmem.pool), a unit held by a stalled helper taken over by the caller, and ThreadShare."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import torch
 
 from assocmem.engines import online_softmax
 from assocmem.engines.online_softmax import stream
-from assocmem.pool import run_claimed
+from assocmem.pool import ThreadShare, run_claimed
 
 F64 = torch.float64
 
@@ -122,3 +122,23 @@ def test_a_part_held_by_a_stalled_helper_is_computed_by_the_caller():
     finally:
         stalled.set()
     assert sorted(done) == [(0, True), (1, True)] and elapsed < 2.0
+
+
+def test_thread_share_runs_on_one_thread_while_more_get_no_cpu_time():
+    """ThreadShare: after a window of steps on several threads with under min_cores cores, rest steps on one, then
+    several again; enough CPU time keeps them; a new requested count starts over; one thread is one thread."""
+    share = ThreadShare(window=2, rest=3, min_cores=1.25)
+    assert share.threads(1) == 1
+    for _ in range(2):  # two steps on 2 threads that got 1.9 cores: keep them
+        assert share.threads(2) == 2
+        share.record(2, 1.9, 1.0)
+    for _ in range(2):  # a loaded machine: 1.05 cores
+        assert share.threads(2) == 2
+        share.record(2, 1.05, 1.0)
+    assert [share.threads(2) for _ in range(3)] == [1, 1, 1]
+    share.record(1, 5.0, 1.0)  # steps on one thread do not count
+    assert share.threads(2) == 2  # tried again
+    share.record(2, 1.0, 1.0)
+    share.record(2, 1.0, 1.0)
+    assert share.threads(2) == 1
+    assert share.threads(3) == 3  # another count: start over

@@ -6,7 +6,8 @@ from a shared counter (:class:`Claims`): a thread that the operating system has 
 holds, and the calling thread computes every unit nobody has claimed yet, so it never waits for a helper that has
 not started. Users: the binary engine's numba loops (:mod:`assocmem.engines.binary.threads`, with their own counter
 in compiled code), the chunked association's parts (:func:`assocmem.engines.online_softmax.in_threads`) and the
-classifier's matrix products (:mod:`assocmem.classifier.products`).
+classifier's matrix products (:mod:`assocmem.classifier.products`). :class:`ThreadShare` decides when a repeated
+step (the classifier's training step) is better off on one thread: when its extra threads get no CPU time.
 """
 
 from __future__ import annotations
@@ -110,3 +111,42 @@ def run_claimed(
     claims.wait()
     if claims.error is not None:
         raise claims.error
+
+
+class ThreadShare:
+    """How many threads a repeated step should use: all it may, unless they do not get the CPU time to pay off.
+
+    On a loaded machine the kernel may give the process no more CPU time with two threads than with one (it shares
+    the cores between sessions, and a busy loop or other jobs hold them): the second thread then only adds the cost
+    of splitting the work, and a step on two threads is slower than on one. A step reports its CPU time (of the
+    whole process) and wall time (:meth:`record`); after ``window`` steps on several threads that got less than
+    ``min_cores`` cores per second of wall time, the next ``rest`` steps run on one thread, then several threads are
+    tried again. Only for work whose results do not depend on the thread count (the decision follows the load).
+    """
+
+    def __init__(self, window: int = 4, rest: int = 24, min_cores: float = 1.25) -> None:
+        self.window, self.rest, self.min_cores = window, rest, min_cores
+        self.requested = 0  # the count the last decision was made for (a change starts over)
+        self.single = 0  # steps still to run on one thread
+        self.steps, self.cpu, self.wall = 0, 0.0, 0.0
+
+    def threads(self, requested: int) -> int:
+        """The threads for the next step, given the count the caller may use."""
+        if requested != self.requested:
+            self.requested, self.single, self.steps, self.cpu, self.wall = requested, 0, 0, 0.0, 0.0
+        if requested <= 1:
+            return max(1, requested)
+        if self.single > 0:
+            self.single -= 1
+            return 1
+        return requested
+
+    def record(self, threads: int, cpu: float, wall: float) -> None:
+        """A step on ``threads`` threads took ``cpu`` seconds of the process's CPU time in ``wall`` seconds."""
+        if threads <= 1:
+            return
+        self.steps, self.cpu, self.wall = self.steps + 1, self.cpu + cpu, self.wall + wall
+        if self.steps >= self.window:
+            if self.cpu < self.min_cores * self.wall:
+                self.single = self.rest
+            self.steps, self.cpu, self.wall = 0, 0.0, 0.0

@@ -84,6 +84,27 @@ def _term(y, e, rectified):
     return _small_power(_base(y, rectified), e)
 
 
+@nb.njit(fastmath=FASTMATH, cache=True)
+def _copy_rows(src, dst, r0, rows):
+    """``dst[r0 : r0 + rows] = src[:rows]`` (2-D, equal widths) as plain loops: numba's slice assignment copies
+    element by element with an index check each, several times slower than these (vectorised) loops."""
+    for r in range(rows):
+        s = src[r]
+        d = dst[r0 + r]
+        for i in range(s.shape[0]):
+            d[i] = s[i]
+
+
+@nb.njit(fastmath=FASTMATH, cache=True)
+def _copy_columns(src, dst, k0, m):
+    """``dst[:, k0 : k0 + m] = src[:, :m]`` as plain loops (see :func:`_copy_rows`)."""
+    for r in range(src.shape[0]):
+        s = src[r]
+        d = dst[r, k0 : k0 + m]  # indices from 0 up: no wrap-around of negative ones, contiguous stores
+        for i in range(m):
+            d[i] = s[i]
+
+
 @nb.njit(nogil=True, fastmath=FASTMATH, cache=True)
 def fields_rows(hs, ds, e, rectified, z, status, counter, finish):
     """``z (B, C)``: ``z_ba = sum_mu F(hs_b,mu + ds_a,mu) - F(hs_b,mu)``, ``F(y) = base(y)^e``; units of
@@ -109,7 +130,7 @@ def fields_rows(hs, ds, e, rectified, z, status, counter, finish):
                     acc += _term(h[i] + d[i], e, rectified) - fh[i]
                 out[b - b0, a] = acc
         if begin_writing(status, unit):
-            z[b0:b1] = out[: b1 - b0]
+            _copy_rows(out, z, b0, b1 - b0)
             mark_done(status, unit)
         unit = next_unit(status, counter, finish, scan)
     return unfinished(status) if finish else 0
@@ -253,12 +274,15 @@ def gradient_columns(hs, ds, log_g, g, n, rectified, dhs, dds, total, scale, sta
                 part[b, i] = n * acc[i]
                 tot[i] += part[b, i]
         if begin_writing(status, unit):
-            dhs[:, k0 : k0 + m] = part[:, :m]
+            _copy_columns(part, dhs, k0, m)
             for c in range(classes):
+                dd_out = dds[c, k0 : k0 + m]
                 for i in range(m):
-                    dds[c, k0 + i] = n * dd[c, i]
-            total[k0 : k0 + m] = tot[:m]
-            scale[k0 : k0 + m] = sc[:m]
+                    dd_out[i] = n * dd[c, i]
+            total_out, scale_out = total[k0 : k0 + m], scale[k0 : k0 + m]
+            for i in range(m):
+                total_out[i] = tot[i]
+                scale_out[i] = sc[i]
             mark_done(status, unit)
         unit = next_unit(status, counter, finish, scan)
     return unfinished(status) if finish else 0
@@ -311,30 +335,20 @@ def _update_row(xi, velocity, gp, gc, scale, log_scale, log_p, eps, tiny, row, v
 
 
 @nb.njit(nogil=True, fastmath=FASTMATH, cache=True)
-def update_rows(
-    xi,
-    velocity,
-    gp,
-    gc,
-    scale,
-    log_scale,
-    log_p,
-    eps,
-    tiny,
-    new_xi,
-    new_v,
-    new_log,
-    finite,
-    status,
-    counter,
-    finish,
-):
-    """The momentum step of training (training.Step) per block of :data:`UPDATE_ROWS` memories.
+def update_rows(xi, velocity, gp, gc, scale, log_scale, log_p, eps, tiny, finite, status, counter, finish):
+    """The momentum step of training (training.Step) per block of :data:`UPDATE_ROWS` memories, in place.
 
     ``V <- keep V - add grad`` with ``keep = e^(s + log p - s')``, ``add = e^(g - s')``, ``s' = max(s + log p, g)``
     (``g = scale`` for a memory whose gradient is not all zero, else ``-inf``); ``xi <- clip(xi + eps V /
-    max(max|V|, tiny), -1, 1)``. Writes ``new_xi``, ``new_v`` ``(K, P + C)``, ``new_log (K,)`` and ``finite`` per
-    unit (whether its new memories are all finite)."""
+    max(max|V|, tiny), -1, 1)``. Overwrites ``xi``, ``velocity`` ``(K, P + C)`` and ``log_scale (K,)``, and writes
+    ``finite`` per unit (whether its new memories are all finite).
+
+    In place: a unit reads and writes only its own rows, computed into private buffers and published once
+    (:func:`begin_writing`). A thread that computes a unit another thread is publishing (the calling thread
+    finishing a unit a descheduled helper holds, or that helper waking late) may read rows half overwritten, but
+    its own publication is then refused and its results dropped; no unit reads rows of another. Writing over the
+    inputs saves two fresh ``(K, P + C)`` outputs per step: their pages and the memory traffic of filling them
+    (the update is bound by memory bandwidth)."""
     k, width = xi.shape
     v = np.empty((UPDATE_ROWS, width), dtype=xi.dtype)
     out = np.empty((UPDATE_ROWS, width), dtype=xi.dtype)
@@ -351,9 +365,10 @@ def update_rows(
             )
             ok = ok and good
         if begin_writing(status, unit):
-            new_xi[r0:r1] = out[: r1 - r0]
-            new_v[r0:r1] = v[: r1 - r0]
-            new_log[r0:r1] = logs[: r1 - r0]
+            _copy_rows(out, xi, r0, r1 - r0)
+            _copy_rows(v, velocity, r0, r1 - r0)
+            for r in range(r1 - r0):
+                log_scale[r0 + r] = logs[r]
             finite[unit] = ok
             mark_done(status, unit)
         unit = next_unit(status, counter, finish, scan)

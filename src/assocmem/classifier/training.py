@@ -29,6 +29,7 @@ from assocmem.classifier.class_update import Fused, one_thread
 from assocmem.classifier.data import Data
 from assocmem.classifier.model import DAMClassifier
 from assocmem.classifier.products import addmm_rows
+from assocmem.pool import ThreadShare
 
 #: KH16's settings for large n (docs/reference.md §3: m ~ 30, T constant 500-700; the notebook's values at n = 20).
 LARGE_N = {"m": 30, "momentum": 0.6, "temperature": 540.0, "final_temperature": 540.0, "ramp_epochs": 0}
@@ -401,9 +402,31 @@ class Step:
         #: Whether the memories after the last step are all finite (0-d bool tensor; checked by train_epoch).
         self.finite = torch.ones((), dtype=torch.bool)
         self._log_p = math.log(config.momentum) if config.momentum > 0 else -math.inf
+        #: How many of torch's threads the steps use (all, unless they get no CPU time: :meth:`__call__`).
+        self.share = ThreadShare()
 
     def __call__(self, images: Tensor, t: Tensor, eps: float) -> tuple[float, Tensor]:
-        """Train on one minibatch; returns its loss and the class neurons ``c`` before the update."""
+        """Train on one minibatch; returns its loss and the class neurons ``c`` before the update.
+
+        On a CPU the step runs on one thread instead of several while the extra threads get no CPU time
+        (:class:`assocmem.pool.ThreadShare`; the results do not depend on the thread count)."""
+        if images.device.type != "cpu":
+            return self._step(images, t, eps)
+        requested = torch.get_num_threads()
+        threads = self.share.threads(requested)
+        wall, cpu = time.perf_counter(), time.process_time()
+        if threads == requested:
+            result = self._step(images, t, eps)
+        else:
+            torch.set_num_threads(threads)
+            try:
+                result = self._step(images, t, eps)
+            finally:
+                torch.set_num_threads(requested)
+        self.share.record(threads, time.process_time() - cpu, time.perf_counter() - wall)
+        return result
+
+    def _step(self, images: Tensor, t: Tensor, eps: float) -> tuple[float, Tensor]:
         g = loss_gradient(self.model, images, t, self.config.m, self.grad_pixels)
         if self.fused:
             self._fused_update(g, eps)
@@ -434,30 +457,32 @@ class Step:
         return g.loss, g.c
 
     def _fused_update(self, g: Gradient, eps: float) -> None:
-        """The update of :meth:`__call__` in one pass per block of memories (:func:`.fused.update_rows`)."""
+        """The update of :meth:`__call__` in one pass per block of memories (:func:`.fused.update_rows`), writing
+        the memories, ``velocity`` and ``log_scale`` in place."""
         from assocmem.classifier import fused
 
         xi = self.model.memories
+        if not xi.is_contiguous():
+            xi.data = xi.detach().contiguous()
+        self.velocity = self.velocity.contiguous()
+        self.log_scale = self.log_scale.contiguous()
         dtype = xi.dtype
-        new_xi, new_v = torch.empty_like(xi.detach()), torch.empty_like(self.velocity)
-        new_log = torch.empty_like(self.log_scale)
         units = -(-xi.shape[0] // fused.UPDATE_ROWS)
         finite = torch.zeros(units, dtype=torch.bool)
         args = (
-            xi.detach().contiguous().numpy(),
-            self.velocity.contiguous().numpy(),
+            xi.detach().numpy(),
+            self.velocity.numpy(),
             g.pixels.contiguous().numpy(),
             g.classes.to(dtype).contiguous().numpy(),
             g.scale.contiguous().numpy(),
-            self.log_scale.contiguous().numpy(),
+            self.log_scale.numpy(),
             self._log_p,
             torch.tensor(eps, dtype=dtype).numpy()[()],  # scalars of the memories' dtype, as in _update
             torch.tensor(TINY, dtype=dtype).numpy()[()],
+            finite.numpy(),
         )
-        outs = (new_xi.numpy(), new_v.numpy(), new_log.numpy(), finite.numpy())
-        fused.run_units(fused.update_rows, args + outs, units, torch.get_num_threads())
-        self.velocity, self.log_scale, self.finite = new_v, new_log, finite.all()
-        xi.data = new_xi
+        fused.run_units(fused.update_rows, args, units, torch.get_num_threads())
+        self.finite = finite.all()
 
 
 def train_epoch(
