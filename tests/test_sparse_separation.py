@@ -9,9 +9,10 @@ import torch
 
 from assocmem.lagrangians import Entmax15, LogSumExp, Sparsemax
 from assocmem.repertoire import Repertoire, encode
+from assocmem.repertoire.config import SEPARATIONS as NAMES
 from assocmem.repertoire.config import RepertoireConfig
 from assocmem.repertoire.model import RepertoireClassifier
-from assocmem.repertoire.pooling import AttentionPooling
+from assocmem.repertoire.pooling import SPARSE, AttentionPooling
 
 #: (Lagrangian, exponent 1 / (alpha - 1) of [ (alpha - 1) z - tau ]_+, margin of the one-hot region)
 SEPARATIONS = [(Sparsemax, 1.0, 1.0, 1.0), (Entmax15, 2.0, 0.5, 2.0)]
@@ -148,6 +149,14 @@ def test_the_sparse_pooling_in_chunks_equals_one_separation_over_the_bag(separat
     ref = torch.autograd.grad(((ref_w @ h) * probe).sum(), (h, pool.queries))
     for a, b in zip(grads, ref, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+
+
+def test_every_separation_a_recipe_may_name_is_one_the_pooling_builds():
+    # the names are listed once (config.SEPARATIONS); the pooling holds the Lagrangian of each sparse one
+    assert set(SPARSE) == set(NAMES) - {"softmax"}
+    for name in NAMES:
+        pooling = AttentionPooling(4, 2, beta=1.0, separation=name)
+        assert (pooling.sparse is None) == (name == "softmax")
 
 
 def test_the_sparse_pooling_refuses_parts_groups_and_abundance():

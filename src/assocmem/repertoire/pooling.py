@@ -52,9 +52,11 @@ from torch import Tensor, nn
 from assocmem.engines.association import associate
 from assocmem.engines.bank.sharded import ShardedBackend
 from assocmem.lagrangians import Entmax15, Sparsemax
+from assocmem.repertoire.config import SEPARATIONS
 
-#: the separation functions of the attention pooling; the sparse ones by their Lagrangian (docs/reference.md §7)
-SEPARATIONS = {"softmax": None, "sparsemax": Sparsemax, "entmax15": Entmax15}
+#: the sparse separations of the attention pooling by their Lagrangian (docs/reference.md §7); their names, and the
+#: softmax's, are listed once, in :data:`assocmem.repertoire.config.SEPARATIONS`
+SPARSE = {"sparsemax": Sparsemax, "entmax15": Entmax15}
 
 
 def score_mask(counts: Tensor | None, abundance: bool, like: Tensor) -> Tensor | None:
@@ -92,8 +94,7 @@ class AttentionPooling(nn.Module):
         self.dim, self.heads, self.abundance, self.chunk, self.group = dim, heads, abundance, chunk, group
         self.separation = separation
         self.beta = float(beta) if beta is not None else 1.0 / math.sqrt(dim)
-        make = SEPARATIONS[separation]
-        self.sparse = None if make is None else make(self.beta)
+        self.sparse = SPARSE[separation](self.beta) if separation in SPARSE else None
         self.queries = nn.Parameter(torch.empty(heads, dim))
         nn.init.normal_(self.queries, std=1.0)
 
