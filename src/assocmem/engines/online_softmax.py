@@ -301,14 +301,14 @@ def stream(
         if by_rows > 1:  # a memory too small to split: the rows (or the items) split instead, each whole
             work = [
                 lambda a=a, b=b: _chunks(
-                    fold, x[a:b], mine(pat, a, b), mine(val, a, b), None, chunk, 0, k, inplace
+                    fold, x[a:b], mine(pat, a, b), mine(val, a, b), None, chunk, 0, k, inplace, kernels
                 )
                 for a, b in itertools.pairwise(cuts)
             ]
         else:
             bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
             work = [
-                lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
+                lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace, kernels)
                 for lo, hi in itertools.pairwise(bounds)
             ]
     parts = work[0]() if threads == 1 else in_threads(work, torch_ops=not one_pass)  # one part each
@@ -380,8 +380,12 @@ def _chunks(
     lo: int,
     hi: int,
     inplace: bool,
+    kernels: ModuleType | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2)."""
+    """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2). In place
+    with ``kernels`` (:mod:`assocmem.engines.fused_softmax`), the elementwise work of a chunk (the maximum, the
+    weights, their sum) is one compiled call (:func:`~assocmem.engines.fused_softmax.weigh_chunk`) instead of six
+    PyTorch operations."""
     dtype, device = x.dtype, x.device
     rows = math.prod(x.shape[:-1])  # x: (*own, rows, d), or a part of its rows or items
     floor = -float(underflow_bits(dtype))
@@ -399,6 +403,9 @@ def _chunks(
         outs = torch.empty(group, *stat[:-1], val.shape[-1], dtype=dtype, device=device)
         each = list(zip(maxima.unbind(0), sums.unbind(0), outs.unbind(0), strict=True))
     running = torch.full(stat, torch.finfo(dtype).min, dtype=dtype, device=device)
+    if inplace and kernels is not None:  # NumPy views, made once: the compiled pass works in the same memory
+        flat, bits = scores.numpy(), kernels.NUMPY_DTYPES[dtype](floor)
+        views = (running.numpy().reshape(-1), maxima.numpy().reshape(group, -1), sums.numpy().reshape(group, -1))
     merged: tuple[Tensor, Tensor, Tensor] | None = None
     parts: list[tuple[Tensor, Tensor, Tensor]] = []
     pat_t = pat.transpose(-1, -2)
@@ -422,10 +429,13 @@ def _chunks(
                 s = s + fold.fold(m * LOG2E)
         if inplace:
             r, sm, o = each[g]
-            torch.amax(s, -1, keepdim=True, out=top)
-            running = torch.maximum(running, top, out=r)
-            F.threshold_(s.sub_(running), floor, -math.inf).exp2_()
-            torch.sum(s, -1, keepdim=True, out=sm)
+            if kernels is not None:
+                kernels.weigh_chunk(flat, stop - start, *views, g, bits)
+            else:
+                torch.amax(s, -1, keepdim=True, out=top)
+                running = torch.maximum(running, top, out=r)
+                F.threshold_(s.sub_(running), floor, -math.inf).exp2_()
+                torch.sum(s, -1, keepdim=True, out=sm)
             torch.matmul(s, val[..., start:stop, :], out=o)
         else:  # the same operations, out of place, for autograd (the maximum is a constant shift: detached)
             running = torch.maximum(running, s.detach().amax(-1, keepdim=True))
