@@ -228,6 +228,33 @@ def weigh_chunk(s, n, running, maxima, sums, slot, floor):
         sums[slot, r] = total
 
 
+@nb.njit(fastmath=FASTMATH, cache=True, nogil=True)
+def merge_slots(maxima, sums, outs, count, merged, first):
+    """Merge the partial results of the chunks in slots ``0`` to ``count - 1`` (each relative to its running maximum
+    ``maxima[slot, r]``, the last the largest: weighted sums ``outs (slots, rows, d_v)``, sums of weights ``sums``)
+    into ``merged (rows, d_v + 2)``: the weighted sum, the sum of weights and the maximum they are relative to (the
+    last slot's), side by side; ``first``: nothing merged yet (``merged`` is overwritten). docs/reference.md §8."""
+    rows, dv = outs.shape[1], outs.shape[2]
+    for r in range(rows):
+        last = maxima[count - 1, r]
+        acc = merged[r, :dv]
+        if first:
+            acc[:] = 0.0
+            den = sums[0, r] - sums[0, r]
+        else:
+            scale = math.exp2(merged[r, dv + 1] - last)
+            for k in range(dv):
+                acc[k] *= scale
+            den = merged[r, dv] * scale
+        for i in range(count):
+            scale = math.exp2(maxima[i, r] - last)
+            den += sums[i, r] * scale
+            for k in range(dv):
+                acc[k] += outs[i, r, k] * scale
+        merged[r, dv] = den
+        merged[r, dv + 1] = last
+
+
 def associate(
     x: Tensor,
     pat: Tensor,

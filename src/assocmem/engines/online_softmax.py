@@ -55,6 +55,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -382,10 +383,10 @@ def _chunks(
     inplace: bool,
     kernels: ModuleType | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2). In place
-    with ``kernels`` (:mod:`assocmem.engines.fused_softmax`), the elementwise work of a chunk (the maximum, the
-    weights, their sum) is one compiled call (:func:`~assocmem.engines.fused_softmax.weigh_chunk`) instead of six
-    PyTorch operations."""
+    """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2); in place
+    with ``kernels`` (:mod:`assocmem.engines.fused_softmax`), :func:`_compiled_chunks`."""
+    if inplace and kernels is not None:
+        return _compiled_chunks(kernels, fold, x, pat, val, mask, chunk, lo, hi)
     dtype, device = x.dtype, x.device
     rows = math.prod(x.shape[:-1])  # x: (*own, rows, d), or a part of its rows or items
     floor = -float(underflow_bits(dtype))
@@ -403,9 +404,6 @@ def _chunks(
         outs = torch.empty(group, *stat[:-1], val.shape[-1], dtype=dtype, device=device)
         each = list(zip(maxima.unbind(0), sums.unbind(0), outs.unbind(0), strict=True))
     running = torch.full(stat, torch.finfo(dtype).min, dtype=dtype, device=device)
-    if inplace and kernels is not None:  # NumPy views, made once: the compiled pass works in the same memory
-        flat, bits = scores.numpy(), kernels.NUMPY_DTYPES[dtype](floor)
-        views = (running.numpy().reshape(-1), maxima.numpy().reshape(group, -1), sums.numpy().reshape(group, -1))
     merged: tuple[Tensor, Tensor, Tensor] | None = None
     parts: list[tuple[Tensor, Tensor, Tensor]] = []
     pat_t = pat.transpose(-1, -2)
@@ -429,13 +427,10 @@ def _chunks(
                 s = s + fold.fold(m * LOG2E)
         if inplace:
             r, sm, o = each[g]
-            if kernels is not None:
-                kernels.weigh_chunk(flat, stop - start, *views, g, bits)
-            else:
-                torch.amax(s, -1, keepdim=True, out=top)
-                running = torch.maximum(running, top, out=r)
-                F.threshold_(s.sub_(running), floor, -math.inf).exp2_()
-                torch.sum(s, -1, keepdim=True, out=sm)
+            torch.amax(s, -1, keepdim=True, out=top)
+            running = torch.maximum(running, top, out=r)
+            F.threshold_(s.sub_(running), floor, -math.inf).exp2_()
+            torch.sum(s, -1, keepdim=True, out=sm)
             torch.matmul(s, val[..., start:stop, :], out=o)
         else:  # the same operations, out of place, for autograd (the maximum is a constant shift: detached)
             running = torch.maximum(running, s.detach().amax(-1, keepdim=True))
@@ -449,6 +444,50 @@ def _chunks(
                 parts = []
     assert merged is not None
     return merged
+
+
+def _compiled_chunks(
+    kernels: ModuleType,
+    fold: Fold,
+    x: Tensor,
+    pat: Tensor,
+    val: Tensor,
+    mask: Tensor | None,
+    chunk: int,
+    lo: int,
+    hi: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_chunks` in place with the compiled kernels: per chunk the two products and one compiled call for the
+    maximum, the weights and their sum (:func:`~assocmem.engines.fused_softmax.weigh_chunk`), and one compiled call
+    per :data:`GROUP` chunks to merge them (:func:`~assocmem.engines.fused_softmax.merge_slots`): four calls per
+    chunk where PyTorch's operations make eight, and the buffers few (a small call notices each)."""
+    dtype, stat, dv = x.dtype, (*x.shape[:-1], 1), val.shape[-1]
+    rows = math.prod(stat)
+    starts = range(lo, hi, chunk)
+    group = min(GROUP, len(starts), max(1, chunk // dv))  # partial results: no larger than a chunk
+    scores = torch.empty(rows * chunk, dtype=dtype)
+    outs = torch.empty(group, *stat[:-1], dv, dtype=dtype)
+    merged = torch.empty(*stat[:-1], dv + 2, dtype=dtype)  # the numerator, the denominator, the maximum
+    flat, slots, kind = scores.numpy(), outs.unbind(0), kernels.NUMPY_DTYPES[dtype]
+    outs_np, merged_np = outs.numpy().reshape(group, rows, dv), merged.numpy().reshape(rows, dv + 2)
+    running = np.full(rows, torch.finfo(dtype).min, dtype=kind)
+    maxima, sums = np.empty((group, rows), dtype=kind), np.empty((group, rows), dtype=kind)
+    bits, first = kind(-underflow_bits(dtype)), True
+    pat_t = pat.transpose(-1, -2)
+    for i, start in enumerate(starts):
+        stop = min(start + chunk, hi)
+        g = i % group
+        n = stop - start
+        s = scores[: rows * n].view(*stat[:-1], n)
+        torch.matmul(x, pat_t[..., start:stop], out=s)
+        if mask is not None:
+            fold.unfold(s).add_(mask[..., start:stop] if mask.shape[-1] != 1 else mask, alpha=LOG2E)
+        kernels.weigh_chunk(flat, n, running, maxima, sums, g, bits)
+        torch.matmul(s, val[..., start:stop, :], out=slots[g])
+        if g == group - 1 or stop == hi:
+            kernels.merge_slots(maxima, sums, outs_np, g + 1, merged_np, first)
+            first = False
+    return merged[..., :dv], merged[..., dv : dv + 1], merged[..., dv + 1 :]
 
 
 #: Held while a call runs its parts on threads of its own (one call at a time; another runs as it is).
