@@ -17,15 +17,17 @@ is docs/reference.md §8):
   (:data:`UNDERFLOW_BITS`): no result is subnormal (subnormal weights slow the next matrix product 30-fold),
   hidden patterns keep a weight of exactly 0, and the answer changes by less than rounding (see below);
 - without gradients every pass is in place in buffers made once per call, and the partial results of up to
-  :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one;
+  :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one; with
+  numba, a chunk's maximum, weights and sum are one compiled call and so is each merge
+  (:func:`_compiled_chunks`): two matrix products and one call per chunk;
 - with several PyTorch threads, the memory is split into contiguous parts (:data:`SPLIT_CHUNKS` chunks each at
   least), one per thread, each part's operations run on its own thread, and the parts are merged once at the end
   (:func:`in_threads`, on the process's sleeping helper threads, :mod:`assocmem.pool`): PyTorch's own threads
   would meet at a barrier after every operation on every chunk, and on a loaded machine each barrier waits
-  milliseconds for a descheduled thread. A memory too small for that is split by its query rows instead (per-item
-  memories: by their items), each part against the whole memory and the parts joined, not merged, when each part
-  has :data:`SPLIT_MACS` multiply-adds at least (:func:`_row_parts`; no mask, no weights asked for); smaller
-  calls run on the calling thread alone;
+  milliseconds for a descheduled thread. A memory too small for that runs on the calling thread alone (a split
+  of the query rows instead, each part against the whole memory, was tried and removed: two halves of the rows
+  cost 1.31-1.39 times the whole in CPU time, each reading the whole memory for half the products, so two threads
+  could not reach the two-thread floor; docs/benchmarks.md, "The chunks' elementwise work compiled");
 - one query against one contiguous memory (no mask, no gradients, a float ``beta``, the chunks left to the engine)
   is one compiled pass over the memory (:mod:`assocmem.engines.fused_softmax`, when numba is installed): the same
   arithmetic per block of patterns, the memory read once instead of by two matrix-vector products; with several
@@ -88,12 +90,6 @@ SPLIT_CHUNKS = 4
 #: With several PyTorch threads, the fewest bytes of patterns a thread's part of a one-pass memory has (fewer: one
 #: thread for all; measured, docs/benchmarks.md).
 SPLIT_BYTES = 16 << 20
-
-#: With several PyTorch threads and a memory too small to split, the fewest multiply-adds of one product that a part
-#: of the query rows (or of the items) has (fewer: one thread for all). Off by default (2^40: no call here reaches
-#: it): on a quiet 2-core machine the split at 2^22 lost to one thread on every row it touched (docs/benchmarks.md,
-#: "Small calls and small memories on two threads"); lower it where more cores or memory bandwidth make it pay.
-SPLIT_MACS = 1 << 40
 
 #: A part a helper thread holds when this thread has done its own is waited for at most this fraction of the time
 #: this thread took, then computed here (:func:`assocmem.pool.run_claimed`): a descheduled helper costs one part.
@@ -268,21 +264,9 @@ def stream(
         and _fits_one_pass(x, pat, val, beta, mask, given, need_weights)
     )  # fmt: skip
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
-    by_rows = 1
-    by_rows = _row_parts(fold, threads, k, pat.shape[-1], mask, need_weights)
-    cuts = [x.shape[0] * i // by_rows for i in range(by_rows + 1)]
-    mine = (lambda t, a, b: t[a:b]) if fold.own else (lambda t, a, b: t)  # per item: its own memory
     if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
-        if by_rows == 1 or need_lse:
-            return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
-        work = [  # a memory in one chunk, the rows (or the items) split: each part one softmax of its own
-            lambda a=a, b=b: _whole(
-                _FLAT, scaled[a:b], mine(pat, a, b), mine(val, a, b), None, inplace, False, False
-            )[0]
-            for a, b in itertools.pairwise(cuts)
-        ]
-        return fold.unfold(torch.cat(in_threads(work))), None, None  # type: ignore[arg-type]
+        return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
     if one_pass:  # one memory (leading dimensions of size 1 dropped: a static layer's memory for one query)
         x, pat, val = (t.detach().reshape(-1, t.shape[-1]).contiguous() for t in (x, pat, val))
@@ -298,25 +282,13 @@ def stream(
         split = max(
             1, min(threads, len(starts) // SPLIT_CHUNKS)
         )  # contiguous parts, SPLIT_CHUNKS chunks each
-        by_rows = by_rows if split == 1 else 1
-        if by_rows > 1:  # a memory too small to split: the rows (or the items) split instead, each whole
-            work = [
-                lambda a=a, b=b: _chunks(
-                    fold, x[a:b], mine(pat, a, b), mine(val, a, b), None, chunk, 0, k, inplace, kernels
-                )
-                for a, b in itertools.pairwise(cuts)
-            ]
-        else:
-            bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
-            work = [
-                lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace, kernels)
-                for lo, hi in itertools.pairwise(bounds)
-            ]
+        bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
+        work = [
+            lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace, kernels)
+            for lo, hi in itertools.pairwise(bounds)
+        ]
     parts = work[0]() if threads == 1 else in_threads(work, torch_ops=not one_pass)  # one part each
-    if by_rows > 1:
-        acc, den, running = (torch.cat(t) for t in zip(*parts, strict=True))
-    else:
-        acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+    acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
     if one_pass and fold.own:
         acc, den, running = (t.view(*fold.own, *t.shape) for t in (acc, den, running))
     empty = None
@@ -329,29 +301,6 @@ def stream(
         lse = (running + torch.log2(den)) * math.log(2.0)
         lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     return out, lse, None
-
-
-class _Flat:
-    """The fold of a part of the rows: its results are kept flat (unfolded once, after the parts are joined)."""
-
-    @staticmethod
-    def unfold(t: Tensor) -> Tensor:
-        return t
-
-
-_FLAT = _Flat()
-
-
-def _row_parts(fold: Fold, threads: int, k: int, width: int, mask: Tensor | None, whole: bool) -> int:
-    """How many parts of the query rows (one memory) or of the items (per-item memories, one leading dimension)
-    to run on threads of their own, each against its whole memory: one when there is one thread, a mask, one
-    leading dimension too many, too little work (:data:`SPLIT_MACS` a part) or ``whole`` (the weights asked for:
-    the score matrix in one piece)."""
-    if threads == 1 or mask is not None or whole or len(fold.own) > 1:
-        return 1
-    n = fold.own[0] if fold.own else fold.rows
-    macs = n * (fold.rows if fold.own else 1) * k * width
-    return max(1, min(threads, n, macs // SPLIT_MACS))
 
 
 def _one_pass(
