@@ -335,7 +335,7 @@ def _chunks(
     """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2); in place
     with ``kernels`` (:mod:`assocmem.engines.fused_softmax`), :func:`_compiled_chunks`."""
     if inplace and kernels is not None:
-        return _compiled_chunks(kernels, fold, x, pat, val, mask, chunk, lo, hi)
+        return _compiled_chunks(kernels, (chunk, lo, hi), fold, x, pat, val, mask)
     dtype, device = x.dtype, x.device
     rows = math.prod(x.shape[:-1])  # x: (*own, rows, d), or a part of its rows or items
     floor = -float(underflow_bits(dtype))
@@ -397,20 +397,19 @@ def _chunks(
 
 def _compiled_chunks(
     kernels: ModuleType,
+    span: tuple[int, ...],
     fold: Fold,
     x: Tensor,
     pat: Tensor,
     val: Tensor,
     mask: Tensor | None,
-    chunk: int,
-    lo: int,
-    hi: int,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """:func:`_chunks` in place with the compiled kernels: per chunk the two products and one compiled call for the
-    maximum, the weights and their sum (:func:`~assocmem.engines.fused_softmax.weigh_chunk`), and one compiled call
-    per :data:`GROUP` chunks to merge them (:func:`~assocmem.engines.fused_softmax.merge_slots`): four calls per
-    chunk where PyTorch's operations make eight, and the buffers few (a small call notices each)."""
-    dtype, stat, dv = x.dtype, (*x.shape[:-1], 1), val.shape[-1]
+    """:func:`_chunks` in place with the compiled kernels, ``span = (chunk, lo, hi)``: per chunk the two products
+    and one compiled call for the maximum, the weights and their sum
+    (:func:`~assocmem.engines.fused_softmax.weigh_chunk`), and one compiled call per :data:`GROUP` chunks to merge
+    them (:func:`~assocmem.engines.fused_softmax.merge_slots`): about three calls per chunk where PyTorch's
+    operations make eight, and few buffers (a small call notices each)."""
+    (chunk, lo, hi), dtype, stat, dv = span, x.dtype, (*x.shape[:-1], 1), val.shape[-1]
     rows = math.prod(stat)
     starts = range(lo, hi, chunk)
     group = min(GROUP, len(starts), max(1, chunk // dv))  # partial results: no larger than a chunk
