@@ -20,7 +20,7 @@ or Inf anywhere in the values reaches the result (and the result's check), as it
 
 **The chunks of many queries.** :func:`weigh_chunk` is the elementwise work of one chunk of scores of the chunked
 engine (:mod:`assocmem.engines.online_softmax`): each row's maximum, the running maximum, the weights and their
-sum in one call, where PyTorch makes six passes (54 against 61-100 us for a ``64 x 2000`` chunk on one thread). The
+sum in one call, where PyTorch makes six passes (54 against 74-105 us for a ``64 x 2000`` chunk on one thread). The
 row's maximum is taken over integer keys of the scores' bits (:func:`_ordered`): numba does not vectorise a float
 maximum (that loop alone took about 40 us).
 
