@@ -193,3 +193,63 @@ def test_a_strided_memory_is_read_in_place_by_the_chunks(calls):
         out = am.retrieve(xi_t.T, q, 2.0)
     assert not calls
     torch.testing.assert_close(out, reference(q, xi_t.T, xi_t.T, 2.0)[0], rtol=1e-13, atol=1e-13)
+
+
+@pytest.fixture
+def chunk_calls(monkeypatch):
+    """Counts the compiled calls of the chunks: (weigh_chunk, merge_slots)."""
+    seen = [0, 0]
+    weigh, merge = fused_softmax.weigh_chunk, fused_softmax.merge_slots
+
+    def counted_weigh(*args):
+        seen[0] += 1
+        return weigh(*args)
+
+    def counted_merge(*args):
+        seen[1] += 1
+        return merge(*args)
+
+    monkeypatch.setattr(fused_softmax, "weigh_chunk", counted_weigh)
+    monkeypatch.setattr(fused_softmax, "merge_slots", counted_merge)
+    return seen
+
+
+@pytest.mark.parametrize("beta", [1.0, 200.0, 3000.0])
+@pytest.mark.parametrize("chunk", [1, 29, 150])
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_compiled_chunks_equal_the_unchunked_computation(chunk_calls, monkeypatch, beta, chunk, dtype):
+    """Several queries take the chunks, each chunk's maximum, weights and sum one compiled call and the partial
+    results merged by another (chunk=29: 11 chunks in groups of 7, two merges; chunk=1: a merge per chunk; a memory
+    in one chunk is one softmax, tests/test_online_softmax.py): equal
+    to the unchunked float64 computation and to PyTorch's operations (online_softmax.use_fused off, no compiled
+    call), the log-partition too."""
+    g = torch.Generator().manual_seed(int(beta) + chunk)
+    k, q, v = (torch.randn(*s, generator=g, dtype=dtype) for s in ((300, 6), (5, 6), (300, 4)))
+    with torch.no_grad():
+        out, lse, _ = stream(q, k, v, beta, None, chunk, need_lse=True, need_weights=False)
+        chunks = -(-300 // chunk)
+        assert chunk_calls[0] == chunks and chunk_calls[1] >= 1
+        monkeypatch.setattr(online_softmax, "use_fused", False)
+        plain, plain_lse, _ = stream(q, k, v, beta, None, chunk, need_lse=True, need_weights=False)
+        assert chunk_calls[0] == chunks
+    want, want_lse = reference(q, k, v, beta)
+    tol = 2e-6 if dtype == torch.float32 else 1e-13
+    for got in ((out, lse), (plain, plain_lse)):
+        torch.testing.assert_close(got[0].double(), want, rtol=tol, atol=tol)
+        torch.testing.assert_close(got[1].double(), want_lse, rtol=tol, atol=tol * max(1.0, beta))
+
+
+@pytest.mark.parametrize("bad", [math.nan, -math.nan, math.inf, -math.inf])
+@pytest.mark.parametrize("where", ["queries", "patterns", "values"])
+def test_nan_and_inf_reach_the_result_of_the_compiled_chunks(chunk_calls, bad, where):
+    """A non-finite query, pattern or value (a NaN of either sign: the maximum over the bits' keys meets them
+    differently) makes the chunks' result NaN or Inf in the rows it touches, and the result's check names it."""
+    xi, q, v = torch.randn(100, 16), torch.randn(3, 16), torch.randn(100, 4)
+    {"queries": q, "patterns": xi, "values": v}[where][0, 3] = bad
+    if where == "patterns":
+        v = xi
+    with torch.no_grad():
+        out, _, _ = stream(q, xi, v, 2.0, None, 30, need_lse=False, need_weights=False)
+    assert chunk_calls[0] and not torch.isfinite(out).all()
+    with pytest.raises(ValueError, match=where):
+        am.retrieve(xi, q, 2.0, values=v, chunk_size=30)

@@ -25,6 +25,16 @@ from assocmem.nn import Hopfield, HopfieldLayer
 F64 = torch.float64
 
 
+@pytest.fixture(params=["compiled", "pytorch"])
+def path(request, monkeypatch):
+    """Both in-place paths of the chunks: the compiled kernels (numba, online_softmax.use_fused) and PyTorch's
+    operations."""
+    from assocmem.engines import online_softmax
+
+    monkeypatch.setattr(online_softmax, "use_fused", request.param == "compiled")
+    return request.param
+
+
 def reference(q, k, v, beta, mask=None):
     """``softmax(beta q k^T + mask) v`` and its log-partition, in one piece, in float64."""
     s = beta * q.double() @ k.double().transpose(-1, -2)
@@ -36,7 +46,7 @@ def reference(q, k, v, beta, mask=None):
 @pytest.mark.parametrize("beta", [1.0, 20.0, 200.0, 3000.0])
 @pytest.mark.parametrize("chunk", [1, 3, 7, 29, 30, None])
 @pytest.mark.parametrize("masked", [False, True])
-def test_stream_equals_the_unchunked_computation_in_float64(beta, chunk, masked):
+def test_stream_equals_the_unchunked_computation_in_float64(beta, chunk, masked, path):
     g = torch.Generator().manual_seed(int(beta) + (chunk or 0))
     k, q, v = (torch.randn(*s, generator=g, dtype=F64) for s in ((30, 6), (5, 6), (30, 4)))
     mask = None
@@ -51,7 +61,7 @@ def test_stream_equals_the_unchunked_computation_in_float64(beta, chunk, masked)
 
 @pytest.mark.parametrize("order", ["max first", "max last", "max in the middle"])
 @pytest.mark.parametrize("dtype", [torch.float32, F64])
-def test_rows_whose_chunks_underflow_entirely(order, dtype):
+def test_rows_whose_chunks_underflow_entirely(order, dtype, path):
     """Each query meets, in chunks of 4, its maximum, a chunk whose weights all lie in the dropped band
     (2^-80 .. 2^-300 of the maximum, so below the threshold in float32 and float64 alike, or partly), and a
     chunk far below anything representable: the answer is the unchunked one to rounding, whatever the order."""
@@ -80,7 +90,7 @@ def test_rows_whose_chunks_underflow_entirely(order, dtype):
         torch.testing.assert_close(lse.double(), want_lse, rtol=tol, atol=tol)
 
 
-def test_hidden_patterns_weigh_exactly_zero_in_every_chunk():
+def test_hidden_patterns_weigh_exactly_zero_in_every_chunk(path):
     """A hidden pattern with an enormous value does not leak into the answer (its weight is 0, not 2^-80)."""
     g = torch.Generator().manual_seed(2)
     k, q = torch.randn(40, 5, generator=g), torch.randn(3, 5, generator=g)
@@ -94,7 +104,7 @@ def test_hidden_patterns_weigh_exactly_zero_in_every_chunk():
         torch.testing.assert_close(am.retrieve(k, q, 2.0, values=v, mask=mask, chunk_size=chunk), want)
 
 
-def test_no_subnormal_weight_reaches_the_products():
+def test_no_subnormal_weight_reaches_the_products(path):
     """At large beta most weights underflow; those below 2^-80 of the maximum are exactly 0, never subnormal."""
     g = torch.Generator().manual_seed(3)
     k, q = torch.randn(500, 16, generator=g), torch.randn(4, 16, generator=g)
@@ -117,7 +127,7 @@ def test_no_subnormal_weight_reaches_the_products():
     assert real is torch.matmul
 
 
-def test_autograd_and_inplace_paths_agree():
+def test_autograd_and_inplace_paths_agree(path):
     g = torch.Generator().manual_seed(4)
     k, q, v = (torch.randn(*s, generator=g, dtype=F64) for s in ((50, 4), (6, 4), (50, 3)))
     mask = torch.zeros(6, 50, dtype=F64).masked_fill_(torch.rand(6, 50, generator=g) < 0.3, -math.inf)
@@ -135,7 +145,7 @@ def test_autograd_and_inplace_paths_agree():
 
 @pytest.mark.parametrize("chunk", [5, None])
 @pytest.mark.parametrize("layout", ["shared by the batch", "shared by the heads", "shared by both"])
-def test_patterns_shared_along_a_dimension_equal_the_expanded_computation(layout, chunk):
+def test_patterns_shared_along_a_dimension_equal_the_expanded_computation(layout, chunk, path):
     g = torch.Generator().manual_seed(5)
     b, h, length, k, d = 3, 2, 4, 23, 5
     shape = {"shared by the batch": (1, h), "shared by the heads": (b, 1), "shared by both": (1, 1)}[layout]
@@ -272,7 +282,7 @@ def test_a_result_whose_sum_overflows_is_still_finite():
 
 
 @pytest.mark.parametrize(("busy", "chunk"), [(False, 6), (True, 6), (False, 30)])
-def test_parts_on_threads_of_their_own_equal_one_thread(busy, chunk):
+def test_parts_on_threads_of_their_own_equal_one_thread(busy, chunk, path):
     """With several PyTorch threads the memory is split into contiguous parts, one thread each, merged once
     (exactly), or runs on one thread when too small to split (chunk=30: four chunks); the thread count is restored;
     a call made while another one is split runs as it is."""
@@ -315,7 +325,7 @@ def _hidden_chunks_mask(rows, k, chunk):
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("chunk", [6, 60, None])
 @pytest.mark.parametrize("grad", [False, True])
-def test_hidden_chunks_and_a_query_hidden_from_every_pattern(chunk, grad, threads):
+def test_hidden_chunks_and_a_query_hidden_from_every_pattern(chunk, grad, threads, path):
     """A chunk (or a thread's part) that a mask hides entirely adds nothing: the answer is the unchunked one. A
     query hidden from every pattern is an empty part: ``out = 0``, ``lse = -inf`` and weights 0, never NaN, and
     its gradients are 0 (the convention of the merge, docs/reference.md §8, and of PyTorch's fused attention);

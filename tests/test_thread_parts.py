@@ -1,7 +1,7 @@
-"""How the association splits among threads (assocmem.engines.online_softmax): a memory too small to split is
-split by its query rows (a shared memory) or by its items (per-item memories) above SPLIT_MACS multiply-adds and
-runs on this thread below, and every split equals the unchunked float64 computation; the helper pool's claimed
-units (assocmem.pool), a unit held by a stalled helper taken over by the caller, and ThreadShare."""
+"""How the association splits among threads (assocmem.engines.online_softmax): a memory too small to split runs on
+this thread alone (a shared memory or per-item memories, whatever the rows or items) and equals the unchunked
+float64 computation; the helper pool's claimed units (assocmem.pool), a unit held by a stalled helper taken over
+by the caller, and ThreadShare."""
 
 from __future__ import annotations
 
@@ -44,14 +44,11 @@ def two_threads(monkeypatch):
 @pytest.mark.parametrize("beta", [1.0, 200.0, 3000.0])
 @pytest.mark.parametrize("chunk", [None, 7, 29])
 @pytest.mark.parametrize("per_item", [False, True])
-@pytest.mark.parametrize("split_macs", [1, 10**9])
-def test_row_and_item_parts_equal_the_unchunked_computation(two_threads, monkeypatch, beta, chunk, per_item,
-                                                            split_macs):  # fmt: skip
-    """Queries (3, 5, 6) against one memory (30, 6) (the rows split) or per item (3, 30, 6) (the items split),
-    in one chunk (a softmax per part) or several (too few to split the memory): both sides of SPLIT_MACS give the
-    unchunked answer, and the log-partition where asked for (it is not split in one chunk). At beta = 3000 most
-    chunks of a row underflow entirely."""
-    monkeypatch.setattr(online_softmax, "SPLIT_MACS", split_macs)
+def test_a_memory_too_small_to_split_runs_whole_on_this_thread(two_threads, beta, chunk, per_item):
+    """Queries (3, 5, 6) against one memory (30, 6) or per item (3, 30, 6), in one chunk (a softmax) or several
+    (too few to split the memory): one part on two threads (neither the rows nor the items are split), the
+    unchunked answer, and the log-partition where asked for. At beta = 3000 most chunks of a row underflow
+    entirely."""
     g = torch.Generator().manual_seed(int(beta) + (chunk or 0))
     k = torch.randn(*((3,) if per_item else ()), 30, 6, generator=g, dtype=F64)
     v = torch.randn(*k.shape[:-1], 4, generator=g, dtype=F64)
@@ -62,13 +59,12 @@ def test_row_and_item_parts_equal_the_unchunked_computation(two_threads, monkeyp
     torch.testing.assert_close(out, want, rtol=1e-13, atol=1e-13)
     if chunk is not None:
         torch.testing.assert_close(lse, want_lse, rtol=1e-13, atol=1e-13)
-    assert max(two_threads, default=1) == (2 if split_macs == 1 else 1)  # parts in a call (one: no split)
+    assert max(two_threads, default=1) == 1  # parts in a call (one: no split)
     assert torch.get_num_threads() == 2
 
 
-def test_a_mask_or_the_weights_keep_one_part(two_threads, monkeypatch):
-    """A mask, or the weights asked for, are not split by rows (one thread for all)."""
-    monkeypatch.setattr(online_softmax, "SPLIT_MACS", 1)
+def test_a_mask_or_the_weights_keep_one_part(two_threads):
+    """A mask, or the weights asked for, with a small memory: one thread for all, the unchunked answer."""
     g = torch.Generator().manual_seed(1)
     k, q = torch.randn(30, 6, generator=g, dtype=F64), torch.randn(5, 6, generator=g, dtype=F64)
     mask = torch.zeros(5, 30, dtype=F64)

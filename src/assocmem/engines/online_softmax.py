@@ -17,15 +17,17 @@ is docs/reference.md §8):
   (:data:`UNDERFLOW_BITS`): no result is subnormal (subnormal weights slow the next matrix product 30-fold),
   hidden patterns keep a weight of exactly 0, and the answer changes by less than rounding (see below);
 - without gradients every pass is in place in buffers made once per call, and the partial results of up to
-  :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one;
+  :data:`GROUP` chunks are merged at once, so that the number of small operations per chunk stays at one; with
+  numba, a chunk's maximum, weights and sum are one compiled call and so is each merge
+  (:func:`_compiled_chunks`): two matrix products and one call per chunk;
 - with several PyTorch threads, the memory is split into contiguous parts (:data:`SPLIT_CHUNKS` chunks each at
   least), one per thread, each part's operations run on its own thread, and the parts are merged once at the end
   (:func:`in_threads`, on the process's sleeping helper threads, :mod:`assocmem.pool`): PyTorch's own threads
   would meet at a barrier after every operation on every chunk, and on a loaded machine each barrier waits
-  milliseconds for a descheduled thread. A memory too small for that is split by its query rows instead (per-item
-  memories: by their items), each part against the whole memory and the parts joined, not merged, when each part
-  has :data:`SPLIT_MACS` multiply-adds at least (:func:`_row_parts`; no mask, no weights asked for); smaller
-  calls run on the calling thread alone;
+  milliseconds for a descheduled thread. A memory too small for that runs on the calling thread alone (a split
+  of the query rows instead, each part against the whole memory, was tried and removed: two halves of the rows
+  cost 1.31-1.39 times the whole in CPU time, each reading the whole memory for half the products, so two threads
+  could not reach the two-thread floor; docs/benchmarks.md, "The chunks' elementwise work compiled");
 - one query against one contiguous memory (no mask, no gradients, a float ``beta``, the chunks left to the engine)
   is one compiled pass over the memory (:mod:`assocmem.engines.fused_softmax`, when numba is installed): the same
   arithmetic per block of patterns, the memory read once instead of by two matrix-vector products; with several
@@ -55,6 +57,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import Tensor
 from torch.nn import functional as F
@@ -87,12 +90,6 @@ SPLIT_CHUNKS = 4
 #: With several PyTorch threads, the fewest bytes of patterns a thread's part of a one-pass memory has (fewer: one
 #: thread for all; measured, docs/benchmarks.md).
 SPLIT_BYTES = 16 << 20
-
-#: With several PyTorch threads and a memory too small to split, the fewest multiply-adds of one product that a part
-#: of the query rows (or of the items) has (fewer: one thread for all). Off by default (2^40: no call here reaches
-#: it): on a quiet 2-core machine the split at 2^22 lost to one thread on every row it touched (docs/benchmarks.md,
-#: "Small calls and small memories on two threads"); lower it where more cores or memory bandwidth make it pay.
-SPLIT_MACS = 1 << 40
 
 #: A part a helper thread holds when this thread has done its own is waited for at most this fraction of the time
 #: this thread took, then computed here (:func:`assocmem.pool.run_claimed`): a descheduled helper costs one part.
@@ -267,21 +264,9 @@ def stream(
         and _fits_one_pass(x, pat, val, beta, mask, given, need_weights)
     )  # fmt: skip
     threads = torch.get_num_threads() if inplace and device.type == "cpu" else 1
-    by_rows = 1
-    by_rows = _row_parts(fold, threads, k, pat.shape[-1], mask, need_weights)
-    cuts = [x.shape[0] * i // by_rows for i in range(by_rows + 1)]
-    mine = (lambda t, a, b: t[a:b]) if fold.own else (lambda t, a, b: t)  # per item: its own memory
     if chunk >= k and not one_pass:
         scaled = x if tensor_beta or beta == 1 else x * float(beta)
-        if by_rows == 1 or need_lse:
-            return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
-        work = [  # a memory in one chunk, the rows (or the items) split: each part one softmax of its own
-            lambda a=a, b=b: _whole(
-                _FLAT, scaled[a:b], mine(pat, a, b), mine(val, a, b), None, inplace, False, False
-            )[0]
-            for a, b in itertools.pairwise(cuts)
-        ]
-        return fold.unfold(torch.cat(in_threads(work))), None, None  # type: ignore[arg-type]
+        return _whole(fold, scaled, pat, val, mask, inplace, need_lse, need_weights)
     x = x * (LOG2E if tensor_beta else float(beta) * LOG2E)
     if one_pass:  # one memory (leading dimensions of size 1 dropped: a static layer's memory for one query)
         x, pat, val = (t.detach().reshape(-1, t.shape[-1]).contiguous() for t in (x, pat, val))
@@ -297,25 +282,13 @@ def stream(
         split = max(
             1, min(threads, len(starts) // SPLIT_CHUNKS)
         )  # contiguous parts, SPLIT_CHUNKS chunks each
-        by_rows = by_rows if split == 1 else 1
-        if by_rows > 1:  # a memory too small to split: the rows (or the items) split instead, each whole
-            work = [
-                lambda a=a, b=b: _chunks(
-                    fold, x[a:b], mine(pat, a, b), mine(val, a, b), None, chunk, 0, k, inplace
-                )
-                for a, b in itertools.pairwise(cuts)
-            ]
-        else:
-            bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
-            work = [
-                lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace)
-                for lo, hi in itertools.pairwise(bounds)
-            ]
+        bounds = [starts[len(starts) * i // split] for i in range(split)] + [k]
+        work = [
+            lambda lo=lo, hi=hi: _chunks(fold, x, pat, val, mask, chunk, lo, hi, inplace, kernels)
+            for lo, hi in itertools.pairwise(bounds)
+        ]
     parts = work[0]() if threads == 1 else in_threads(work, torch_ops=not one_pass)  # one part each
-    if by_rows > 1:
-        acc, den, running = (torch.cat(t) for t in zip(*parts, strict=True))
-    else:
-        acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
+    acc, den, running = parts if isinstance(parts, tuple) else _combine(parts)
     if one_pass and fold.own:
         acc, den, running = (t.view(*fold.own, *t.shape) for t in (acc, den, running))
     empty = None
@@ -328,29 +301,6 @@ def stream(
         lse = (running + torch.log2(den)) * math.log(2.0)
         lse = fold.unfold(lse if empty is None else lse.masked_fill(empty, -math.inf)).squeeze(-1)
     return out, lse, None
-
-
-class _Flat:
-    """The fold of a part of the rows: its results are kept flat (unfolded once, after the parts are joined)."""
-
-    @staticmethod
-    def unfold(t: Tensor) -> Tensor:
-        return t
-
-
-_FLAT = _Flat()
-
-
-def _row_parts(fold: Fold, threads: int, k: int, width: int, mask: Tensor | None, whole: bool) -> int:
-    """How many parts of the query rows (one memory) or of the items (per-item memories, one leading dimension)
-    to run on threads of their own, each against its whole memory: one when there is one thread, a mask, one
-    leading dimension too many, too little work (:data:`SPLIT_MACS` a part) or ``whole`` (the weights asked for:
-    the score matrix in one piece)."""
-    if threads == 1 or mask is not None or whole or len(fold.own) > 1:
-        return 1
-    n = fold.own[0] if fold.own else fold.rows
-    macs = n * (fold.rows if fold.own else 1) * k * width
-    return max(1, min(threads, n, macs // SPLIT_MACS))
 
 
 def _one_pass(
@@ -380,8 +330,12 @@ def _chunks(
     lo: int,
     hi: int,
     inplace: bool,
+    kernels: ModuleType | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2)."""
+    """The chunks of patterns ``lo`` to ``hi``: ``(numerator, denominator, running maximum)`` (base 2); in place
+    with ``kernels`` (:mod:`assocmem.engines.fused_softmax`), :func:`_compiled_chunks`."""
+    if inplace and kernels is not None:
+        return _compiled_chunks(kernels, (chunk, lo, hi), fold, x, pat, val, mask)
     dtype, device = x.dtype, x.device
     rows = math.prod(x.shape[:-1])  # x: (*own, rows, d), or a part of its rows or items
     floor = -float(underflow_bits(dtype))
@@ -439,6 +393,49 @@ def _chunks(
                 parts = []
     assert merged is not None
     return merged
+
+
+def _compiled_chunks(
+    kernels: ModuleType,
+    span: tuple[int, ...],
+    fold: Fold,
+    x: Tensor,
+    pat: Tensor,
+    val: Tensor,
+    mask: Tensor | None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """:func:`_chunks` in place with the compiled kernels, ``span = (chunk, lo, hi)``: per chunk the two products
+    and one compiled call for the maximum, the weights and their sum
+    (:func:`~assocmem.engines.fused_softmax.weigh_chunk`), and one compiled call per :data:`GROUP` chunks to merge
+    them (:func:`~assocmem.engines.fused_softmax.merge_slots`): about three calls per chunk where PyTorch's
+    operations make eight, and few buffers (a small call notices each)."""
+    (chunk, lo, hi), dtype, stat, dv = span, x.dtype, (*x.shape[:-1], 1), val.shape[-1]
+    rows = math.prod(stat)
+    starts = range(lo, hi, chunk)
+    group = min(GROUP, len(starts), max(1, chunk // dv))  # partial results: no larger than a chunk
+    scores = torch.empty(rows * chunk, dtype=dtype)
+    outs = torch.empty(group, *stat[:-1], dv, dtype=dtype)
+    merged = torch.empty(*stat[:-1], dv + 2, dtype=dtype)  # the numerator, the denominator, the maximum
+    flat, slots, kind = scores.numpy(), outs.unbind(0), kernels.NUMPY_DTYPES[dtype]
+    outs_np, merged_np = outs.numpy().reshape(group, rows, dv), merged.numpy().reshape(rows, dv + 2)
+    running = np.full(rows, torch.finfo(dtype).min, dtype=kind)
+    maxima, sums = np.empty((group, rows), dtype=kind), np.empty((group, rows), dtype=kind)
+    bits, first = kind(-underflow_bits(dtype)), True
+    pat_t = pat.transpose(-1, -2)
+    for i, start in enumerate(starts):
+        stop = min(start + chunk, hi)
+        g = i % group
+        n = stop - start
+        s = scores[: rows * n].view(*stat[:-1], n)
+        torch.matmul(x, pat_t[..., start:stop], out=s)
+        if mask is not None:
+            fold.unfold(s).add_(mask[..., start:stop] if mask.shape[-1] != 1 else mask, alpha=LOG2E)
+        kernels.weigh_chunk(flat, n, running, maxima, sums, g, bits)
+        torch.matmul(s, val[..., start:stop, :], out=slots[g])
+        if g == group - 1 or stop == hi:
+            kernels.merge_slots(maxima, sums, outs_np, g + 1, merged_np, first)
+            first = False
+    return merged[..., :dv], merged[..., dv : dv + 1], merged[..., dv + 1 :]
 
 
 #: Held while a call runs its parts on threads of its own (one call at a time; another runs as it is).
