@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from assocmem.checks import is_count
 from assocmem.repertoire.alphabet import check_codes
+from assocmem.repertoire.embedding import LETTERS, POSITION_FEATURES
 
 #: Feature ids of one pattern set beyond this are refused (the table holds one vector each).
 MAX_FEATURES = 1 << 24
@@ -163,7 +164,8 @@ class GappedEmbedding(nn.Module):
         fresh convolution's response; the padding row and the bias zero."""
         with torch.no_grad():
             w = self.table.weight
-            w.copy_((torch.randn(w.shape, generator=generator) / (23 * self.span) ** 0.5).to(w.dtype))
+            inputs = (LETTERS + POSITION_FEATURES) * self.span  # a convolution's fan-in over that width
+            w.copy_((torch.randn(w.shape, generator=generator) / inputs**0.5).to(w.dtype))
             w[self.features].zero_()
             self.bias.zero_()
 

@@ -83,7 +83,7 @@ class RepertoireClassifier(nn.Module):
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         """Draw every weight from ``generator``: N(0, 1) queries, LeCun-normal (``N(0, 1/fan_in)``) for the
         convolution and the output network (SELU's initialisation), zero biases; the gapped embedding's table
-        ``N(0, 1)`` (:meth:`.gapped.GappedEmbedding.reset_parameters`)."""
+        ``N(0, 1/(23 span))`` (:meth:`.gapped.GappedEmbedding.reset_parameters`)."""
         with torch.no_grad():
             for name, p in self.named_parameters():
                 if name.startswith("embedding.") and isinstance(self.embedding, GappedEmbedding):
