@@ -94,3 +94,41 @@ def test_a_run_that_cycles_with_a_rising_energy_is_told_as_the_step_not_an_unbou
     assert "energy rose between two steps" in message and "smaller dt" in message
     assert "not bounded below" not in message
     assert am.relax(net, state, dt=0.1, strict=True, **run).converged.all()
+
+
+def _falling_and_speeding(net: am.Network, x0: dict[str, torch.Tensor]):
+    """A Watch fed 5 steps whose speed grows (0.5 to 4.5) while the energy is not computed (a relaxation that does
+    not record), ending 10 below its start: what a runaway and a cycle under a too-large step both look like."""
+    speed0 = torch.full((2,), 0.5, dtype=F64)
+    watch = Watch(net, net.energy(x0), speed0, x0)
+    for k in range(5):
+        watch.update(speed0 + k, None, x0)
+    return watch.not_settled(net, {}, watch.energy0 - 10.0, speed0 + 4.0, x0, 1e-3, 1000.0, "t_max=1000")
+
+
+def test_a_falling_energy_with_a_growing_speed_is_a_runaway_only_where_the_energy_is_not_certified():
+    """The conv HAM (softmax labels at beta = 2 on feed-forward-trained weights) under exp_euler at dt = 2: one
+    image's state cycled with its energy rising by no more than float32 rounding, and relax called it a runaway
+    whose "energy is not bounded below", though its energy is certified bounded (dt = 0.5 or dopri5 settle it).
+    Where bounded_below certifies the energy the error now names the step and is no DivergenceError; where it
+    cannot, the same record is a runaway."""
+    net = spherical_net()
+    assert am.bounded_below(net).bounded
+    err = _falling_and_speeding(net, start())
+    message = str(err)
+    assert isinstance(err, am.ConvergenceError) and not isinstance(err, am.DivergenceError)
+    assert "not running off" in message and "smaller dt" in message and "'dopri5'" in message
+    assert "the energy is bounded below" in message and "not bounded below" not in message
+    assert re.search(r"energy fell from .* while max \|dx/dt\| grew from 0\.5 to 4\.5", message)
+
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(3, 6, generator=gen, dtype=F64)
+    loose = am.Network(  # ReLU - Identity coupled with norm 1.8: not certified
+        {"h": am.Layer(6, am.ReLU()), "l": am.Layer(3, am.Identity())},
+        [am.DenseSynapse("h", "l", 1.8 * w / torch.linalg.matrix_norm(w, 2))],
+    )
+    assert not am.bounded_below(loose).bounded
+    x0 = {"h": torch.rand(2, 6, generator=gen, dtype=F64), "l": torch.zeros(2, 3, dtype=F64)}
+    err = _falling_and_speeding(loose, x0)
+    assert isinstance(err, am.DivergenceError)
+    assert "ran away instead of settling" in str(err) and "not bounded below" in str(err)

@@ -3,7 +3,11 @@
 The exact dynamics never raise the energy when every Lagrangian is convex (docs/reference.md §1), so a state can
 fail to settle in two ways only: it is still approaching a fixed point (its speed ``max |dx/dt|`` falling), or the
 energy has no lower bound along its path and the state runs away (the energy falling, the speed growing). A third
-failure is numerical: an explicit step beyond its stability region makes the energy *rise* and the state blow up.
+failure is numerical: an explicit step beyond its stability region makes the energy *rise* and the state blow up,
+or cycle (a strong loop under exponential Euler at a large ``dt``: the state swings between two sides of a
+minimum, its energy rising by no more than rounding). A falling energy with a growing speed is called a runaway
+only where :func:`~assocmem.dynamics.boundedness.bounded_below` cannot certify the energy; where it can, the error
+names the step instead.
 :class:`Watch` keeps the little relax needs to say which one happened (the energy, speed and state size at the
 start, the lowest speed and the largest energy rise since), and builds the error.
 
@@ -109,6 +113,15 @@ class Watch:
             )
         if bool(away.any()):
             b = int(torch.where(away, speed.detach(), -1.0).argmax())
+            report = bounded_below(network, clamp)
+            if report.bounded:  # a proof that it cannot run off: the integrator's step, or a long way to go
+                return ConvergenceError(
+                    f"relax: {count} of {total} samples did not settle by t={t:.4g} ({budget}): "
+                    f"{self._runaway(energy, speed, b)}, but {report}, so the state is not running off: the step "
+                    f"is beyond the integrator's stability and the state cycles (its energy rising by no more than "
+                    f"rounding), or it is still crossing to a distant minimum. Use a smaller dt or an adaptive "
+                    f"method ('dopri5'), or raise t_max"
+                )
             return DivergenceError(
                 f"relax: the state ran away instead of settling ({int(away.sum())} of {total} samples at t={t:.4g}): "
                 f"{self._runaway(energy, speed, b)} and max |x| reached {_size(state, b):.3g}. "
