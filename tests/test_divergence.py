@@ -75,8 +75,9 @@ def test_a_run_that_cycles_with_a_rising_energy_is_told_as_the_step_not_an_unbou
     """A certified-bounded network (ReLU hidden, sparsemax labels, label weights 40x the trainable networks' scale)
     whose fixed point exp_euler at dt = 0.5 overshoots on one input: the state falls into a 2-cycle between
     sparsemax supports, its speed grows and the energy ends below its start, which looks like a run-away; but the
-    energy rose beyond rounding on every other step, so the error names the step, not a missing lower bound.
-    dt = 0.1 settles the same input (to E = -96.1)."""
+    energy rose beyond rounding on every other step, so the error names the step, not a missing lower bound, and
+    it is no DivergenceError (the HAM command line would call that "not a memory"). dt = 0.1 settles the same input
+    (to E = -96.1)."""
     net = ham(am.ReLU(), am.Sparsemax())
     with torch.no_grad():
         net.synapses[1].weight.mul_(40.0)
@@ -87,13 +88,33 @@ def test_a_run_that_cycles_with_a_rising_energy_is_told_as_the_step_not_an_unbou
     run = {"clamp": {"v": True}, "gradient": None, "method": "exp_euler", "tol": 1e-5, "t_max": 1000.0}
     try:
         am.relax(net, state, dt=0.5, strict=True, **run)
-    except am.DivergenceError as err:
+    except am.ConvergenceError as err:
+        assert not isinstance(err, am.DivergenceError), (
+            "a rising energy is the integrator's, not the network's"
+        )
         message = str(err)
     else:
         raise AssertionError("dt = 0.5 settled: the case no longer cycles")
     assert "energy rose between two steps" in message and "smaller dt" in message
-    assert "not bounded below" not in message
+    assert "not bounded below" not in message and "says nothing of the network's energy" in message
     assert am.relax(net, state, dt=0.1, strict=True, **run).converged.all()
+
+
+def test_a_rise_under_error_controlled_steps_asks_for_tighter_tolerances_not_a_smaller_dt():
+    """An adaptive method chooses its own step, so "use a smaller dt, or dopri5" is no advice for a run that was
+    dopri5: the error names rtol and atol instead (the fixed-step advice stays for fixed-step methods)."""
+    net = spherical_net()
+    watch, state, energy, speed = scaled_run(net, [1.0, 2.0, 3.0], rise_at=1)
+    assert float(watch.rise.max()) >= 1.0
+    told = {
+        adaptive: watch.not_settled(net, {}, energy, speed, state, 1e-3, 9.0, "t_max=9", adaptive)
+        for adaptive in (False, True)
+    }
+    for err in told.values():
+        assert isinstance(err, am.ConvergenceError) and not isinstance(err, am.DivergenceError)
+        assert "energy rose between two steps" in str(err)
+    assert "smaller dt" in str(told[False]) and "rtol" not in str(told[False])
+    assert "Tighten rtol and atol" in str(told[True]) and "smaller dt" not in str(told[True])
 
 
 def _falling_and_speeding(net: am.Network, x0: dict[str, torch.Tensor]):

@@ -208,6 +208,16 @@ def test_cli_trains_evaluates_and_writes_strict_json(tmp_path, capsys, one_threa
     for made in (metrics, result, config):  # every results file says what made it
         assert made["provenance"]["torch"] == torch.__version__ and "commit" in made["provenance"]
     capsys.readouterr()
+    # config.json only records the checkpoint's settings: an edit of it is refused, not ignored in silence
+    edited = config | {"method": "dopri5" if config["method"] != "dopri5" else "exp_euler", "t_max": 7.0}
+    (out / "config.json").write_text(json.dumps(edited))
+    assert main(["ham", "eval", str(out), "--data-dir", MNIST, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"method: config.json '{edited['method']}', checkpoint '{config['method']}'" in err
+    assert "t_max" not in err, "a setting a resume may change is not compared"
+    (out / "config.json").write_text("[1, 2]")
+    assert main(["ham", "eval", str(out), "--data-dir", MNIST, "--quiet"]) == 2
+    assert "config.json: holds list, not the run's settings" in capsys.readouterr().err
 
 
 def test_the_repository_recipes_load():

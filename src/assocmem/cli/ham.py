@@ -33,7 +33,17 @@ from assocmem.files import write_json
 from assocmem.ham.config import load_recipe
 from assocmem.ham.data import load_images
 from assocmem.ham.figures import curves_figure, energy_figure
-from assocmem.ham.run import CHECKPOINT, CONFIG, METRICS, HamRun, Recipe, check_folder, load_checkpoint, train
+from assocmem.ham.run import (
+    CHECKPOINT,
+    CONFIG,
+    METRICS,
+    HamRun,
+    Recipe,
+    check_config_file,
+    check_folder,
+    load_checkpoint,
+    train,
+)
 from assocmem.provenance import provenance
 from assocmem.report.ham_page import REPORT, ham_report
 
@@ -198,6 +208,7 @@ def run_eval(args: argparse.Namespace) -> int:
             f"argument --json: {args.json} is a file of the run folder {args.dir}; name another file"
         )
     run, _ = load_checkpoint(args.dir)
+    check_config_file(args.dir, run.config)
     config = run.config
     if args.test_size is not None:
         config.test_size = args.test_size
@@ -314,6 +325,7 @@ def run_report(args: argparse.Namespace) -> int:
     if dest.resolve() in own:
         raise ValueError(f"argument --out: {dest} is a file of the run folder {args.dir}; name another file")
     run: HamRun = load_checkpoint(args.dir)[0]
+    check_config_file(args.dir, run.config)
     data = _data(args, run.config)
     try:
         path = ham_report(run, data, dest, examples=args.examples)

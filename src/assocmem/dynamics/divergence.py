@@ -97,19 +97,27 @@ class Watch:
         tol: float,
         t: float,
         budget: str,
+        adaptive: bool = False,
     ) -> ConvergenceError:
-        """The error for a run that ended with samples above ``tol``: a DivergenceError if any runs away."""
+        """The error for a run that ended with samples above ``tol``: a DivergenceError only if a sample runs away
+        and the energy is not certified bounded below. ``adaptive``: the steps were error-controlled (the advice
+        is then rtol and atol, not dt)."""
         late = speed.detach() > tol
         away = self.running_away(energy, speed) & late
         count, total = int(late.sum()), late.numel()
         rose = late & (self.rise > 0)
-        if bool(rose.any()):  # the integrator's failure, whatever the energy's bound: say so first
+        if bool(rose.any()):  # the integrator's failure, whatever the energy's bound: not the network's
             b = int(torch.where(rose, self.rise, -1.0).argmax())
-            return DivergenceError(
+            advice = (
+                "Tighten rtol and atol, or use method='stiff'"
+                if adaptive
+                else "Use a smaller dt, or an adaptive method ('dopri5')"
+            )
+            return ConvergenceError(
                 f"relax: {int(rose.sum())} of {total} samples did not settle by t={t:.4g} and their energy rose "
                 f"between two steps (by up to {float(self.rise[b]):.3g}, sample {b}, beyond the rounding of its "
                 f"terms), which the exact dynamics never do: the step is beyond the integrator's stability, so the "
-                f"state cycles or wanders instead of settling. Use a smaller dt, or an adaptive method ('dopri5')"
+                f"state cycles or wanders instead of settling; it says nothing of the network's energy. {advice}"
             )
         if bool(away.any()):
             b = int(torch.where(away, speed.detach(), -1.0).argmax())

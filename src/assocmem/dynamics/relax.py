@@ -146,7 +146,9 @@ def relax(
     steps = int(traj.steps.max()) if traj.steps.numel() else 0  # an empty batch takes no step
     if not settled and (strict or (mode == "implicit" and want_grad)):
         budget = f"max_steps={max_steps} reached" if steps >= max_steps else f"t_max={t_max:g}"
-        error = watch.not_settled(network, clamp_, energy, traj.speed, traj.states, tol, end, budget)
+        error = watch.not_settled(
+            network, clamp_, energy, traj.speed, traj.states, tol, end, budget, stepper.adaptive
+        )
         if not isinstance(error, DivergenceError) and method == "dopri5" and rtol > 0.1 * tol:
             error = ConvergenceError(f"{error}. {_HOVERING.format(rtol=rtol, atol=atol, tol=tol)}")
         if mode == "implicit" and not strict and not isinstance(error, DivergenceError):

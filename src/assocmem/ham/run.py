@@ -149,6 +149,35 @@ def check_compatible(saved: Recipe, wanted: Recipe, folder: str | os.PathLike) -
         )
 
 
+def check_config_file(folder: str | os.PathLike, saved: Recipe) -> None:
+    """Refuse a run ``folder`` whose config.json names other settings than its checkpoint: config.json records the
+    settings, the checkpoint holds those a run is evaluated and resumed under, so an edit of config.json would
+    otherwise be ignored in silence (the recipe's ``RESUMABLE`` settings may differ: a resume rewrites config.json
+    before its next checkpoint; settings config.json lacks, as in folders from older versions, are not compared)."""
+    path = Path(folder) / CONFIG
+    if not path.is_file():
+        return
+    try:
+        written = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(f"{path}: not a readable JSON file ({err}); train rewrites it") from None
+    if not isinstance(written, dict):
+        raise ValueError(f"{path}: holds {type(written).__name__}, not the run's settings; train rewrites it")
+    held = json.loads(json.dumps(saved.to_dict()))  # as config.json writes them (tuples as lists)
+    diff = [
+        f"{k}: {CONFIG} {written[k]!r}, checkpoint {v!r}"
+        for k, v in held.items()
+        if k in written and k not in type(saved).RESUMABLE and written[k] != v
+    ]
+    if diff:
+        raise ValueError(
+            f"{folder}: its {CONFIG} differs from its {CHECKPOINT} ({'; '.join(diff)}); a run is evaluated under "
+            f"the settings its checkpoint holds, which {CONFIG} only records, so an edited {CONFIG} would be "
+            f"ignored: restore it (train writes it), or load the run in Python (assocmem.ham.load_checkpoint) and "
+            "change run.model.config there"
+        )
+
+
 def check_schedule(saved: Recipe, wanted: Recipe, done: int, folder: str | os.PathLike) -> None:
     """A decaying rate is laid over the recipe's epochs: a resume that would train under other ``epochs`` would
     jump along it, so it is refused (fewer epochs than those done, which only writes the final metrics, pass)."""
